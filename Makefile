@@ -1,0 +1,96 @@
+# seatgate — top-level build. Every output goes under build/.
+#   make deps        install the Debian packages (as root; else prints the apt-get line)
+#   make             build/libseatgate.a, build/seatctl (+ modules, see below)
+#   make test        unit + integration tests (SANITIZE=1 for ASan+UBSan)
+#   make demo        a walk-through on loopback ports
+#   make bench       benchmarks
+
+B        := build
+CC       ?= cc
+PYTHON   ?= /usr/bin/python3
+SANITIZE ?=
+DEB_PKGS := build-essential pkg-config libhiredis-dev libjson-c-dev libpam0g-dev nginx nginx-dev \
+            redis-server redis-tools libcmocka-dev libpam-wrapper libpamtest0-dev libnss-wrapper \
+            pamtester python3-pytest python3-redis python3-requests wrk curl valgrind \
+            libnginx-mod-http-lua lua-nginx-redis
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
+            -Wno-format-nonliteral
+CFLAGS   ?= -O2 -g
+BASEFLAGS := -std=c11 -D_DEFAULT_SOURCE -D_GNU_SOURCE -fPIC $(WARN) -Icommon -I$(B)/gen \
+             $(shell pkg-config --cflags hiredis json-c 2>/dev/null)
+ifeq ($(SANITIZE),1)
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+endif
+ALLCFLAGS := $(BASEFLAGS) $(CFLAGS) $(SANFLAGS)
+LDLIBS_CORE := -lhiredis
+
+LUA      := decide release pool_set pool_delete assign user_set
+LUA_SRC  := $(patsubst %,common/lua/%.lua,$(LUA))
+CORE_SRC := common/util.c common/url.c common/conn.c common/core.c common/admin.c common/config.c
+CORE_OBJ := $(patsubst common/%.c,$(B)/obj/common/%.o,$(CORE_SRC)) $(B)/obj/common/scripts.o
+
+.PHONY: all deps test unit integration demo bench clean check-deps format
+all: $(B)/libseatgate.a $(B)/seatctl
+
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "deps: installing $$missing"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	else echo "deps: run as root:"; echo "  apt-get install -y $$missing"; exit 1; fi
+
+$(B)/gen/scripts.c: common/embed.sh $(LUA_SRC)
+	@mkdir -p $(@D)
+	sh common/embed.sh $@ $(LUA_SRC)
+
+$(B)/obj/common/scripts.o: $(B)/gen/scripts.c common/seatgate.h
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) -c -o $@ $<
+
+$(B)/obj/%.o: %.c common/seatgate.h
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) -c -o $@ $<
+
+$(B)/libseatgate.a: $(CORE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/seatctl: $(B)/obj/cli/seatctl.o $(B)/libseatgate.a
+	$(CC) $(ALLCFLAGS) -o $@ $^ $(LDLIBS_CORE) $(shell pkg-config --libs json-c)
+
+# ---- tests -------------------------------------------------------------------
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_*.c))
+
+$(B)/tests/%: tests/unit/%.c $(B)/libseatgate.a
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) -Wno-missing-prototypes -o $@ $< $(B)/libseatgate.a $(LDLIBS_CORE) -lcmocka
+
+unit: $(UNIT_TESTS)
+	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
+
+integration: all
+	SEATGATE_BUILD=$(abspath $(B)) $(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
+
+test: unit integration
+
+demo: all
+	sh tests/demo.sh
+
+bench: all $(B)/bench_core
+	sh tests/bench/run.sh
+
+$(B)/bench_core: tests/bench/bench_core.c $(B)/libseatgate.a
+	$(CC) $(ALLCFLAGS) -Wno-missing-prototypes -o $@ $< $(B)/libseatgate.a $(LDLIBS_CORE)
+
+format:
+	clang-format -i common/*.c common/*.h cli/*.c tests/unit/*.c
+
+clean:
+	rm -rf $(B)
+
+-include ngx_module/build.mk
+-include pam_module/build.mk
+-include tests/fuzz/build.mk

@@ -1,0 +1,167 @@
+/* The seatgate config file and PAM-style key=value arguments: one parser for
+ * the PAM module, seatctl and the demo. Errors go through a log callback. */
+#include "seatgate.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    SEEN_REDIS = 1u << 0,
+    SEEN_POOL = 1u << 1,
+    SEEN_FEATURE = 1u << 2,
+    SEEN_FAIL = 1u << 3,
+    SEEN_TIMEOUT = 1u << 4,
+    SEEN_EXEMPT = 1u << 5,
+    SEEN_DEBUG = 1u << 6,
+    SEEN_LEASE = 1u << 7,
+};
+
+void sg_config_init(sg_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    snprintf(cfg->redis, sizeof(cfg->redis), "%s", SG_DEFAULT_REDIS);
+    cfg->timeout_ms = SG_DEFAULT_TIMEOUT_MS;
+}
+
+static int copy(char *dst, size_t len, const char *v)
+{
+    size_t n = strlen(v);
+    if (n >= len)
+        return -1;
+    memcpy(dst, v, n + 1);
+    return 0;
+}
+
+int sg_config_apply(sg_config *cfg, const char *kv, sg_log_fn log, void *ud)
+{
+    char err[SG_ERR_MAX];
+    const char *eq = strchr(kv, '=');
+    size_t klen = eq ? (size_t)(eq - kv) : strlen(kv);
+    const char *v = eq ? eq + 1 : NULL;
+#define KEY(s) (klen == sizeof(s) - 1 && strncmp(kv, s, klen) == 0)
+    if (KEY("debug")) {
+        if (v && strcmp(v, "1") != 0 && strcmp(v, "yes") != 0 && strcmp(v, "0") != 0 &&
+            strcmp(v, "no") != 0) {
+            log(ud, SG_LOG_ERR, "seatgate: debug takes no value or yes/no, not '%s'", v);
+            return -1;
+        }
+        cfg->debug = !v || strcmp(v, "1") == 0 || strcmp(v, "yes") == 0;
+        cfg->seen |= SEEN_DEBUG;
+        return 0;
+    }
+    if (v == NULL) {
+        log(ud, SG_LOG_ERR, "seatgate: unknown option '%s'", kv);
+        return -1;
+    }
+    if (KEY("redis")) {
+        sg_redis_url u;
+        if (sg_url_parse(v, &u, err, sizeof(err)) != 0 || copy(cfg->redis, sizeof(cfg->redis), v)) {
+            log(ud, SG_LOG_ERR, "seatgate: redis: %s", err);
+            return -1;
+        }
+        cfg->seen |= SEEN_REDIS;
+    } else if (KEY("pool")) {
+        if (sg_valid_name(v, err, sizeof(err)) != 0 || copy(cfg->pool, sizeof(cfg->pool), v)) {
+            log(ud, SG_LOG_ERR, "seatgate: pool: %s", err);
+            return -1;
+        }
+        cfg->seen |= SEEN_POOL;
+    } else if (KEY("feature")) {
+        if (sg_valid_name(v, err, sizeof(err)) != 0 ||
+            copy(cfg->feature, sizeof(cfg->feature), v)) {
+            log(ud, SG_LOG_ERR, "seatgate: feature: %s", err);
+            return -1;
+        }
+        cfg->seen |= SEEN_FEATURE;
+    } else if (KEY("fail")) {
+        if (strcmp(v, "open") == 0)
+            cfg->fail_open = 1;
+        else if (strcmp(v, "closed") == 0)
+            cfg->fail_open = 0;
+        else {
+            log(ud, SG_LOG_ERR, "seatgate: fail must be 'open' or 'closed', not '%s'", v);
+            return -1;
+        }
+        cfg->seen |= SEEN_FAIL;
+    } else if (KEY("timeout")) {
+        long ms;
+        if (sg_parse_long(v, 1, 60000, &ms) != 0) {
+            log(ud, SG_LOG_ERR, "seatgate: timeout must be milliseconds 1..60000, not '%s'", v);
+            return -1;
+        }
+        cfg->timeout_ms = (int)ms;
+        cfg->seen |= SEEN_TIMEOUT;
+    } else if (KEY("exempt_group")) {
+        if (sg_valid_group(v, err, sizeof(err)) != 0 ||
+            copy(cfg->exempt_group, sizeof(cfg->exempt_group), v)) {
+            log(ud, SG_LOG_ERR, "seatgate: exempt_group: %s", err);
+            return -1;
+        }
+        cfg->seen |= SEEN_EXEMPT;
+    } else if (KEY("lease")) {
+        long s = sg_parse_duration(v);
+        if (s <= 0) {
+            log(ud, SG_LOG_ERR, "seatgate: lease must be a duration like 12h, not '%s'", v);
+            return -1;
+        }
+        cfg->lease_s = s;
+        cfg->seen |= SEEN_LEASE;
+    } else {
+        log(ud, SG_LOG_ERR, "seatgate: unknown option '%.*s'", (int)klen, kv);
+        return -1;
+    }
+#undef KEY
+    return 0;
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
+        s[--n] = '\0';
+    return s;
+}
+
+int sg_config_read(sg_config *cfg, const char *path, int missing_ok, sg_log_fn log, void *ud)
+{
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        if (missing_ok && errno == ENOENT)
+            return 0;
+        log(ud, SG_LOG_ERR, "seatgate: cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[2048];
+    int lineno = 0, rc = 0;
+    while (fgets(line, sizeof(line), f)) {
+        lineno++;
+        if (strchr(line, '\n') == NULL && !feof(f)) {
+            log(ud, SG_LOG_ERR, "seatgate: %s:%d: line too long", path, lineno);
+            rc = -1;
+            break;
+        }
+        char *s = trim(line);
+        if (*s == '\0' || *s == '#')
+            continue;
+        /* "key = value" -> "key=value" */
+        char buf[2048];
+        char *eq = strchr(s, '=');
+        if (eq) {
+            *eq = '\0';
+            snprintf(buf, sizeof(buf), "%s=%s", trim(s), trim(eq + 1));
+        } else {
+            snprintf(buf, sizeof(buf), "%s", s);
+        }
+        if (sg_config_apply(cfg, buf, log, ud) != 0) {
+            log(ud, SG_LOG_ERR, "seatgate: %s:%d: invalid setting", path, lineno);
+            rc = -1;
+            break;
+        }
+    }
+    fclose(f);
+    return rc;
+}

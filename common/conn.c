@@ -1,0 +1,222 @@
+/* Blocking Redis connection with timeouts (PAM, seatctl): TCP, unix socket,
+ * Sentinel master discovery, AUTH (password or ACL user) and SELECT. */
+#include "seatgate.h"
+
+#include <hiredis/hiredis.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+struct sg_conn {
+    redisContext *ctx;
+    int timeout_ms;
+};
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+}
+
+static struct timeval tv_of(int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    return tv;
+}
+
+static redisContext *dial_tcp(const char *host, int port, int timeout_ms, char *err,
+                              size_t errlen)
+{
+    redisContext *ctx = redisConnectWithTimeout(host, port, tv_of(timeout_ms));
+    if (ctx == NULL) {
+        seterr(err, errlen, "redis %s:%d: out of memory", host, port);
+        return NULL;
+    }
+    if (ctx->err) {
+        seterr(err, errlen, "redis %s:%d: %s", host, port, ctx->errstr);
+        redisFree(ctx);
+        return NULL;
+    }
+    if (redisSetTimeout(ctx, tv_of(timeout_ms)) != REDIS_OK) {
+        seterr(err, errlen, "redis %s:%d: cannot set timeout", host, port);
+        redisFree(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+static int run_simple(redisContext *ctx, const char *where, int argc, const char **argv,
+                      char *err, size_t errlen)
+{
+    redisReply *r = redisCommandArgv(ctx, argc, argv, NULL);
+    if (r == NULL) {
+        seterr(err, errlen, "redis %s: %s", where, ctx->errstr[0] ? ctx->errstr : "no reply");
+        return -1;
+    }
+    int rc = 0;
+    if (r->type == REDIS_REPLY_ERROR) {
+        seterr(err, errlen, "redis %s: %s %s", where, argv[0], r->str);
+        rc = -1;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+/* Ask each sentinel in turn for the master's address. */
+static int sentinel_master(const sg_redis_url *u, int timeout_ms, char *host, size_t hostlen,
+                           int *port, char *err, size_t errlen)
+{
+    char last[SG_ERR_MAX] = "no sentinel answered";
+    for (int i = 0; i < u->nsentinels; i++) {
+        redisContext *s =
+            dial_tcp(u->sentinels[i].host, u->sentinels[i].port, timeout_ms, last, sizeof(last));
+        if (s == NULL)
+            continue;
+        redisReply *r =
+            redisCommand(s, "SENTINEL get-master-addr-by-name %s", u->master);
+        if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+            r->element[0]->type == REDIS_REPLY_STRING &&
+            r->element[1]->type == REDIS_REPLY_STRING) {
+            snprintf(host, hostlen, "%s", r->element[0]->str);
+            long p;
+            int ok = sg_parse_long(r->element[1]->str, 1, 65535, &p) == 0;
+            freeReplyObject(r);
+            redisFree(s);
+            if (ok) {
+                *port = (int)p;
+                return 0;
+            }
+            snprintf(last, sizeof(last), "sentinel gave a bad port");
+            continue;
+        }
+        if (r && r->type == REDIS_REPLY_ERROR)
+            snprintf(last, sizeof(last), "sentinel %s:%d: %s", u->sentinels[i].host,
+                     u->sentinels[i].port, r->str);
+        else if (r)
+            snprintf(last, sizeof(last), "sentinel %s:%d does not know master '%s'",
+                     u->sentinels[i].host, u->sentinels[i].port, u->master);
+        else
+            snprintf(last, sizeof(last), "sentinel %s:%d: %s", u->sentinels[i].host,
+                     u->sentinels[i].port, s->errstr);
+        if (r)
+            freeReplyObject(r);
+        redisFree(s);
+    }
+    seterr(err, errlen, "%s", last);
+    return -1;
+}
+
+sg_conn *sg_conn_open(const sg_redis_url *u, int timeout_ms, char *err, size_t errlen)
+{
+    if (timeout_ms <= 0)
+        timeout_ms = SG_DEFAULT_TIMEOUT_MS;
+    redisContext *ctx = NULL;
+    char where[300];
+    if (u->kind == SG_URL_UNIX) {
+        snprintf(where, sizeof(where), "%s", u->path);
+        ctx = redisConnectUnixWithTimeout(u->path, tv_of(timeout_ms));
+        if (ctx == NULL || ctx->err) {
+            seterr(err, errlen, "redis %s: %s", u->path, ctx ? ctx->errstr : "out of memory");
+            if (ctx)
+                redisFree(ctx);
+            return NULL;
+        }
+        if (redisSetTimeout(ctx, tv_of(timeout_ms)) != REDIS_OK) {
+            seterr(err, errlen, "redis %s: cannot set timeout", u->path);
+            redisFree(ctx);
+            return NULL;
+        }
+    } else {
+        char host[256];
+        int port;
+        if (u->kind == SG_URL_SENTINEL) {
+            if (sentinel_master(u, timeout_ms, host, sizeof(host), &port, err, errlen) != 0)
+                return NULL;
+        } else {
+            snprintf(host, sizeof(host), "%s", u->host);
+            port = u->port;
+        }
+        snprintf(where, sizeof(where), "%s:%d", host, port);
+        ctx = dial_tcp(host, port, timeout_ms, err, errlen);
+        if (ctx == NULL)
+            return NULL;
+    }
+    if (u->password[0]) {
+        const char *av[3] = {"AUTH", u->user[0] ? u->user : u->password, u->password};
+        if (run_simple(ctx, where, u->user[0] ? 3 : 2, av, err, errlen) != 0) {
+            redisFree(ctx);
+            return NULL;
+        }
+    }
+    if (u->db) {
+        char db[16];
+        snprintf(db, sizeof(db), "%d", u->db);
+        const char *av[2] = {"SELECT", db};
+        if (run_simple(ctx, where, 2, av, err, errlen) != 0) {
+            redisFree(ctx);
+            return NULL;
+        }
+    }
+    if (u->kind == SG_URL_SENTINEL) {
+        /* make sure the sentinel's answer is really a master (failover in progress) */
+        redisReply *r = redisCommand(ctx, "ROLE");
+        int ok = r && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+                 r->element[0]->type == REDIS_REPLY_STRING &&
+                 strcmp(r->element[0]->str, "master") == 0;
+        if (r)
+            freeReplyObject(r);
+        if (!ok) {
+            seterr(err, errlen, "redis %s: sentinel named it master of '%s' but it is not", where,
+                   u->master);
+            redisFree(ctx);
+            return NULL;
+        }
+    }
+    sg_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        seterr(err, errlen, "out of memory");
+        redisFree(ctx);
+        return NULL;
+    }
+    c->ctx = ctx;
+    c->timeout_ms = timeout_ms;
+    return c;
+}
+
+void sg_conn_close(sg_conn *c)
+{
+    if (c == NULL)
+        return;
+    if (c->ctx)
+        redisFree(c->ctx);
+    free(c);
+}
+
+struct redisContext *sg_conn_ctx(sg_conn *c)
+{
+    return c->ctx;
+}
+
+struct redisReply *sg_conn_cmd(sg_conn *c, int argc, const char **argv, const size_t *argvlen,
+                               char *err, size_t errlen)
+{
+    if (c->ctx->err) {
+        seterr(err, errlen, "redis: %s", c->ctx->errstr);
+        return NULL;
+    }
+    redisReply *r = redisCommandArgv(c->ctx, argc, argv, argvlen);
+    if (r == NULL)
+        seterr(err, errlen, "redis: %s",
+               c->ctx->err == REDIS_ERR_IO && c->ctx->errstr[0] == '\0' ? "I/O error"
+                                                                         : c->ctx->errstr);
+    return r;
+}

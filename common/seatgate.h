@@ -1,0 +1,345 @@
+/*
+ * libseatgate: the shared core of seatgate.
+ *
+ * Everything that decides or validates lives here, once: the decision model
+ * (executed atomically in Redis by the embedded Lua scripts), the key schema,
+ * identity validation, Redis URL parsing and connection, the config file.
+ * The nginx module, the PAM module and seatctl only wrap it.
+ *
+ * This header has no nginx or PAM types. Functions that talk to Redis come in
+ * two forms: a command builder plus a reply parser (for the nginx module's
+ * non-blocking adapter) and a blocking call with timeouts (PAM, seatctl).
+ */
+#ifndef SEATGATE_H
+#define SEATGATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct redisReply;
+struct redisContext;
+
+#define SG_VERSION "0.1.0"
+
+/* ---- limits -------------------------------------------------------------- */
+#define SG_IDENT_MAX 256   /* bytes in a user, group or session id */
+#define SG_POOL_MAX 64     /* bytes in a pool or feature name */
+#define SG_ERR_MAX 256     /* size of every error buffer */
+#define SG_KEY_MAX (SG_POOL_MAX + SG_IDENT_MAX + 32)
+#define SG_DEFAULT_REDIS "redis://127.0.0.1:6379"
+#define SG_DEFAULT_CONF "/etc/security/seatgate.conf"
+#define SG_DEFAULT_TIMEOUT_MS 1000
+#define SG_DEFAULT_IDLE_S 900
+#define SG_REVOKE_CHANNEL "seatgate:revoke"
+
+/* ---- decisions ------------------------------------------------------------ */
+typedef enum {
+    SG_GRANTED_NAMED = 0,
+    SG_GRANTED_FLOATING,
+    SG_GRANTED_FREE,
+    SG_DENIED_UNASSIGNED,
+    SG_DENIED_EXHAUSTED,
+    SG_DENIED_EXCLUDED,
+    SG_DENIED_FEATURE,
+    SG_DENIED_MULTIPLEXING,
+    SG_DENIED_DISABLED,
+    SG_ERROR_BACKEND,
+    SG_RESULT_COUNT
+} sg_result;
+
+typedef enum { SG_SEAT_NONE = 0, SG_SEAT_NAMED, SG_SEAT_FLOATING, SG_SEAT_FREE } sg_seat;
+
+typedef enum { SG_OP_CHECK = 0, SG_OP_ACQUIRE } sg_op;
+
+/* What a caller asks. Strings are borrowed; NULL or "" means absent. */
+typedef struct {
+    sg_op op;
+    const char *pool;
+    const char *user;         /* the authenticated identity */
+    const char *on_behalf_of; /* human a service account acts for */
+    const char *feature;      /* required exclusive module */
+    const char *session;      /* session id; NULL = the user's default lease */
+    const char *via;          /* "nginx", "pam", "cli" */
+    const char *host;         /* host name for audit and session leases */
+    const char *client;       /* client address for audit */
+    long pid;                 /* process holding the session (PAM), 0 if none */
+    long ttl_s;               /* lease length; 0 = the pool's idle timeout */
+} sg_request;
+
+/* What the core answers. Strings are owned by the struct (fixed buffers). */
+typedef struct {
+    sg_result result;
+    sg_seat seat;
+    char reason[64];        /* machine-readable reason, e.g. "all_floating_in_use" */
+    char user[SG_IDENT_MAX + 1]; /* effective identity (the human for a service account) */
+    long long in_use;       /* floating seats held after the decision */
+    long long floating;     /* floating seats bought */
+    long long capacity;     /* floating + overdraft */
+    long long named;        /* named seats bought */
+    long long expires_ms;   /* lease expiry (server time, ms since epoch); 0 if none */
+    long long ttl_ms;       /* lease length granted */
+    long long epoch;        /* pool epoch: changes on every admin change of the pool */
+    int overdraft;          /* 1 if this grant went into overdraft */
+    char err[SG_ERR_MAX];   /* set for SG_ERROR_BACKEND */
+} sg_decision;
+
+const char *sg_result_name(sg_result r);
+int sg_result_parse(const char *s, sg_result *out); /* 0 ok, -1 unknown */
+const char *sg_seat_name(sg_seat s);
+int sg_result_granted(sg_result r);
+
+/* ---- validation -------------------------------------------------------------
+ * All return 0 when valid, else -1 with a one-line reason in err (may be NULL).
+ */
+int sg_valid_ident(const char *s, char *err, size_t errlen);   /* user, session */
+int sg_valid_group(const char *s, char *err, size_t errlen);   /* ident minus , = */
+int sg_valid_name(const char *s, char *err, size_t errlen);    /* pool, feature */
+
+/* "900", "90s", "15m", "2h", "1d" -> seconds; -1 on error. */
+long sg_parse_duration(const char *s);
+/* strict decimal integer in [min,max]; 0 ok, -1 error */
+int sg_parse_long(const char *s, long min, long max, long *out);
+
+/* ---- Redis URL --------------------------------------------------------------
+ * redis://[user:password@]host:port[/db]
+ * unix:///path/to/redis.sock[?db=N]
+ * sentinel://host:port[,host:port...]/master-name
+ */
+#define SG_SENTINELS_MAX 8
+typedef enum { SG_URL_TCP = 0, SG_URL_UNIX, SG_URL_SENTINEL } sg_url_kind;
+
+typedef struct {
+    char host[256];
+    int port;
+} sg_hostport;
+
+typedef struct {
+    sg_url_kind kind;
+    char host[256]; /* tcp */
+    int port;
+    char path[256]; /* unix */
+    char user[128]; /* ACL user, "" = default */
+    char password[256];
+    int db;
+    sg_hostport sentinels[SG_SENTINELS_MAX];
+    int nsentinels;
+    char master[128];
+} sg_redis_url;
+
+int sg_url_parse(const char *url, sg_redis_url *out, char *err, size_t errlen);
+/* The URL with the password replaced by "***", for logs. */
+void sg_url_redacted(const sg_redis_url *u, char *buf, size_t len);
+
+/* ---- blocking connection (PAM, seatctl) ----------------------------------- */
+typedef struct sg_conn sg_conn;
+
+/* Connects (following Sentinel), authenticates and selects the db; every
+ * later command is bounded by timeout_ms. NULL on failure with err set. */
+sg_conn *sg_conn_open(const sg_redis_url *url, int timeout_ms, char *err, size_t errlen);
+void sg_conn_close(sg_conn *c);
+struct redisContext *sg_conn_ctx(sg_conn *c);
+/* Runs one command; NULL on I/O error or timeout (err set). An error reply is
+ * returned as a reply of type REDIS_REPLY_ERROR. Caller frees with freeReplyObject. */
+struct redisReply *sg_conn_cmd(sg_conn *c, int argc, const char **argv, const size_t *argvlen,
+                               char *err, size_t errlen);
+
+/* ---- scripts ------------------------------------------------------------- */
+typedef enum {
+    SG_SCRIPT_DECIDE = 0,
+    SG_SCRIPT_RELEASE,
+    SG_SCRIPT_POOL_SET,
+    SG_SCRIPT_POOL_DELETE,
+    SG_SCRIPT_ASSIGN,
+    SG_SCRIPT_USER_SET,
+    SG_SCRIPT_COUNT
+} sg_script;
+
+const char *sg_script_body(sg_script s);
+const char *sg_script_sha(sg_script s);
+
+/* A Redis command as an argv vector, built into an owned buffer. */
+#define SG_CMD_ARGS 32
+typedef struct {
+    int argc;
+    const char *argv[SG_CMD_ARGS];
+    size_t argvlen[SG_CMD_ARGS];
+    char buf[4096];
+    size_t used;
+} sg_cmd;
+
+/* Build EVALSHA (use_eval=0) or EVAL (use_eval=1) of a decision. The request
+ * must have been validated (sg_request_validate). */
+int sg_request_validate(const sg_request *rq, char *err, size_t errlen);
+int sg_decide_cmd(const sg_request *rq, int use_eval, sg_cmd *cmd);
+/* Release: session NULL = every session of the user. */
+int sg_release_cmd(const char *pool, const char *user, const char *session, const char *via,
+                   const char *host, int use_eval, sg_cmd *cmd);
+/* True when the reply is a NOSCRIPT error (resend with use_eval=1). */
+int sg_reply_is_noscript(const struct redisReply *r);
+/* Parse a decide script reply. Returns 0, or -1 with d->result = SG_ERROR_BACKEND. */
+int sg_decision_parse(const struct redisReply *r, sg_decision *d);
+/* Fill d as an error_backend decision with the message. */
+void sg_decision_error(sg_decision *d, const char *msg);
+
+/* Blocking wrappers: EVALSHA, then EVAL on NOSCRIPT. */
+int sg_decide(sg_conn *c, const sg_request *rq, sg_decision *d);
+/* 0 nothing was held, 1 a session closed (the seat stays: other sessions or a
+ * named seat), 2 the floating seat was released; -1 backend error, -2 bad input */
+long sg_release(sg_conn *c, const char *pool, const char *user, const char *session,
+                const char *via, const char *host, char *err, size_t errlen);
+
+/* Generic script runner used by the admin functions. */
+struct redisReply *sg_script_run(sg_conn *c, sg_script s, int nkeys, int argc, const char **argv,
+                                 char *err, size_t errlen);
+
+/* ---- keys ----------------------------------------------------------------
+ * Every key of a pool carries the hash tag {POOL}, so a pool is one Cluster
+ * slot. User names never appear in key names except after the tag (mux keys),
+ * where they cannot change the slot.
+ */
+typedef enum {
+    SG_K_CONF = 0, /* hash: the pool's settings */
+    SG_K_NAMED,    /* set: users holding named seats */
+    SG_K_LEASES,   /* zset: floating holder -> lease expiry (ms) */
+    SG_K_SESS,     /* zset: user\0session -> session expiry (ms) */
+    SG_K_SESSIDX,  /* zset (score 0): user\0session, for lexical ranges per user */
+    SG_K_SESSINFO, /* hash: user\0session -> via\thost\tpid\tstarted\tobo\tclient */
+    SG_K_USERS,    /* hash: this pool's mirror of the user registry */
+    SG_K_AUDIT,    /* stream: capped audit log */
+    SG_K_LASTUSED, /* hash: user -> last grant (ms) */
+    SG_K_STATS,    /* hash: counters by result, peaks by hour */
+    SG_K_COUNT
+} sg_key;
+
+int sg_keyname(sg_key k, const char *pool, char *buf, size_t len);
+int sg_key_mux(const char *pool, const char *service_account, char *buf, size_t len);
+#define SG_KEY_POOLS "sg:pools"  /* set of pool names */
+#define SG_KEY_USERS "sg:users"  /* hash: the global user registry */
+
+/* ---- administration (seatctl; reap is used by PAM tools too) --------------- */
+#define SG_LIST_MAX 16
+typedef struct {
+    char group[SG_IDENT_MAX + 1];
+    long k;
+} sg_group_k;
+
+typedef struct {
+    char name[SG_POOL_MAX + 1];
+    long named, floating, idle_s, overdraft_pct, mux_limit, mux_window_s;
+    char features[1024]; /* comma separated */
+    sg_group_k reserve[SG_LIST_MAX];
+    int nreserve;
+    sg_group_k cap[SG_LIST_MAX];
+    int ncap;
+    char include[1024]; /* comma separated groups */
+    char exclude[1024];
+    /* which fields an update sets (pool set only changes what was given) */
+    unsigned set_mask;
+} sg_pool;
+
+enum {
+    SG_PSET_NAMED = 1u << 0,
+    SG_PSET_FLOATING = 1u << 1,
+    SG_PSET_IDLE = 1u << 2,
+    SG_PSET_FEATURES = 1u << 3,
+    SG_PSET_RESERVE = 1u << 4,
+    SG_PSET_CAP = 1u << 5,
+    SG_PSET_INCLUDE = 1u << 6,
+    SG_PSET_EXCLUDE = 1u << 7,
+    SG_PSET_OVERDRAFT = 1u << 8,
+    SG_PSET_MUX_LIMIT = 1u << 9,
+    SG_PSET_MUX_WINDOW = 1u << 10,
+};
+
+/* Return codes of the admin calls */
+#define SG_OK 0
+#define SG_EDENIED 1 /* refused by a rule (e.g. more users than named seats) */
+#define SG_EINPUT 2  /* bad input or unknown pool; nothing changed */
+#define SG_EBACKEND 3
+
+typedef struct {
+    char name[SG_POOL_MAX + 1];
+    long named, floating, idle_s, overdraft_pct, mux_limit, mux_window_s;
+    long capacity;
+    char features[1024];
+    char reserve[1024]; /* "g=k,g2=k" */
+    char cap[1024];
+    char include[1024];
+    char exclude[1024];
+    long long epoch;
+    long assigned;    /* users with a named seat */
+    long in_use;      /* live floating leases */
+    long sessions;    /* live sessions */
+} sg_pool_info;
+
+int sg_pool_set(sg_conn *c, const sg_pool *p, const char *via, char *err, size_t errlen);
+int sg_pool_get(sg_conn *c, const char *pool, sg_pool_info *out, char *err, size_t errlen);
+/* names of every pool, sorted; caller frees with sg_strv_free */
+int sg_pool_list(sg_conn *c, char ***names, size_t *n, char *err, size_t errlen);
+int sg_pool_delete(sg_conn *c, const char *pool, const char *via, char *err, size_t errlen);
+void sg_strv_free(char **v, size_t n);
+
+/* assign=1 assigns, 0 unassigns. Atomic over the list: either all or nothing. */
+int sg_assign(sg_conn *c, const char *pool, int assign, const char **users, size_t n,
+              const char *via, char *err, size_t errlen);
+
+typedef struct {
+    const char *groups; /* comma separated, NULL = unchanged */
+    int service;        /* -1 unchanged, 0/1 */
+    int disabled;       /* -1 unchanged, 0/1 */
+} sg_user_change;
+
+int sg_user_set(sg_conn *c, const char *user, const sg_user_change *ch, const char *via,
+                char *err, size_t errlen);
+
+typedef struct {
+    char user[SG_IDENT_MAX + 1];
+    char session[SG_IDENT_MAX + 1];
+    char via[16];
+    char host[256];
+    long pid;
+    long long started_ms, expires_ms;
+    char obo[SG_IDENT_MAX + 1];
+    char client[64];
+} sg_session_info;
+
+typedef struct {
+    char user[SG_IDENT_MAX + 1];
+    char kind[16]; /* "named" or "floating" */
+    long long expires_ms; /* floating: lease expiry */
+    long long last_used_ms;
+} sg_holder;
+
+/* Holders of a pool (named assignments and live floating leases). */
+int sg_holders(sg_conn *c, const char *pool, sg_holder **out, size_t *n, char *err,
+               size_t errlen);
+int sg_sessions(sg_conn *c, const char *pool, sg_session_info **out, size_t *n, char *err,
+                size_t errlen);
+long long sg_server_time_ms(sg_conn *c);
+
+/* ---- config file ---------------------------------------------------------
+ * key = value lines, '#' comments. Shared by PAM, seatctl and the demo.
+ */
+typedef enum { SG_LOG_ERR = 0, SG_LOG_WARN, SG_LOG_INFO, SG_LOG_DEBUG } sg_log_level;
+typedef void (*sg_log_fn)(void *ud, sg_log_level lvl, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+typedef struct {
+    char redis[1024];
+    char pool[SG_POOL_MAX + 1];
+    char feature[SG_POOL_MAX + 1];
+    int fail_open;    /* 0 closed (default), 1 open */
+    int timeout_ms;
+    char exempt_group[SG_IDENT_MAX + 1];
+    int debug;
+    long lease_s;     /* PAM session lease; 0 = pool idle timeout */
+    unsigned seen;    /* which keys were set */
+} sg_config;
+
+void sg_config_init(sg_config *cfg);
+/* Applies one "key=value" (or bare "debug") setting. 0 ok, -1 error (logged). */
+int sg_config_apply(sg_config *cfg, const char *kv, sg_log_fn log, void *ud);
+/* Reads a file. missing_ok: a missing file is not an error. 0 ok, -1 error. */
+int sg_config_read(sg_config *cfg, const char *path, int missing_ok, sg_log_fn log, void *ud);
+
+#endif

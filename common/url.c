@@ -1,0 +1,264 @@
+/* Redis URL parsing: redis://, unix://, sentinel://. */
+#include "seatgate.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+static int hex(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decode [s, s+n) into out (size outlen). */
+static int pct_decode(const char *s, size_t n, char *out, size_t outlen)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int c = (unsigned char)s[i];
+        if (c == '%') {
+            if (i + 2 >= n)
+                return -1;
+            int h = hex(s[i + 1]), l = hex(s[i + 2]);
+            if (h < 0 || l < 0)
+                return -1;
+            c = h * 16 + l;
+            i += 2;
+        }
+        if (c == 0 || o + 1 >= outlen)
+            return -1;
+        out[o++] = (char)c;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+static int parse_port(const char *s, size_t n, int *port)
+{
+    if (n == 0 || n > 5)
+        return -1;
+    long v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v < 1 || v > 65535)
+        return -1;
+    *port = (int)v;
+    return 0;
+}
+
+/* host[:port] or [v6]:port in [s, s+n) */
+static int parse_hostport(const char *s, size_t n, sg_hostport *hp, int defport)
+{
+    const char *colon = NULL;
+    size_t hlen;
+    const char *h = s;
+    if (n > 0 && s[0] == '[') {
+        const char *rb = memchr(s, ']', n);
+        if (!rb)
+            return -1;
+        h = s + 1;
+        hlen = (size_t)(rb - s - 1);
+        if (rb + 1 < s + n) {
+            if (rb[1] != ':')
+                return -1;
+            colon = rb + 1;
+        }
+    } else {
+        colon = memchr(s, ':', n);
+        hlen = colon ? (size_t)(colon - s) : n;
+    }
+    if (hlen == 0 || hlen >= sizeof(hp->host))
+        return -1;
+    for (size_t i = 0; i < hlen; i++) {
+        char c = h[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '-' || c == ':' || c == '_'))
+            return -1;
+    }
+    memcpy(hp->host, h, hlen);
+    hp->host[hlen] = '\0';
+    hp->port = defport;
+    if (colon && parse_port(colon + 1, (size_t)(s + n - colon - 1), &hp->port) != 0)
+        return -1;
+    return 0;
+}
+
+static int parse_db(const char *s, int *db)
+{
+    long v;
+    if (sg_parse_long(s, 0, 1000000, &v) != 0)
+        return -1;
+    *db = (int)v;
+    return 0;
+}
+
+static int parse_userinfo(const char *s, size_t n, sg_redis_url *u)
+{
+    const char *colon = memchr(s, ':', n);
+    if (!colon)
+        return pct_decode(s, n, u->password, sizeof(u->password)); /* bare password */
+    if (pct_decode(s, (size_t)(colon - s), u->user, sizeof(u->user)) != 0)
+        return -1;
+    return pct_decode(colon + 1, (size_t)(s + n - colon - 1), u->password, sizeof(u->password));
+}
+
+int sg_url_parse(const char *url, sg_redis_url *u, char *err, size_t errlen)
+{
+    memset(u, 0, sizeof(*u));
+    if (url == NULL || *url == '\0')
+        return fail(err, errlen, "redis URL is empty");
+    if (strlen(url) > 1000)
+        return fail(err, errlen, "redis URL is too long");
+    for (const char *p = url; *p; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f)
+            return fail(err, errlen, "redis URL contains a space or control character");
+
+    if (strncmp(url, "redis://", 8) == 0) {
+        u->kind = SG_URL_TCP;
+        const char *s = url + 8;
+        const char *slash = strchr(s, '/');
+        const char *end = slash ? slash : s + strlen(s);
+        const char *at = NULL;
+        for (const char *p = s; p < end; p++)
+            if (*p == '@')
+                at = p;
+        if (at) {
+            if (parse_userinfo(s, (size_t)(at - s), u) != 0)
+                return fail(err, errlen, "redis URL '%s': bad user or password", url);
+            s = at + 1;
+        }
+        sg_hostport hp;
+        if (parse_hostport(s, (size_t)(end - s), &hp, 6379) != 0)
+            return fail(err, errlen, "redis URL '%s': bad host or port", url);
+        memcpy(u->host, hp.host, sizeof(u->host));
+        u->port = hp.port;
+        if (slash && slash[1] != '\0' && parse_db(slash + 1, &u->db) != 0)
+            return fail(err, errlen, "redis URL '%s': bad database number", url);
+        return 0;
+    }
+    if (strncmp(url, "unix://", 7) == 0) {
+        u->kind = SG_URL_UNIX;
+        const char *s = url + 7;
+        const char *q = strchr(s, '?');
+        size_t n = q ? (size_t)(q - s) : strlen(s);
+        if (n == 0 || s[0] != '/')
+            return fail(err, errlen, "redis URL '%s': unix socket path must be absolute", url);
+        if (n >= sizeof(u->path))
+            return fail(err, errlen, "redis URL '%s': socket path too long", url);
+        if (pct_decode(s, n, u->path, sizeof(u->path)) != 0)
+            return fail(err, errlen, "redis URL '%s': bad socket path", url);
+        while (q) {
+            const char *kv = q + 1;
+            q = strchr(kv, '&');
+            size_t kn = q ? (size_t)(q - kv) : strlen(kv);
+            char tmp[300];
+            if (kn >= sizeof(tmp))
+                return fail(err, errlen, "redis URL '%s': bad query", url);
+            memcpy(tmp, kv, kn);
+            tmp[kn] = '\0';
+            if (strncmp(tmp, "db=", 3) == 0) {
+                if (parse_db(tmp + 3, &u->db) != 0)
+                    return fail(err, errlen, "redis URL '%s': bad database number", url);
+            } else if (strncmp(tmp, "password=", 9) == 0) {
+                if (pct_decode(tmp + 9, kn - 9, u->password, sizeof(u->password)) != 0)
+                    return fail(err, errlen, "redis URL '%s': bad password", url);
+            } else if (strncmp(tmp, "user=", 5) == 0) {
+                if (pct_decode(tmp + 5, kn - 5, u->user, sizeof(u->user)) != 0)
+                    return fail(err, errlen, "redis URL '%s': bad user", url);
+            } else {
+                return fail(err, errlen, "redis URL '%s': unknown parameter '%s'", url, tmp);
+            }
+        }
+        return 0;
+    }
+    if (strncmp(url, "sentinel://", 11) == 0) {
+        u->kind = SG_URL_SENTINEL;
+        const char *s = url + 11;
+        const char *at = strchr(s, '@');
+        const char *slash = strchr(s, '/');
+        if (at && (!slash || at < slash)) {
+            if (parse_userinfo(s, (size_t)(at - s), u) != 0)
+                return fail(err, errlen, "redis URL '%s': bad user or password", url);
+            s = at + 1;
+        }
+        slash = strchr(s, '/');
+        if (!slash || slash[1] == '\0')
+            return fail(err, errlen, "redis URL '%s': sentinel URL needs /master-name", url);
+        const char *p = s;
+        while (p < slash) {
+            const char *comma = memchr(p, ',', (size_t)(slash - p));
+            const char *e = comma ? comma : slash;
+            if (u->nsentinels == SG_SENTINELS_MAX)
+                return fail(err, errlen, "redis URL '%s': more than %d sentinels", url,
+                            SG_SENTINELS_MAX);
+            if (parse_hostport(p, (size_t)(e - p), &u->sentinels[u->nsentinels], 26379) != 0)
+                return fail(err, errlen, "redis URL '%s': bad sentinel address", url);
+            u->nsentinels++;
+            p = comma ? comma + 1 : slash;
+        }
+        if (u->nsentinels == 0)
+            return fail(err, errlen, "redis URL '%s': no sentinel address", url);
+        const char *m = slash + 1;
+        const char *mslash = strchr(m, '/');
+        size_t mn = mslash ? (size_t)(mslash - m) : strlen(m);
+        if (mn == 0 || mn >= sizeof(u->master))
+            return fail(err, errlen, "redis URL '%s': bad master name", url);
+        memcpy(u->master, m, mn);
+        u->master[mn] = '\0';
+        char e2[SG_ERR_MAX];
+        if (sg_valid_name(u->master, e2, sizeof(e2)) != 0)
+            return fail(err, errlen, "redis URL '%s': bad master name", url);
+        if (mslash && mslash[1] != '\0' && parse_db(mslash + 1, &u->db) != 0)
+            return fail(err, errlen, "redis URL '%s': bad database number", url);
+        return 0;
+    }
+    return fail(err, errlen,
+                "redis URL '%s': expected redis://, unix:// or sentinel://", url);
+}
+
+void sg_url_redacted(const sg_redis_url *u, char *buf, size_t len)
+{
+    const char *pw = u->password[0] ? "***@" : "";
+    const char *us = u->user[0] ? u->user : "";
+    const char *sep = u->user[0] && u->password[0] ? ":" : (u->user[0] ? "@" : "");
+    switch (u->kind) {
+    case SG_URL_TCP:
+        snprintf(buf, len, "redis://%s%s%s%s:%d/%d", us, sep, pw, u->host, u->port, u->db);
+        break;
+    case SG_URL_UNIX:
+        snprintf(buf, len, "unix://%s?db=%d", u->path, u->db);
+        break;
+    default: {
+        size_t o = (size_t)snprintf(buf, len, "sentinel://");
+        for (int i = 0; i < u->nsentinels && o < len; i++)
+            o += (size_t)snprintf(buf + o, len - o, "%s%s:%d", i ? "," : "", u->sentinels[i].host,
+                                  u->sentinels[i].port);
+        if (o < len)
+            snprintf(buf + o, len - o, "/%s", u->master);
+    }
+    }
+}

@@ -1,0 +1,204 @@
+/* Identity validation, number and duration parsing, result names. */
+#include "seatgate.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const result_names[SG_RESULT_COUNT] = {
+    "granted_named",       "granted_floating", "granted_free",    "denied_unassigned",
+    "denied_exhausted",    "denied_excluded",  "denied_feature",  "denied_multiplexing",
+    "denied_disabled",     "error_backend",
+};
+
+const char *sg_result_name(sg_result r)
+{
+    if ((int)r < 0 || r >= SG_RESULT_COUNT)
+        return "error_backend";
+    return result_names[r];
+}
+
+int sg_result_parse(const char *s, sg_result *out)
+{
+    for (int i = 0; i < SG_RESULT_COUNT; i++) {
+        if (strcmp(s, result_names[i]) == 0) {
+            *out = (sg_result)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int sg_result_granted(sg_result r)
+{
+    return r == SG_GRANTED_NAMED || r == SG_GRANTED_FLOATING || r == SG_GRANTED_FREE;
+}
+
+const char *sg_seat_name(sg_seat s)
+{
+    switch (s) {
+    case SG_SEAT_NAMED:
+        return "named";
+    case SG_SEAT_FLOATING:
+        return "floating";
+    case SG_SEAT_FREE:
+        return "free";
+    default:
+        return "none";
+    }
+}
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+/* Length of the UTF-8 sequence at s, 0 if invalid (overlong, surrogate, >U+10FFFF). */
+static size_t utf8_len(const unsigned char *s)
+{
+    unsigned c = s[0];
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        return (s[1] & 0xc0) == 0x80 ? 2 : 0;
+    if (c >= 0xe0 && c <= 0xef) {
+        if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
+            return 0;
+        if (c == 0xe0 && s[1] < 0xa0)
+            return 0;
+        if (c == 0xed && s[1] >= 0xa0)
+            return 0;
+        return 3;
+    }
+    if (c >= 0xf0 && c <= 0xf4) {
+        if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
+            return 0;
+        if (c == 0xf0 && s[1] < 0x90)
+            return 0;
+        if (c == 0xf4 && s[1] >= 0x90)
+            return 0;
+        return 4;
+    }
+    return 0;
+}
+
+static int valid_text(const char *what, const char *s, size_t max, const char *forbid, char *err,
+                      size_t errlen)
+{
+    if (s == NULL || *s == '\0')
+        return fail(err, errlen, "%s is empty", what);
+    size_t n = strlen(s);
+    if (n > max)
+        return fail(err, errlen, "%s is longer than %zu bytes", what, max);
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        if (p[i] < 0x20 || p[i] == 0x7f)
+            return fail(err, errlen, "%s contains a control character at byte %zu", what, i);
+        if (forbid && p[i] < 0x80 && strchr(forbid, p[i]))
+            return fail(err, errlen, "%s contains '%c', which is not allowed", what, p[i]);
+        size_t l = utf8_len(p + i);
+        if (l == 0)
+            return fail(err, errlen, "%s is not valid UTF-8 at byte %zu", what, i);
+        i += l;
+    }
+    if (s[0] == ' ' || s[n - 1] == ' ')
+        return fail(err, errlen, "%s starts or ends with a space", what);
+    return 0;
+}
+
+int sg_valid_ident(const char *s, char *err, size_t errlen)
+{
+    return valid_text("identity", s, SG_IDENT_MAX, NULL, err, errlen);
+}
+
+int sg_valid_group(const char *s, char *err, size_t errlen)
+{
+    return valid_text("group", s, SG_IDENT_MAX, ",=", err, errlen);
+}
+
+int sg_valid_name(const char *s, char *err, size_t errlen)
+{
+    if (s == NULL || *s == '\0')
+        return fail(err, errlen, "name is empty");
+    size_t n = strlen(s);
+    if (n > SG_POOL_MAX)
+        return fail(err, errlen, "name '%.64s...' is longer than %d bytes", s, SG_POOL_MAX);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 (i > 0 && (c == '-' || c == '_' || c == '.'));
+        if (!ok)
+            return fail(err, errlen,
+                        "name '%s' is not allowed: use letters, digits, '-', '_' and '.', "
+                        "starting with a letter or digit",
+                        s);
+    }
+    return 0;
+}
+
+int sg_parse_long(const char *s, long min, long max, long *out)
+{
+    if (s == NULL || *s == '\0')
+        return -1;
+    for (const char *p = (*s == '-') ? s + 1 : s; *p; p++)
+        if (*p < '0' || *p > '9')
+            return -1;
+    if (*s == '-' && s[1] == '\0')
+        return -1;
+    errno = 0;
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+long sg_parse_duration(const char *s)
+{
+    if (s == NULL || *s == '\0')
+        return -1;
+    size_t n = strlen(s);
+    if (n > 16)
+        return -1;
+    char num[17];
+    memcpy(num, s, n + 1);
+    long mult = 1;
+    switch (num[n - 1]) {
+    case 's':
+        mult = 1;
+        num[--n] = '\0';
+        break;
+    case 'm':
+        mult = 60;
+        num[--n] = '\0';
+        break;
+    case 'h':
+        mult = 3600;
+        num[--n] = '\0';
+        break;
+    case 'd':
+        mult = 86400;
+        num[--n] = '\0';
+        break;
+    default:
+        break;
+    }
+    long v;
+    if (n == 0 || num[0] == '-' || sg_parse_long(num, 0, 365L * 86400, &v) != 0)
+        return -1;
+    if (v > 365L * 86400 / mult)
+        return -1;
+    return v * mult;
+}
