@@ -76,7 +76,9 @@ integration: all
 
 test: unit integration
 
-demo: all
+demo:
+	@$(MAKE) -s deps
+	@$(MAKE) -s all
 	sh tests/demo.sh
 
 bench: all $(B)/bench_core

@@ -1,0 +1,58 @@
+#!/bin/sh
+# make bench: decisions per second through the shared core against a local
+# Redis, beside redis-benchmark running the same script (the ceiling).
+# Later sections (nginx, PAM) append their rows when their parts are built.
+set -eu
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+B=${SEATGATE_BUILD:-$ROOT/build}
+SECS=${BENCH_SECONDS:-3}
+ROUNDS=${BENCH_ROUNDS:-3}
+TMP=$(mktemp -d)
+PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cleanup() { redis-cli -p "$PORT" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$TMP"; }
+trap cleanup EXIT INT TERM
+redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" \
+    --daemonize yes --logfile "$TMP/redis.log" --pidfile "$TMP/redis.pid"
+for _ in 1 2 3 4 5 6 7 8 9 10; do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+URL=redis://127.0.0.1:$PORT
+"$B/seatctl" --redis "$URL" pool set bench --floating 100 --idle-timeout 15m >/dev/null
+
+median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.0f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+
+echo "seatgate bench: $(nproc) cores, redis $(redis-server --version | awk '{print $3}' | sed 's/v=//'), ${ROUNDS} rounds x ${SECS}s, medians"
+echo
+seqs=""; pips=""
+for _ in $(seq "$ROUNDS"); do
+    set -- $("$B/bench_core" "$URL" bench 50 "$SECS" 32)
+    seqs="$seqs $1"; pips="$pips $2"
+done
+SEQ=$(echo $seqs | tr ' ' '\n' | median)
+PIP=$(echo $pips | tr ' ' '\n' | median)
+
+# redis-benchmark: the same decide script for one user (a renewal), EVALSHA
+SHA=$(sed -n 's/^    "\([0-9a-f]\{40\}\)",$/\1/p' "$B/gen/scripts.c" | head -1)
+K="sg:{bench}"
+ARGS="EVALSHA $SHA 11 $K:conf $K:named $K:leases $K:sess $K:sessidx $K:sessinfo $K:users $K:audit $K:lastused $K:stats $K:mux: acquire bench0 '' '' '' bench bench 0 '' 0 bench"
+rb() { # $1 = pipeline depth
+    vals=""
+    for _ in $(seq "$ROUNDS"); do
+        v=$(eval redis-benchmark -p "$PORT" -c 1 -P "$1" -n $((SECS * 8000 * $1 / ($1 > 1 ? 4 : 1))) --csv $ARGS 2>/dev/null |
+            tail -1 | awk -F'"' '{print $4}')
+        vals="$vals ${v%.*}"
+    done
+    echo $vals | tr ' ' '\n' | median
+}
+RB1=$(rb 1)
+RB32=$(rb 32)
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+printf '%-44s %14s %10s\n' "core decisions (acquire, 50 users)" "decisions/s" "ratio"
+printf '%-44s %14s %10s\n' "redis-benchmark EVALSHA decide, 1 conn" "$RB1" "1.00"
+printf '%-44s %14s %10s\n' "libseatgate sg_decide, 1 conn" "$SEQ" "$(ratio "$SEQ" "$RB1")"
+printf '%-44s %14s %10s\n' "redis-benchmark EVALSHA decide, -P 32" "$RB32" "1.00"
+printf '%-44s %14s %10s\n' "libseatgate pipelined, depth 32" "$PIP" "$(ratio "$PIP" "$RB32")"
+
+for extra in "$ROOT"/tests/bench/run-*.sh; do
+    [ -f "$extra" ] || continue
+    echo
+    REDIS_URL=$URL REDIS_PORT=$PORT SEATGATE_BUILD=$B sh "$extra"
+done

@@ -1,0 +1,212 @@
+"""Shared helpers for the seatgate integration tests.
+
+Nothing here is specific to one test file: the nginx and PAM suites import the
+same Redis starter and seatctl runner.
+
+- RedisServer: a real redis-server on a free loopback port, in its own
+  temporary directory, no persistence.
+- run_seatctl / run_seatctl_json: run the real build/seatctl binary.
+- db_snapshot, audit_entries, pool_keys: read Redis state for assertions.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections import namedtuple
+
+import redis
+from redis.crc import key_slot
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.path.abspath(os.environ.get("SEATGATE_BUILD") or os.path.join(REPO, "build"))
+SEATCTL = os.path.join(BUILD, "seatctl")
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+# Exit codes of seatctl (PRODUCT.md section 5)
+EX_OK, EX_DENIED, EX_USAGE, EX_BACKEND = 0, 1, 2, 3
+
+Result = namedtuple("Result", "rc out err")
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago (bind port 0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def closed_port():
+    """A loopback port nothing listens on (bound, then closed)."""
+    return free_port()
+
+
+class RedisServer:
+    """A throw-away redis-server on 127.0.0.1.
+
+    Usage:
+        with RedisServer() as srv:
+            srv.client().ping()
+    """
+
+    def __init__(self, extra_args=(), tmpdir=None):
+        self.extra_args = list(extra_args)
+        self._own_tmp = tmpdir is None
+        self.tmpdir = tmpdir or tempfile.mkdtemp(prefix="seatgate-redis-")
+        self.port = None
+        self.proc = None
+
+    @property
+    def url(self):
+        return "redis://127.0.0.1:%d" % self.port
+
+    def start(self, attempts=5):
+        last = None
+        for _ in range(attempts):
+            self.port = free_port()
+            log = open(os.path.join(self.tmpdir, "redis-%d.log" % self.port), "wb")
+            self.proc = subprocess.Popen(
+                [REDIS_SERVER, "--bind", "127.0.0.1", "--port", str(self.port),
+                 "--save", "", "--appendonly", "no", "--dir", self.tmpdir,
+                 "--daemonize", "no", "--protected-mode", "no"] + self.extra_args,
+                stdout=log, stderr=subprocess.STDOUT, cwd=self.tmpdir)
+            log.close()
+            try:
+                self._wait_ready()
+                return self
+            except RuntimeError as e:  # port taken meanwhile, or a slow start
+                last = e
+                self._kill()
+        raise RuntimeError("redis-server did not start: %s" % last)
+
+    def _wait_ready(self, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("redis-server exited with %s" % self.proc.returncode)
+            try:
+                if redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=0.5).ping():
+                    return
+            except redis.exceptions.RedisError:
+                pass
+            time.sleep(0.02)
+        raise RuntimeError("redis-server on port %d did not answer PING" % self.port)
+
+    def client(self, decode=True, **kw):
+        return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=decode, **kw)
+
+    def pause(self):
+        """SIGSTOP: the kernel still accepts connections, nothing answers."""
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self):
+        os.kill(self.proc.pid, signal.SIGCONT)
+
+    def _kill(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def stop(self):
+        self._kill()
+        if self._own_tmp:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def seatctl_env(conf_path=None):
+    """Environment for seatctl: no stray $SEATGATE_REDIS, a known config file."""
+    env = dict(os.environ)
+    env.pop("SEATGATE_REDIS", None)
+    if conf_path:
+        env["SEATGATE_CONF"] = conf_path
+    env.setdefault("LC_ALL", "C.UTF-8")
+    return env
+
+
+def run_seatctl(url, *args, check=None, timeout=30, env=None, redis_opt=True):
+    """Run seatctl [--redis URL] ARGS...; returns Result(rc, out, err).
+
+    Arguments may be str or bytes (bytes for invalid UTF-8). With check=N
+    the exit code must be N (AssertionError with the output otherwise).
+    """
+    argv = [SEATCTL]
+    if redis_opt and url:
+        argv += ["--redis", url]
+    argv += [a if isinstance(a, bytes) else str(a) for a in args]
+    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=timeout, env=env if env is not None else seatctl_env())
+    res = Result(p.returncode, p.stdout.decode("utf-8", "replace"),
+                 p.stderr.decode("utf-8", "replace"))
+    if check is not None:
+        assert res.rc == check, "seatctl %r: exit %d, wanted %d\nstdout: %s\nstderr: %s" % (
+            args, res.rc, check, res.out, res.err)
+    return res
+
+
+def run_seatctl_json(url, *args, check=None, **kw):
+    """Like run_seatctl with --json; returns Result(rc, parsed object, err)."""
+    res = run_seatctl(url, "--json", *args, check=check, **kw)
+    try:
+        obj = json.loads(res.out) if res.out.strip() else None
+    except ValueError as e:
+        raise AssertionError("seatctl %r printed no JSON (%s): %r / %r" % (
+            args, e, res.out, res.err))
+    return Result(res.rc, obj, res.err)
+
+
+# ---- reading Redis state -----------------------------------------------------
+
+def db_snapshot(client):
+    """Every key with its DUMP (type, content) and TTL flag: equality means
+    nothing changed."""
+    snap = {}
+    for k in client.scan_iter(count=1000):
+        snap[k] = (client.type(k), client.dump(k), client.pttl(k) > 0)
+    return snap
+
+
+def audit_entries(client, pool):
+    """The pool's audit stream as a list of field dicts (with 'id')."""
+    out = []
+    for eid, fields in client.xrange("sg:{%s}:audit" % pool):
+        d = dict(fields)
+        d["id"] = eid
+        out.append(d)
+    return out
+
+
+def pool_keys(client, pool):
+    """Keys of the pool, found by scanning for the hash tag."""
+    return sorted(client.scan_iter(match="sg:{%s}:*" % pool.replace("[", "\\["), count=1000))
+
+
+def slot(key):
+    return key_slot(key.encode() if isinstance(key, str) else key)
+
+
+def leases(client, pool, live_only=True):
+    """Holders of floating seats -> lease expiry (ms)."""
+    now_s, now_us = client.time()
+    now = now_s * 1000 + now_us // 1000
+    z = client.zrange("sg:{%s}:leases" % pool, 0, -1, withscores=True)
+    return {u: s for u, s in z if not live_only or s > now}
