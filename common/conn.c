@@ -8,11 +8,29 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 struct sg_conn {
     redisContext *ctx;
     int timeout_ms;
+    long long deadline; /* monotonic ms; 0 = each command gets timeout_ms */
 };
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* What is left of the budget (at least 1 ms so hiredis gets a real timeout). */
+static int left_ms(long long deadline, int timeout_ms)
+{
+    if (deadline == 0)
+        return timeout_ms;
+    long long l = deadline - mono_ms();
+    return l < 1 ? 0 : (int)(l > timeout_ms ? timeout_ms : l);
+}
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -72,13 +90,17 @@ static int run_simple(redisContext *ctx, const char *where, int argc, const char
 }
 
 /* Ask each sentinel in turn for the master's address. */
-static int sentinel_master(const sg_redis_url *u, int timeout_ms, char *host, size_t hostlen,
-                           int *port, char *err, size_t errlen)
+static int sentinel_master(const sg_redis_url *u, int timeout_ms, long long deadline, char *host,
+                           size_t hostlen, int *port, char *err, size_t errlen)
 {
     char last[SG_ERR_MAX] = "no sentinel answered";
     for (int i = 0; i < u->nsentinels; i++) {
-        redisContext *s =
-            dial_tcp(u->sentinels[i].host, u->sentinels[i].port, timeout_ms, last, sizeof(last));
+        int t = left_ms(deadline, timeout_ms);
+        if (t == 0) {
+            snprintf(last, sizeof(last), "timed out asking the sentinels");
+            break;
+        }
+        redisContext *s = dial_tcp(u->sentinels[i].host, u->sentinels[i].port, t, last, sizeof(last));
         if (s == NULL)
             continue;
         redisReply *r =
@@ -115,15 +137,28 @@ static int sentinel_master(const sg_redis_url *u, int timeout_ms, char *host, si
     return -1;
 }
 
-sg_conn *sg_conn_open(const sg_redis_url *u, int timeout_ms, char *err, size_t errlen)
+static int rebound(redisContext *ctx, long long deadline, int timeout_ms, char *err, size_t errlen)
 {
-    if (timeout_ms <= 0)
-        timeout_ms = SG_DEFAULT_TIMEOUT_MS;
+    int t = left_ms(deadline, timeout_ms);
+    if (t == 0) {
+        seterr(err, errlen, "redis: timed out after %d ms", timeout_ms);
+        return -1;
+    }
+    if (deadline && redisSetTimeout(ctx, tv_of(t)) != REDIS_OK) {
+        seterr(err, errlen, "redis: cannot set timeout");
+        return -1;
+    }
+    return 0;
+}
+
+static sg_conn *open_impl(const sg_redis_url *u, int timeout_ms, long long deadline, char *err,
+                          size_t errlen)
+{
     redisContext *ctx = NULL;
     char where[300];
     if (u->kind == SG_URL_UNIX) {
         snprintf(where, sizeof(where), "%s", u->path);
-        ctx = redisConnectUnixWithTimeout(u->path, tv_of(timeout_ms));
+        ctx = redisConnectUnixWithTimeout(u->path, tv_of(left_ms(deadline, timeout_ms)));
         if (ctx == NULL || ctx->err) {
             seterr(err, errlen, "redis %s: %s", u->path, ctx ? ctx->errstr : "out of memory");
             if (ctx)
@@ -139,18 +174,28 @@ sg_conn *sg_conn_open(const sg_redis_url *u, int timeout_ms, char *err, size_t e
         char host[256];
         int port;
         if (u->kind == SG_URL_SENTINEL) {
-            if (sentinel_master(u, timeout_ms, host, sizeof(host), &port, err, errlen) != 0)
+            if (sentinel_master(u, timeout_ms, deadline, host, sizeof(host), &port, err, errlen) !=
+                0)
                 return NULL;
         } else {
             snprintf(host, sizeof(host), "%s", u->host);
             port = u->port;
         }
         snprintf(where, sizeof(where), "%s:%d", host, port);
-        ctx = dial_tcp(host, port, timeout_ms, err, errlen);
+        int t = left_ms(deadline, timeout_ms);
+        if (t == 0) {
+            seterr(err, errlen, "redis %s: timed out after %d ms", where, timeout_ms);
+            return NULL;
+        }
+        ctx = dial_tcp(host, port, t, err, errlen);
         if (ctx == NULL)
             return NULL;
     }
     if (u->password[0]) {
+        if (rebound(ctx, deadline, timeout_ms, err, errlen) != 0) {
+            redisFree(ctx);
+            return NULL;
+        }
         const char *av[3] = {"AUTH", u->user[0] ? u->user : u->password, u->password};
         if (run_simple(ctx, where, u->user[0] ? 3 : 2, av, err, errlen) != 0) {
             redisFree(ctx);
@@ -161,6 +206,10 @@ sg_conn *sg_conn_open(const sg_redis_url *u, int timeout_ms, char *err, size_t e
         char db[16];
         snprintf(db, sizeof(db), "%d", u->db);
         const char *av[2] = {"SELECT", db};
+        if (rebound(ctx, deadline, timeout_ms, err, errlen) != 0) {
+            redisFree(ctx);
+            return NULL;
+        }
         if (run_simple(ctx, where, 2, av, err, errlen) != 0) {
             redisFree(ctx);
             return NULL;
@@ -168,6 +217,10 @@ sg_conn *sg_conn_open(const sg_redis_url *u, int timeout_ms, char *err, size_t e
     }
     if (u->kind == SG_URL_SENTINEL) {
         /* make sure the sentinel's answer is really a master (failover in progress) */
+        if (rebound(ctx, deadline, timeout_ms, err, errlen) != 0) {
+            redisFree(ctx);
+            return NULL;
+        }
         redisReply *r = redisCommand(ctx, "ROLE");
         int ok = r && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
                  r->element[0]->type == REDIS_REPLY_STRING &&
@@ -189,7 +242,22 @@ sg_conn *sg_conn_open(const sg_redis_url *u, int timeout_ms, char *err, size_t e
     }
     c->ctx = ctx;
     c->timeout_ms = timeout_ms;
+    c->deadline = deadline;
     return c;
+}
+
+sg_conn *sg_conn_open(const sg_redis_url *u, int timeout_ms, char *err, size_t errlen)
+{
+    if (timeout_ms <= 0)
+        timeout_ms = SG_DEFAULT_TIMEOUT_MS;
+    return open_impl(u, timeout_ms, 0, err, errlen);
+}
+
+sg_conn *sg_conn_open_bounded(const sg_redis_url *u, int budget_ms, char *err, size_t errlen)
+{
+    if (budget_ms <= 0)
+        budget_ms = SG_DEFAULT_TIMEOUT_MS;
+    return open_impl(u, budget_ms, mono_ms() + budget_ms, err, errlen);
 }
 
 void sg_conn_close(sg_conn *c)
@@ -213,6 +281,8 @@ struct redisReply *sg_conn_cmd(sg_conn *c, int argc, const char **argv, const si
         seterr(err, errlen, "redis: %s", c->ctx->errstr);
         return NULL;
     }
+    if (rebound(c->ctx, c->deadline, c->timeout_ms, err, errlen) != 0)
+        return NULL;
     redisReply *r = redisCommandArgv(c->ctx, argc, argv, argvlen);
     if (r == NULL)
         seterr(err, errlen, "redis: %s",

@@ -161,6 +161,74 @@ int sg_reply_is_noscript(const struct redisReply *r)
     return r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
 }
 
+void sg_decision_message(const sg_decision *d, const char *pool, const char *feature, char *buf,
+                         size_t len)
+{
+    const char *r = d->reason;
+    switch (d->result) {
+    case SG_GRANTED_NAMED:
+        snprintf(buf, len, "you hold a named seat of pool %s", pool);
+        break;
+    case SG_GRANTED_FLOATING:
+        snprintf(buf, len, "you hold a floating seat of pool %s (%lld of %lld in use)%s", pool,
+                 d->in_use, d->floating, d->overdraft ? ", in overdraft" : "");
+        break;
+    case SG_GRANTED_FREE:
+        snprintf(buf, len, "no seat is needed here");
+        break;
+    case SG_DENIED_UNASSIGNED:
+        if (strcmp(r, "unknown_pool") == 0)
+            snprintf(buf, len, "pool %s does not exist; ask your license administrator", pool);
+        else if (strcmp(r, "service_account_needs_on_behalf_of") == 0)
+            snprintf(buf, len, "a service account must say on whose behalf it acts");
+        else if (strcmp(r, "on_behalf_of_requires_service_account") == 0)
+            snprintf(buf, len, "only a service account may act on behalf of someone else");
+        else if (strcmp(r, "on_behalf_of_is_service_account") == 0)
+            snprintf(buf, len, "a service account cannot act on behalf of another one");
+        else
+            snprintf(buf, len, "you have no seat in pool %s; ask your license administrator",
+                     pool);
+        break;
+    case SG_DENIED_EXHAUSTED:
+        if (strcmp(r, "reserved_for_group") == 0)
+            snprintf(buf, len,
+                     "the free floating seats of pool %s are reserved for another group; "
+                     "try again later",
+                     pool);
+        else if (strcmp(r, "group_cap_reached") == 0)
+            snprintf(buf, len,
+                     "your group holds all the floating seats of pool %s it may; "
+                     "try again later",
+                     pool);
+        else if (d->capacity == 1)
+            snprintf(buf, len, "the only floating seat of pool %s is in use; try again later",
+                     pool);
+        else
+            snprintf(buf, len, "all %lld floating seats of pool %s are in use; try again later",
+                     d->capacity, pool);
+        break;
+    case SG_DENIED_EXCLUDED:
+        snprintf(buf, len, "your account may not use pool %s", pool);
+        break;
+    case SG_DENIED_FEATURE:
+        snprintf(buf, len, "pool %s does not include the module %s", pool,
+                 feature && *feature ? feature : "required here");
+        break;
+    case SG_DENIED_MULTIPLEXING:
+        snprintf(buf, len,
+                 "this service account acts for too many people in pool %s; "
+                 "ask your license administrator",
+                 pool);
+        break;
+    case SG_DENIED_DISABLED:
+        snprintf(buf, len, "your account is disabled for pool %s", pool);
+        break;
+    default:
+        snprintf(buf, len, "the license service is unavailable; try again later");
+        break;
+    }
+}
+
 void sg_decision_error(sg_decision *d, const char *msg)
 {
     memset(d, 0, sizeof(*d));

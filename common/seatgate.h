@@ -136,6 +136,10 @@ typedef struct sg_conn sg_conn;
 /* Connects (following Sentinel), authenticates and selects the db; every
  * later command is bounded by timeout_ms. NULL on failure with err set. */
 sg_conn *sg_conn_open(const sg_redis_url *url, int timeout_ms, char *err, size_t errlen);
+/* As sg_conn_open, but budget_ms bounds the whole life of the connection:
+ * connect, sentinel discovery, AUTH and every later command share it (PAM:
+ * a login is never delayed past the timeout). */
+sg_conn *sg_conn_open_bounded(const sg_redis_url *url, int budget_ms, char *err, size_t errlen);
 void sg_conn_close(sg_conn *c);
 struct redisContext *sg_conn_ctx(sg_conn *c);
 /* Runs one command; NULL on I/O error or timeout (err set). An error reply is
@@ -178,6 +182,11 @@ int sg_release_cmd(const char *pool, const char *user, const char *session, cons
 int sg_reply_is_noscript(const struct redisReply *r);
 /* Parse a decide script reply. Returns 0, or -1 with d->result = SG_ERROR_BACKEND. */
 int sg_decision_parse(const struct redisReply *r, sg_decision *d);
+/* The sentence a person is shown for a decision (PAM conversation, nginx
+ * deny body): "all 3 floating seats of pool technicians are in use; try
+ * again later". */
+void sg_decision_message(const sg_decision *d, const char *pool, const char *feature, char *buf,
+                         size_t len);
 /* Fill d as an error_backend decision with the message. */
 void sg_decision_error(sg_decision *d, const char *msg);
 

@@ -126,6 +126,52 @@ static int parse_userinfo(const char *s, size_t n, sg_redis_url *u)
     return pct_decode(colon + 1, (size_t)(s + n - colon - 1), u->password, sizeof(u->password));
 }
 
+/* The URL as error messages show it: the user and password, and every query
+ * value but db, replaced by "***" (errors end up in syslog and nginx -t
+ * output), and cut to a readable length so the reason after it survives. */
+static void shown_url(const char *url, char *out, size_t outlen)
+{
+    char tmp[1100];
+    size_t o = 0;
+#define PUT(s, n)                                                                             \
+    do {                                                                                      \
+        size_t n_ = (n);                                                                      \
+        if (o + n_ < sizeof(tmp)) {                                                           \
+            memcpy(tmp + o, (s), n_);                                                         \
+            o += n_;                                                                          \
+        }                                                                                     \
+    } while (0)
+    const char *p = strstr(url, "://");
+    p = p ? p + 3 : url;
+    PUT(url, (size_t)(p - url));
+    const char *at = strrchr(p, '@');
+    if (at) {
+        PUT("***", 3);
+        p = at;
+    }
+    const char *q = strchr(p, '?');
+    PUT(p, q ? (size_t)(q - p) : strlen(p));
+    while (q) {
+        PUT(q, 1); /* '?' or '&' */
+        const char *kv = q + 1;
+        q = strchr(kv, '&');
+        size_t kn = q ? (size_t)(q - kv) : strlen(kv);
+        const char *eq = memchr(kv, '=', kn);
+        if (eq && !(eq - kv == 2 && strncmp(kv, "db", 2) == 0)) {
+            PUT(kv, (size_t)(eq - kv) + 1);
+            PUT("***", 3);
+        } else {
+            PUT(kv, kn);
+        }
+    }
+#undef PUT
+    tmp[o] = '\0';
+    if (o > 120)
+        snprintf(out, outlen, "%.117s...", tmp);
+    else
+        snprintf(out, outlen, "%.120s", tmp);
+}
+
 int sg_url_parse(const char *url, sg_redis_url *u, char *err, size_t errlen)
 {
     memset(u, 0, sizeof(*u));
@@ -136,6 +182,8 @@ int sg_url_parse(const char *url, sg_redis_url *u, char *err, size_t errlen)
     for (const char *p = url; *p; p++)
         if ((unsigned char)*p <= 0x20 || *p == 0x7f)
             return fail(err, errlen, "redis URL contains a space or control character");
+    char shown[128];
+    shown_url(url, shown, sizeof(shown));
 
     if (strncmp(url, "redis://", 8) == 0) {
         u->kind = SG_URL_TCP;
@@ -148,16 +196,16 @@ int sg_url_parse(const char *url, sg_redis_url *u, char *err, size_t errlen)
                 at = p;
         if (at) {
             if (parse_userinfo(s, (size_t)(at - s), u) != 0)
-                return fail(err, errlen, "redis URL '%s': bad user or password", url);
+                return fail(err, errlen, "redis URL '%s': bad user or password", shown);
             s = at + 1;
         }
         sg_hostport hp;
         if (parse_hostport(s, (size_t)(end - s), &hp, 6379) != 0)
-            return fail(err, errlen, "redis URL '%s': bad host or port", url);
+            return fail(err, errlen, "redis URL '%s': bad host or port", shown);
         memcpy(u->host, hp.host, sizeof(u->host));
         u->port = hp.port;
         if (slash && slash[1] != '\0' && parse_db(slash + 1, &u->db) != 0)
-            return fail(err, errlen, "redis URL '%s': bad database number", url);
+            return fail(err, errlen, "redis URL '%s': bad database number", shown);
         return 0;
     }
     if (strncmp(url, "unix://", 7) == 0) {
@@ -166,31 +214,32 @@ int sg_url_parse(const char *url, sg_redis_url *u, char *err, size_t errlen)
         const char *q = strchr(s, '?');
         size_t n = q ? (size_t)(q - s) : strlen(s);
         if (n == 0 || s[0] != '/')
-            return fail(err, errlen, "redis URL '%s': unix socket path must be absolute", url);
+            return fail(err, errlen, "redis URL '%s': unix socket path must be absolute", shown);
         if (n >= sizeof(u->path))
-            return fail(err, errlen, "redis URL '%s': socket path too long", url);
+            return fail(err, errlen, "redis URL '%s': socket path too long", shown);
         if (pct_decode(s, n, u->path, sizeof(u->path)) != 0)
-            return fail(err, errlen, "redis URL '%s': bad socket path", url);
+            return fail(err, errlen, "redis URL '%s': bad socket path", shown);
         while (q) {
             const char *kv = q + 1;
             q = strchr(kv, '&');
             size_t kn = q ? (size_t)(q - kv) : strlen(kv);
             char tmp[300];
             if (kn >= sizeof(tmp))
-                return fail(err, errlen, "redis URL '%s': bad query", url);
+                return fail(err, errlen, "redis URL '%s': bad query", shown);
             memcpy(tmp, kv, kn);
             tmp[kn] = '\0';
             if (strncmp(tmp, "db=", 3) == 0) {
                 if (parse_db(tmp + 3, &u->db) != 0)
-                    return fail(err, errlen, "redis URL '%s': bad database number", url);
+                    return fail(err, errlen, "redis URL '%s': bad database number", shown);
             } else if (strncmp(tmp, "password=", 9) == 0) {
                 if (pct_decode(tmp + 9, kn - 9, u->password, sizeof(u->password)) != 0)
-                    return fail(err, errlen, "redis URL '%s': bad password", url);
+                    return fail(err, errlen, "redis URL '%s': bad password", shown);
             } else if (strncmp(tmp, "user=", 5) == 0) {
                 if (pct_decode(tmp + 5, kn - 5, u->user, sizeof(u->user)) != 0)
-                    return fail(err, errlen, "redis URL '%s': bad user", url);
+                    return fail(err, errlen, "redis URL '%s': bad user", shown);
             } else {
-                return fail(err, errlen, "redis URL '%s': unknown parameter '%s'", url, tmp);
+                return fail(err, errlen, "redis URL '%s': unknown parameter '%.*s'", shown,
+                            (int)strcspn(tmp, "="), tmp);
             }
         }
         return 0;
@@ -202,61 +251,69 @@ int sg_url_parse(const char *url, sg_redis_url *u, char *err, size_t errlen)
         const char *slash = strchr(s, '/');
         if (at && (!slash || at < slash)) {
             if (parse_userinfo(s, (size_t)(at - s), u) != 0)
-                return fail(err, errlen, "redis URL '%s': bad user or password", url);
+                return fail(err, errlen, "redis URL '%s': bad user or password", shown);
             s = at + 1;
         }
         slash = strchr(s, '/');
         if (!slash || slash[1] == '\0')
-            return fail(err, errlen, "redis URL '%s': sentinel URL needs /master-name", url);
+            return fail(err, errlen, "redis URL '%s': sentinel URL needs /master-name", shown);
         const char *p = s;
         while (p < slash) {
             const char *comma = memchr(p, ',', (size_t)(slash - p));
             const char *e = comma ? comma : slash;
             if (u->nsentinels == SG_SENTINELS_MAX)
-                return fail(err, errlen, "redis URL '%s': more than %d sentinels", url,
+                return fail(err, errlen, "redis URL '%s': more than %d sentinels", shown,
                             SG_SENTINELS_MAX);
             if (parse_hostport(p, (size_t)(e - p), &u->sentinels[u->nsentinels], 26379) != 0)
-                return fail(err, errlen, "redis URL '%s': bad sentinel address", url);
+                return fail(err, errlen, "redis URL '%s': bad sentinel address", shown);
             u->nsentinels++;
+            if (comma && comma + 1 == slash) /* "h1,/m": an empty last address */
+                return fail(err, errlen, "redis URL '%s': bad sentinel address", shown);
             p = comma ? comma + 1 : slash;
         }
         if (u->nsentinels == 0)
-            return fail(err, errlen, "redis URL '%s': no sentinel address", url);
+            return fail(err, errlen, "redis URL '%s': no sentinel address", shown);
         const char *m = slash + 1;
         const char *mslash = strchr(m, '/');
         size_t mn = mslash ? (size_t)(mslash - m) : strlen(m);
         if (mn == 0 || mn >= sizeof(u->master))
-            return fail(err, errlen, "redis URL '%s': bad master name", url);
+            return fail(err, errlen, "redis URL '%s': bad master name", shown);
         memcpy(u->master, m, mn);
         u->master[mn] = '\0';
         char e2[SG_ERR_MAX];
         if (sg_valid_name(u->master, e2, sizeof(e2)) != 0)
-            return fail(err, errlen, "redis URL '%s': bad master name", url);
+            return fail(err, errlen, "redis URL '%s': bad master name", shown);
         if (mslash && mslash[1] != '\0' && parse_db(mslash + 1, &u->db) != 0)
-            return fail(err, errlen, "redis URL '%s': bad database number", url);
+            return fail(err, errlen, "redis URL '%s': bad database number", shown);
         return 0;
     }
     return fail(err, errlen,
-                "redis URL '%s': expected redis://, unix:// or sentinel://", url);
+                "redis URL '%s': expected redis://, unix:// or sentinel://", shown);
 }
 
 void sg_url_redacted(const sg_redis_url *u, char *buf, size_t len)
 {
-    const char *pw = u->password[0] ? "***@" : "";
-    const char *us = u->user[0] ? u->user : "";
-    const char *sep = u->user[0] && u->password[0] ? ":" : (u->user[0] ? "@" : "");
+    /* "user:***@", "***@", "user:@" (an empty password stays one on re-parse) */
+    const char *colon = u->user[0] ? ":" : "";
+    const char *pw = u->password[0] ? "***" : "";
+    const char *at = u->user[0] || u->password[0] ? "@" : "";
     switch (u->kind) {
-    case SG_URL_TCP:
-        snprintf(buf, len, "redis://%s%s%s%s:%d/%d", us, sep, pw, u->host, u->port, u->db);
+    case SG_URL_TCP: {
+        int v6 = strchr(u->host, ':') != NULL; /* keep [v6]:port apart */
+        snprintf(buf, len, "redis://%s%s%s%s%s%s%s:%d/%d", u->user, colon, pw, at, v6 ? "[" : "",
+                 u->host, v6 ? "]" : "", u->port, u->db);
         break;
+    }
     case SG_URL_UNIX:
         snprintf(buf, len, "unix://%s?db=%d", u->path, u->db);
         break;
     default: {
         size_t o = (size_t)snprintf(buf, len, "sentinel://");
-        for (int i = 0; i < u->nsentinels && o < len; i++)
-            o += (size_t)snprintf(buf + o, len - o, "%s%s:%d", i ? "," : "", u->sentinels[i].host,
-                                  u->sentinels[i].port);
+        for (int i = 0; i < u->nsentinels && o < len; i++) {
+            int v6 = strchr(u->sentinels[i].host, ':') != NULL;
+            o += (size_t)snprintf(buf + o, len - o, "%s%s%s%s:%d", i ? "," : "", v6 ? "[" : "",
+                                  u->sentinels[i].host, v6 ? "]" : "", u->sentinels[i].port);
+        }
         if (o < len)
             snprintf(buf + o, len - o, "/%s", u->master);
     }
