@@ -164,8 +164,8 @@ local function grant(result, reason, seat, od_flag)
                 redis.call('ZADD', KEYS[3], exp, eff)
             end
             expires = math.max(exp, tonumber(cur or 0))
-        elseif fresh and sid ~= '-' then
-            ev = 'join'
+        elseif fresh then
+            ev = 'grant'
         end
         if ev then audit(ev, result, reason, seat, user, obo, session) end
         if obo ~= '' then
