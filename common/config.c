@@ -162,6 +162,10 @@ int sg_config_read(sg_config *cfg, const char *path, int missing_ok, sg_log_fn l
             break;
         }
     }
+    if (rc == 0 && ferror(f)) { /* e.g. a directory: fopen works, reading does not */
+        log(ud, SG_LOG_ERR, "seatgate: cannot read %s: %s", path, strerror(errno));
+        rc = -1;
+    }
     fclose(f);
     return rc;
 }

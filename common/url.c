@@ -133,13 +133,13 @@ static void shown_url(const char *url, char *out, size_t outlen)
 {
     char tmp[1100];
     size_t o = 0;
-#define PUT(s, n)                                                                             \
-    do {                                                                                      \
-        size_t n_ = (n);                                                                      \
-        if (o + n_ < sizeof(tmp)) {                                                           \
-            memcpy(tmp + o, (s), n_);                                                         \
-            o += n_;                                                                          \
-        }                                                                                     \
+#define PUT(s, n)                                                                                  \
+    do {                                                                                           \
+        size_t n_ = (n);                                                                           \
+        if (o + n_ < sizeof(tmp)) {                                                                \
+            memcpy(tmp + o, (s), n_);                                                              \
+            o += n_;                                                                               \
+        }                                                                                          \
     } while (0)
     const char *p = strstr(url, "://");
     p = p ? p + 3 : url;
@@ -287,8 +287,7 @@ int sg_url_parse(const char *url, sg_redis_url *u, char *err, size_t errlen)
             return fail(err, errlen, "redis URL '%s': bad database number", shown);
         return 0;
     }
-    return fail(err, errlen,
-                "redis URL '%s': expected redis://, unix:// or sentinel://", shown);
+    return fail(err, errlen, "redis URL '%s': expected redis://, unix:// or sentinel://", shown);
 }
 
 void sg_url_redacted(const sg_redis_url *u, char *buf, size_t len)

@@ -86,7 +86,10 @@ static void test_ident_control(void **state)
     rejects(sg_valid_ident, "alice\nbob", "control");
     rejects(sg_valid_ident, "al\rice", "control");
     rejects(sg_valid_ident, "\talice", "control");
-    rejects(sg_valid_ident, "ali\x7f" "ce", "control");
+    rejects(sg_valid_ident,
+            "ali\x7f"
+            "ce",
+            "control");
     rejects(sg_valid_ident, "\x7f", "control");
     /* the byte position is reported */
     char err[SG_ERR_MAX];
@@ -97,27 +100,36 @@ static void test_ident_control(void **state)
 static void test_ident_utf8_invalid(void **state)
 {
     (void)state;
-    rejects(sg_valid_ident, "a\x80", "UTF-8");         /* lone continuation byte */
-    rejects(sg_valid_ident, "a\xbf" "b", "UTF-8");
-    rejects(sg_valid_ident, "\xc3", "UTF-8");          /* truncated 2-byte */
-    rejects(sg_valid_ident, "\xc3" "a", "UTF-8");
-    rejects(sg_valid_ident, "\xe2\x82", "UTF-8");      /* truncated 3-byte */
-    rejects(sg_valid_ident, "\xf0\x9f\x98", "UTF-8");  /* truncated 4-byte */
+    rejects(sg_valid_ident, "a\x80", "UTF-8"); /* lone continuation byte */
+    rejects(sg_valid_ident,
+            "a\xbf"
+            "b",
+            "UTF-8");
+    rejects(sg_valid_ident, "\xc3", "UTF-8"); /* truncated 2-byte */
+    rejects(sg_valid_ident,
+            "\xc3"
+            "a",
+            "UTF-8");
+    rejects(sg_valid_ident, "\xe2\x82", "UTF-8");     /* truncated 3-byte */
+    rejects(sg_valid_ident, "\xf0\x9f\x98", "UTF-8"); /* truncated 4-byte */
     rejects(sg_valid_ident, "\xfe", "UTF-8");
     rejects(sg_valid_ident, "\xff", "UTF-8");
-    rejects(sg_valid_ident, "\xf5\x80\x80\x80", "UTF-8"); /* > U+10FFFF lead */
-    rejects(sg_valid_ident, "\xf4\x90\x80\x80", "UTF-8"); /* U+110000 */
+    rejects(sg_valid_ident, "\xf5\x80\x80\x80", "UTF-8");     /* > U+10FFFF lead */
+    rejects(sg_valid_ident, "\xf4\x90\x80\x80", "UTF-8");     /* U+110000 */
     rejects(sg_valid_ident, "\xf8\x88\x80\x80\x80", "UTF-8"); /* 5-byte form */
 }
 
 static void test_ident_utf8_overlong(void **state)
 {
     (void)state;
-    rejects(sg_valid_ident, "\xc0\xaf", "UTF-8");         /* '/' */
+    rejects(sg_valid_ident, "\xc0\xaf", "UTF-8"); /* '/' */
     rejects(sg_valid_ident, "\xc1\xbf", "UTF-8");
-    rejects(sg_valid_ident, "a\xc0\x80" "b", "UTF-8");    /* modified-UTF-8 NUL */
+    rejects(sg_valid_ident,
+            "a\xc0\x80"
+            "b",
+            "UTF-8"); /* modified-UTF-8 NUL */
     rejects(sg_valid_ident, "\xe0\x80\xaf", "UTF-8");
-    rejects(sg_valid_ident, "\xe0\x9f\xbf", "UTF-8");     /* U+07FF as 3 bytes */
+    rejects(sg_valid_ident, "\xe0\x9f\xbf", "UTF-8"); /* U+07FF as 3 bytes */
     rejects(sg_valid_ident, "\xf0\x80\x80\xaf", "UTF-8");
     rejects(sg_valid_ident, "\xf0\x8f\xbf\xbf", "UTF-8"); /* U+FFFF as 4 bytes */
 }
@@ -125,26 +137,26 @@ static void test_ident_utf8_overlong(void **state)
 static void test_ident_utf8_surrogates(void **state)
 {
     (void)state;
-    rejects(sg_valid_ident, "\xed\xa0\x80", "UTF-8"); /* U+D800 */
-    rejects(sg_valid_ident, "\xed\xaf\xbf", "UTF-8"); /* U+DBFF */
-    rejects(sg_valid_ident, "\xed\xb0\x80", "UTF-8"); /* U+DC00 */
-    rejects(sg_valid_ident, "\xed\xbf\xbf", "UTF-8"); /* U+DFFF */
+    rejects(sg_valid_ident, "\xed\xa0\x80", "UTF-8");             /* U+D800 */
+    rejects(sg_valid_ident, "\xed\xaf\xbf", "UTF-8");             /* U+DBFF */
+    rejects(sg_valid_ident, "\xed\xb0\x80", "UTF-8");             /* U+DC00 */
+    rejects(sg_valid_ident, "\xed\xbf\xbf", "UTF-8");             /* U+DFFF */
     rejects(sg_valid_ident, "\xed\xa0\xbd\xed\xb8\x80", "UTF-8"); /* CESU-8 pair */
-    accepts(sg_valid_ident, "\xed\x9f\xbf");          /* U+D7FF, just below */
-    accepts(sg_valid_ident, "\xee\x80\x80");          /* U+E000, just above */
+    accepts(sg_valid_ident, "\xed\x9f\xbf");                      /* U+D7FF, just below */
+    accepts(sg_valid_ident, "\xee\x80\x80");                      /* U+E000, just above */
 }
 
 static void test_ident_utf8_valid(void **state)
 {
     (void)state;
-    accepts(sg_valid_ident, "jos\xc3\xa9");                     /* josé */
-    accepts(sg_valid_ident, "\xe5\xb1\xb1\xe7\x94\xb0");        /* 山田 */
-    accepts(sg_valid_ident, "\xf0\x9f\x98\x80");                /* U+1F600 */
-    accepts(sg_valid_ident, "\xf4\x8f\xbf\xbf");                /* U+10FFFF */
-    accepts(sg_valid_ident, "\xc2\x80");                        /* U+0080 */
-    accepts(sg_valid_ident, "\xe0\xa0\x80");                    /* U+0800 */
-    accepts(sg_valid_ident, "\xf0\x90\x80\x80");                /* U+10000 */
-    accepts(sg_valid_ident, "M\xc3\xbcller, J\xc3\xbcrgen");   /* comma is fine in ids */
+    accepts(sg_valid_ident, "jos\xc3\xa9");                  /* josé */
+    accepts(sg_valid_ident, "\xe5\xb1\xb1\xe7\x94\xb0");     /* 山田 */
+    accepts(sg_valid_ident, "\xf0\x9f\x98\x80");             /* U+1F600 */
+    accepts(sg_valid_ident, "\xf4\x8f\xbf\xbf");             /* U+10FFFF */
+    accepts(sg_valid_ident, "\xc2\x80");                     /* U+0080 */
+    accepts(sg_valid_ident, "\xe0\xa0\x80");                 /* U+0800 */
+    accepts(sg_valid_ident, "\xf0\x90\x80\x80");             /* U+10000 */
+    accepts(sg_valid_ident, "M\xc3\xbcller, J\xc3\xbcrgen"); /* comma is fine in ids */
 }
 
 static void test_ident_punctuation(void **state)
@@ -256,7 +268,10 @@ static void test_name(void **state)
     rejects(sg_valid_name, "..", "not allowed");
     rejects(sg_valid_name, "tech\n", "not allowed");
     rejects(sg_valid_name, "tech\r", "not allowed");
-    rejects(sg_valid_name, "te\x7f" "ch", "not allowed");
+    rejects(sg_valid_name,
+            "te\x7f"
+            "ch",
+            "not allowed");
     rejects(sg_valid_name, "\x01", "not allowed");
     /* names are ASCII only */
     rejects(sg_valid_name, "caf\xc3\xa9", "not allowed");

@@ -184,8 +184,8 @@ static void test_result_names(void **state)
 {
     (void)state;
     static const char *const want[SG_RESULT_COUNT] = {
-        "granted_named",    "granted_floating",   "granted_free",        "denied_unassigned",
-        "denied_exhausted", "denied_excluded",    "denied_feature",      "denied_multiplexing",
+        "granted_named",    "granted_floating", "granted_free",   "denied_unassigned",
+        "denied_exhausted", "denied_excluded",  "denied_feature", "denied_multiplexing",
         "denied_disabled",  "error_backend",
     };
     for (int i = 0; i < SG_RESULT_COUNT; i++) {

@@ -477,8 +477,8 @@ static void test_redacted_roundtrip(void **state)
     (void)state;
     /* what is logged parses back to the same address (the password aside) */
     static const char *const urls[] = {
-        "redis://127.0.0.1:6379",      "redis://h:6380/3",     "redis://[::1]:6379/2",
-        "redis://alice:s3cret@h:1/1",  "redis://:s3cret@[fe80::1]", "unix:///tmp/r.sock?db=4",
+        "redis://127.0.0.1:6379",     "redis://h:6380/3",          "redis://[::1]:6379/2",
+        "redis://alice:s3cret@h:1/1", "redis://:s3cret@[fe80::1]", "unix:///tmp/r.sock?db=4",
         "sentinel://a:1,[::2]:3/m/0",
     };
     for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
