@@ -6,6 +6,9 @@
 #   make bench       benchmarks
 
 B        := build
+ifeq ($(SANITIZE),1)
+B        := build/sanitize
+endif
 CC       ?= cc
 PYTHON   ?= /usr/bin/python3
 SANITIZE ?=
@@ -72,7 +75,7 @@ unit: $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
 
 integration: all
-	SEATGATE_BUILD=$(abspath $(B)) $(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
+	SEATGATE_BUILD=$(abspath $(B)) SEATGATE_SANITIZE=$(SANITIZE) $(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
 
 test: unit integration
 

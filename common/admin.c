@@ -214,8 +214,17 @@ int sg_pool_set(sg_conn *c, const sg_pool *p, const char *via, char *err, size_t
     else if (strcmp(r->element[0]->str, "refused") == 0)
         rc = seterr(err, errlen, SG_EDENIED, "%s", r->element[1]->str);
     freeReplyObject(r);
-    if (rc != SG_OK)
+    if (rc != SG_OK) {
+        if (!exists) { /* a refused create leaves nothing behind */
+            char ku[SG_KEY_MAX], e2[SG_ERR_MAX];
+            sg_keyname(SG_K_USERS, p->name, ku, sizeof(ku));
+            const char *dl[] = {"DEL", ku};
+            x = cmdv(c, e2, sizeof(e2), 2, dl);
+            if (x)
+                freeReplyObject(x);
+        }
         return rc;
+    }
     const char *sa[] = {"SADD", SG_KEY_POOLS, p->name};
     x = cmdv(c, err, errlen, 3, sa);
     if (x == NULL)

@@ -284,7 +284,10 @@ struct redisReply *sg_conn_cmd(sg_conn *c, int argc, const char **argv, const si
     if (rebound(c->ctx, c->deadline, c->timeout_ms, err, errlen) != 0)
         return NULL;
     redisReply *r = redisCommandArgv(c->ctx, argc, argv, argvlen);
-    if (r == NULL)
+    if (r == NULL && c->ctx->err == REDIS_ERR_IO &&
+        strstr(c->ctx->errstr, "temporarily unavailable") != NULL)
+        seterr(err, errlen, "redis: no answer within %d ms", c->timeout_ms);
+    else if (r == NULL)
         seterr(err, errlen, "redis: %s",
                c->ctx->err == REDIS_ERR_IO && c->ctx->errstr[0] == '\0' ? "I/O error"
                                                                          : c->ctx->errstr);

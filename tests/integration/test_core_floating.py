@@ -90,6 +90,9 @@ def test_expired_lease_is_free_again(seatctl, seatctl_json, rdb):
     time.sleep(1.3)
     # nobody released anything: the lease ran out
     assert seatctl_json("pool", "show", "p")[1]["in_use"] == 0
+    # check (which purges nothing) already sees the seat as free
+    rc, d, _ = seatctl_json("check", "p", "bob", check=EX_OK)
+    assert d["result"] == "granted_floating" and d["in_use"] == 0
     rc, d, _ = seatctl_json("acquire", "p", "bob", check=EX_OK)
     assert d["result"] == "granted_floating"
     assert set(leases(rdb, "p")) == {"bob"}

@@ -1,6 +1,4 @@
 """Named seats, assignments, hybrid pools and revocation."""
-import pytest
-
 from helpers import EX_DENIED, EX_OK, EX_USAGE, audit_entries, db_snapshot, leases
 
 
@@ -113,8 +111,6 @@ def test_hybrid_pool(seatctl, seatctl_json, rdb):
     assert seatctl_json("acquire", "p", "n1")[1]["result"] == "granted_named"
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: the first named-seat grant without --session "
-                   "is not written to the audit stream (decide.lua grant(): ev stays nil)")
 def test_named_grant_is_audited(seatctl, rdb):
     seatctl("pool", "set", "p", "--named", "1", check=EX_OK)
     seatctl("assign", "p", "alice", check=EX_OK)

@@ -1,4 +1,6 @@
 """Pools: create, update (partial), show, delete; epoch on admin changes."""
+import pytest
+
 from helpers import EX_DENIED, EX_OK, EX_USAGE, audit_entries, db_snapshot
 
 
