@@ -597,15 +597,17 @@ int sg_sessions(sg_conn *c, const char *pool, sg_session_info **out, size_t *n, 
         freeReplyObject(r);
         return seterr(err, errlen, SG_EBACKEND, "out of memory");
     }
-    for (size_t i = 0; i < cnt; i++) {
-        redisReply *m = r->element[2 * i];
+    size_t k = 0;
+    for (size_t j = 0; j < cnt; j++) {
+        redisReply *m = r->element[2 * j];
         const char *nul = memchr(m->str, '\0', m->len);
         if (nul == NULL)
-            continue;
+            continue; /* not written by seatgate: skip it */
+        size_t i = k++;
         snprintf(s[i].user, sizeof(s[i].user), "%s", m->str);
         snprintf(s[i].session, sizeof(s[i].session), "%.*s", (int)(m->str + m->len - nul - 1),
                  nul + 1);
-        s[i].expires_ms = strtoll(r->element[2 * i + 1]->str, NULL, 10);
+        s[i].expires_ms = strtoll(r->element[2 * j + 1]->str, NULL, 10);
         const char *a2[] = {"HGET", ki, m->str};
         size_t l2[] = {4, strlen(ki), m->len};
         redisReply *x = sg_conn_cmd(c, 3, a2, l2, err, errlen);
@@ -647,6 +649,6 @@ int sg_sessions(sg_conn *c, const char *pool, sg_session_info **out, size_t *n, 
     }
     freeReplyObject(r);
     *out = s;
-    *n = cnt;
+    *n = k;
     return SG_OK;
 }

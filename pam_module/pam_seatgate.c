@@ -137,6 +137,13 @@ static void free_data(pam_handle_t *pamh, void *data, int status)
 
 static int backend_failed(ctx_t *c, hook_t hook, const char *user, const char *why)
 {
+    if (hook == HOOK_CLOSE) { /* a logout never fails on the seat */
+        pam_syslog(c->pamh, LOG_WARNING,
+                   "seatgate: pool %s: %s; closing %s's session without release (its lease "
+                   "runs out)",
+                   c->cfg.pool, why, user);
+        return PAM_SUCCESS;
+    }
     if (c->cfg.fail_open) {
         pam_syslog(c->pamh, LOG_WARNING,
                    "seatgate: pool %s: %s; fail=open lets %s in without a seat", c->cfg.pool, why,
@@ -145,8 +152,7 @@ static int backend_failed(ctx_t *c, hook_t hook, const char *user, const char *w
     }
     pam_syslog(c->pamh, LOG_ERR, "seatgate: pool %s: %s; fail=closed denies %s", c->cfg.pool,
                why, user);
-    if (hook != HOOK_CLOSE)
-        tell(c->pamh, PAM_ERROR_MSG, "the license service is unavailable; try again later");
+    tell(c->pamh, PAM_ERROR_MSG, "the license service is unavailable; try again later");
     return hook == HOOK_ACCOUNT ? PAM_PERM_DENIED : PAM_SESSION_ERR;
 }
 
@@ -265,9 +271,16 @@ static int run_hook(pam_handle_t *pamh, hook_t hook, int argc, const char **argv
                rhost ? (const char *)rhost : "local", sg_result_name(d.result), d.reason, d.in_use,
                d.capacity);
     tell(pamh, PAM_ERROR_MSG, "%s", msg);
-    ret = PAM_PERM_DENIED;
+    /* pam_sm_open_session(3) knows only PAM_SUCCESS and PAM_SESSION_ERR */
+    ret = hook == HOOK_ACCOUNT ? PAM_PERM_DENIED : PAM_SESSION_ERR;
 out:
     sg_conn_close(conn);
+    if (hook == HOOK_CLOSE && ret != PAM_SUCCESS) {
+        /* a logout never fails on the seat: the lease runs out anyway */
+        pam_syslog(pamh, LOG_WARNING, "seatgate: close: %s; the logout goes on",
+                   pam_strerror(pamh, ret));
+        ret = PAM_SUCCESS;
+    }
     return ret;
 }
 
