@@ -53,7 +53,7 @@ $(B)/obj/common/scripts.o: $(B)/gen/scripts.c common/seatgate.h
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -c -o $@ $<
 
-$(B)/obj/%.o: %.c common/seatgate.h
+$(B)/obj/%.o: %.c common/seatgate.h common/internal.h
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -c -o $@ $<
 

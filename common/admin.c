@@ -1,5 +1,6 @@
 /* Administration: pools, assignments, users, holders and sessions. */
 #include "seatgate.h"
+#include "internal.h"
 
 #include <hiredis/hiredis.h>
 #include <stdarg.h>
@@ -8,19 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static int seterr(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int seterr(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
+#define seterr sg_err_rc
 
 static void my_host(char *buf, size_t len)
 {
@@ -290,6 +279,21 @@ static void unlist(const char *in, char *out, size_t len)
         out[n - 1] = '\0';
 }
 
+/* Validate the pool name and read the server clock as a ZCOUNT/ZRANGEBYSCORE
+ * lower bound "(now": what is live is strictly after now. */
+static int live_bound(sg_conn *c, const char *pool, char *bound, size_t blen, char *err,
+                      size_t errlen)
+{
+    char e[SG_ERR_MAX];
+    if (sg_valid_name(pool, e, sizeof(e)) != 0)
+        return seterr(err, errlen, SG_EINPUT, "pool: %s", e);
+    long long now = sg_server_time_ms(c);
+    if (now < 0)
+        return seterr(err, errlen, SG_EBACKEND, "redis: TIME failed");
+    snprintf(bound, blen, "(%lld", now);
+    return SG_OK;
+}
+
 int sg_pool_get(sg_conn *c, const char *pool, sg_pool_info *out, char *err, size_t errlen)
 {
     char e[SG_ERR_MAX];
@@ -339,11 +343,10 @@ int sg_pool_get(sg_conn *c, const char *pool, sg_pool_info *out, char *err, size
     freeReplyObject(r);
     out->capacity = out->floating + out->floating * out->overdraft_pct / 100;
 
-    long long now = sg_server_time_ms(c);
-    if (now < 0)
-        return seterr(err, errlen, SG_EBACKEND, "redis: TIME failed");
     char nowx[32];
-    snprintf(nowx, sizeof(nowx), "(%lld", now);
+    int rc = live_bound(c, pool, nowx, sizeof(nowx), err, errlen);
+    if (rc != SG_OK)
+        return rc;
     char kn[SG_KEY_MAX], kl[SG_KEY_MAX], ks[SG_KEY_MAX];
     sg_keyname(SG_K_NAMED, pool, kn, sizeof(kn));
     sg_keyname(SG_K_LEASES, pool, kl, sizeof(kl));
@@ -514,17 +517,13 @@ int sg_holders(sg_conn *c, const char *pool, sg_holder **out, size_t *n, char *e
 {
     *out = NULL;
     *n = 0;
-    char e[SG_ERR_MAX];
-    if (sg_valid_name(pool, e, sizeof(e)) != 0)
-        return seterr(err, errlen, SG_EINPUT, "pool: %s", e);
-    long long now = sg_server_time_ms(c);
-    if (now < 0)
-        return seterr(err, errlen, SG_EBACKEND, "redis: TIME failed");
     char kn[SG_KEY_MAX], kl[SG_KEY_MAX], ku[SG_KEY_MAX], nowx[32];
+    int lb = live_bound(c, pool, nowx, sizeof(nowx), err, errlen);
+    if (lb != SG_OK)
+        return lb;
     sg_keyname(SG_K_NAMED, pool, kn, sizeof(kn));
     sg_keyname(SG_K_LEASES, pool, kl, sizeof(kl));
     sg_keyname(SG_K_LASTUSED, pool, ku, sizeof(ku));
-    snprintf(nowx, sizeof(nowx), "(%lld", now);
     const char *a1[] = {"SMEMBERS", kn};
     const char *a2[] = {"ZRANGEBYSCORE", kl, nowx, "+inf", "WITHSCORES"};
     redisReply *named = cmdv(c, err, errlen, 2, a1);
@@ -577,16 +576,12 @@ int sg_sessions(sg_conn *c, const char *pool, sg_session_info **out, size_t *n, 
 {
     *out = NULL;
     *n = 0;
-    char e[SG_ERR_MAX];
-    if (sg_valid_name(pool, e, sizeof(e)) != 0)
-        return seterr(err, errlen, SG_EINPUT, "pool: %s", e);
-    long long now = sg_server_time_ms(c);
-    if (now < 0)
-        return seterr(err, errlen, SG_EBACKEND, "redis: TIME failed");
     char ks[SG_KEY_MAX], ki[SG_KEY_MAX], nowx[32];
+    int lb = live_bound(c, pool, nowx, sizeof(nowx), err, errlen);
+    if (lb != SG_OK)
+        return lb;
     sg_keyname(SG_K_SESS, pool, ks, sizeof(ks));
     sg_keyname(SG_K_SESSINFO, pool, ki, sizeof(ki));
-    snprintf(nowx, sizeof(nowx), "(%lld", now);
     const char *a1[] = {"ZRANGEBYSCORE", ks, nowx, "+inf", "WITHSCORES"};
     redisReply *r = cmdv(c, err, errlen, 5, a1);
     if (r == NULL)

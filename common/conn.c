@@ -1,6 +1,7 @@
 /* Blocking Redis connection with timeouts (PAM, seatctl): TCP, unix socket,
  * Sentinel master discovery, AUTH (password or ACL user) and SELECT. */
 #include "seatgate.h"
+#include "internal.h"
 
 #include <hiredis/hiredis.h>
 #include <stdarg.h>
@@ -32,18 +33,7 @@ static int left_ms(long long deadline, int timeout_ms)
     return l < 1 ? 0 : (int)(l > timeout_ms ? timeout_ms : l);
 }
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-}
+#define seterr(err, errlen, ...) ((void)sg_err_rc(err, errlen, -1, __VA_ARGS__))
 
 static struct timeval tv_of(int ms)
 {

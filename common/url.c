@@ -1,24 +1,13 @@
 /* Redis URL parsing: redis://, unix://, sentinel://. */
 #include "seatgate.h"
+#include "internal.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
+#define fail(err, errlen, ...) sg_err_rc(err, errlen, -1, __VA_ARGS__)
 
 static int hex(int c)
 {

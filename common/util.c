@@ -1,5 +1,6 @@
 /* Identity validation, number and duration parsing, result names. */
 #include "seatgate.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -50,10 +51,7 @@ const char *sg_seat_name(sg_seat s)
     }
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
+int sg_err_rc(char *err, size_t errlen, int rc, const char *fmt, ...)
 {
     if (err && errlen) {
         va_list ap;
@@ -61,8 +59,10 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
         vsnprintf(err, errlen, fmt, ap);
         va_end(ap);
     }
-    return -1;
+    return rc;
 }
+
+#define fail(err, errlen, ...) sg_err_rc(err, errlen, -1, __VA_ARGS__)
 
 /* Length of the UTF-8 sequence at s, 0 if invalid (overlong, surrogate, >U+10FFFF). */
 static size_t utf8_len(const unsigned char *s)
