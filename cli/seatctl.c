@@ -609,65 +609,57 @@ static int cmd_sessions(opts_t *o, sg_conn *c)
     return EX_OK;
 }
 
+struct reap_out {
+    json_object *reaped, *renewed;
+};
+
+static void reap_event(void *ud, const char *pool, const sg_session_info *s, int renewed)
+{
+    struct reap_out *ro = ud;
+    if (ro->reaped) {
+        json_object *x = json_object_new_object();
+        json_object_object_add(x, "pool", json_object_new_string(pool));
+        json_object_object_add(x, "user", json_object_new_string(s->user));
+        json_object_object_add(x, "session", json_object_new_string(s->session));
+        json_object_object_add(x, "pid", json_object_new_int64(s->pid));
+        json_object_array_add(renewed ? ro->renewed : ro->reaped, x);
+    } else if (renewed) {
+        printf("renewed %s session %s (pid %ld alive) in pool %s\n", s->user, s->session, s->pid,
+               pool);
+    } else {
+        printf("reaped %s session %s (pid %ld gone) in pool %s\n", s->user, s->session, s->pid,
+               pool);
+    }
+}
+
 static int cmd_reap(opts_t *o, sg_conn *c)
 {
     (void)o;
     char host[256], err[SG_ERR_MAX];
     my_host(host, sizeof(host));
-    char **names;
-    size_t np;
-    int rc = sg_pool_list(c, &names, &np, err, sizeof(err));
-    if (rc != SG_OK)
-        return report_err(rc, err);
-    long reaped = 0;
-    json_object *arr = json_out ? json_object_new_array() : NULL;
-    for (size_t p = 0; p < np; p++) {
-        sg_session_info *s;
-        size_t n;
-        rc = sg_sessions(c, names[p], &s, &n, err, sizeof(err));
-        if (rc != SG_OK)
-            break;
-        for (size_t i = 0; i < n; i++) {
-            if (s[i].pid <= 0 || strcmp(s[i].host, host) != 0)
-                continue;
-            if (kill((pid_t)s[i].pid, 0) == 0 || errno != ESRCH)
-                continue;
-            long r = sg_release(c, names[p], s[i].user, s[i].session, "reap", host, err,
-                                sizeof(err));
-            if (r < 0) {
-                rc = SG_EBACKEND;
-                break;
-            }
-            reaped++;
-            if (arr) {
-                json_object *x = json_object_new_object();
-                json_object_object_add(x, "pool", json_object_new_string(names[p]));
-                json_object_object_add(x, "user", json_object_new_string(s[i].user));
-                json_object_object_add(x, "session", json_object_new_string(s[i].session));
-                json_object_object_add(x, "pid", json_object_new_int64(s[i].pid));
-                json_object_array_add(arr, x);
-            } else {
-                printf("reaped %s session %s (pid %ld gone) in pool %s\n", s[i].user,
-                       s[i].session, s[i].pid, names[p]);
-            }
-        }
-        free(s);
-        if (rc != SG_OK)
-            break;
+    struct reap_out ro = {NULL, NULL};
+    if (json_out) {
+        ro.reaped = json_object_new_array();
+        ro.renewed = json_object_new_array();
     }
-    sg_strv_free(names, np);
+    long reaped, renewed;
+    int rc = sg_reap(c, host, reap_event, &ro, &reaped, &renewed, err, sizeof(err));
     if (rc != SG_OK) {
-        if (arr)
-            json_object_put(arr);
+        if (ro.reaped) {
+            json_object_put(ro.reaped);
+            json_object_put(ro.renewed);
+        }
         return report_err(rc, err);
     }
-    if (arr) {
+    if (ro.reaped) {
         json_object *j = json_object_new_object();
         json_object_object_add(j, "host", json_object_new_string(host));
-        json_object_object_add(j, "reaped", arr);
+        json_object_object_add(j, "reaped", ro.reaped);
+        json_object_object_add(j, "renewed", ro.renewed);
         print_json(j);
     } else {
-        printf("reaped %ld session%s on %s\n", reaped, reaped == 1 ? "" : "s", host);
+        printf("reaped %ld session%s, renewed %ld on %s\n", reaped, reaped == 1 ? "" : "s",
+               renewed, host);
     }
     return EX_OK;
 }
@@ -721,7 +713,9 @@ static const struct cmd cmds[] = {
     {"sessions", NULL, 1, 1, a_none, cmd_sessions, "sessions POOL [--json]",
      "Live session leases of a pool with via, host and process id."},
     {"reap", NULL, 0, 0, a_none, cmd_reap, "reap [--json]",
-     "Release the session leases of this host whose process no longer exists."},
+     "Release the session leases of this host whose process no longer exists, and renew\n"
+     "those whose process lives and whose lease is past half its length. Run it from\n"
+     "cron (every minute) on every PAM host."},
 };
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
 

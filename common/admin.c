@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <signal.h>
 #include <unistd.h>
 
 #define seterr sg_err_rc
@@ -612,12 +614,12 @@ int sg_sessions(sg_conn *c, const char *pool, sg_session_info **out, size_t *n, 
             return SG_EBACKEND;
         }
         if (x->type == REDIS_REPLY_STRING) {
-            /* via \t host \t pid \t started \t obo \t client */
-            char *fields[6] = {0};
+            /* via \t host \t pid \t started \t obo \t client \t ttl */
+            char *fields[7] = {0};
             char *save = NULL, *dup = strdup(x->str);
             if (dup) {
                 char *p = dup;
-                for (int f = 0; f < 6 && p; f++) {
+                for (int f = 0; f < 7 && p; f++) {
                     fields[f] = p;
                     char *tab = strchr(p, '\t');
                     if (tab)
@@ -637,6 +639,8 @@ int sg_sessions(sg_conn *c, const char *pool, sg_session_info **out, size_t *n, 
                     snprintf(s[i].obo, sizeof(s[i].obo), "%s", fields[4]);
                 if (fields[5])
                     snprintf(s[i].client, sizeof(s[i].client), "%s", fields[5]);
+                if (fields[6])
+                    s[i].ttl_s = atol(fields[6]);
                 free(dup);
             }
         }
@@ -646,4 +650,67 @@ int sg_sessions(sg_conn *c, const char *pool, sg_session_info **out, size_t *n, 
     *out = s;
     *n = k;
     return SG_OK;
+}
+
+static int pid_alive(long pid)
+{
+    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
+int sg_reap(sg_conn *c, const char *host, sg_reap_fn fn, void *ud, long *reaped, long *renewed,
+            char *err, size_t errlen)
+{
+    *reaped = *renewed = 0;
+    char **names;
+    size_t np;
+    int rc = sg_pool_list(c, &names, &np, err, errlen);
+    if (rc != SG_OK)
+        return rc;
+    for (size_t p = 0; p < np && rc == SG_OK; p++) {
+        sg_session_info *s;
+        size_t n;
+        rc = sg_sessions(c, names[p], &s, &n, err, errlen);
+        if (rc == SG_EINPUT) { /* a pool deleted meanwhile */
+            rc = SG_OK;
+            continue;
+        }
+        if (rc != SG_OK)
+            break;
+        long long now = sg_server_time_ms(c);
+        for (size_t i = 0; i < n && rc == SG_OK; i++) {
+            if (s[i].pid <= 0 || strcmp(s[i].host, host) != 0)
+                continue;
+            if (!pid_alive(s[i].pid)) {
+                long r = sg_release(c, names[p], s[i].user, s[i].session, "reap", host, err,
+                                    errlen);
+                if (r < 0) {
+                    rc = SG_EBACKEND;
+                    break;
+                }
+                (*reaped)++;
+                if (fn)
+                    fn(ud, names[p], &s[i], 0);
+                continue;
+            }
+            if (s[i].ttl_s <= 0 || s[i].obo[0] || now < 0 ||
+                s[i].expires_ms - now > s[i].ttl_s * 1000 / 2)
+                continue;
+            sg_request rq = {.op = SG_OP_ACQUIRE, .pool = names[p], .user = s[i].user,
+                             .session = s[i].session, .via = "reap", .host = host,
+                             .client = s[i].client, .pid = s[i].pid, .ttl_s = s[i].ttl_s};
+            sg_decision d;
+            if (sg_decide(c, &rq, &d) != 0) {
+                rc = seterr(err, errlen, SG_EBACKEND, "%s", d.err);
+                break;
+            }
+            if (sg_result_granted(d.result)) {
+                (*renewed)++;
+                if (fn)
+                    fn(ud, names[p], &s[i], 1);
+            }
+        }
+        free(s);
+    }
+    sg_strv_free(names, np);
+    return rc;
 }

@@ -310,6 +310,7 @@ typedef struct {
     long long started_ms, expires_ms;
     char obo[SG_IDENT_MAX + 1];
     char client[64];
+    long ttl_s; /* lease length the session was opened with */
 } sg_session_info;
 
 typedef struct {
@@ -325,6 +326,15 @@ int sg_holders(sg_conn *c, const char *pool, sg_holder **out, size_t *n, char *e
 int sg_sessions(sg_conn *c, const char *pool, sg_session_info **out, size_t *n, char *err,
                 size_t errlen);
 long long sg_server_time_ms(sg_conn *c);
+
+/* Reap on this host: release the session leases whose process is gone, and
+ * renew those whose process lives and whose lease is past half its length
+ * (so a login longer than its lease keeps its seat while reap runs, e.g.
+ * from cron). fn (may be NULL) is told of each session released (renewed=0)
+ * or renewed (renewed=1). */
+typedef void (*sg_reap_fn)(void *ud, const char *pool, const sg_session_info *s, int renewed);
+int sg_reap(sg_conn *c, const char *host, sg_reap_fn fn, void *ud, long *reaped, long *renewed,
+            char *err, size_t errlen);
 
 /* ---- config file ---------------------------------------------------------
  * key = value lines, '#' comments. Shared by PAM, seatctl and the demo.

@@ -150,7 +150,7 @@ local function grant(result, reason, seat, od_flag)
         redis.call('ZADD', KEYS[5], 0, m)
         if fresh then
             redis.call('HSET', KEYS[6], m, via .. '\t' .. host .. '\t' .. pid .. '\t' .. now ..
-                '\t' .. obo .. '\t' .. client)
+                '\t' .. obo .. '\t' .. client .. '\t' .. ttl_s)
         end
         local ev = nil
         if seat == 'floating' then

@@ -671,6 +671,39 @@ def test_reap_spares_live_process(pam, seats, seatctl_json, rdb):
     assert in_use(seatctl_json, "technicians") == 0
 
 
+def test_reap_renews_live_session_past_half_its_lease(pam, seats, seatctl_json, rdb):
+    """A login longer than its lease keeps its seat while reap runs: reap
+    renews a live session once half of its lease has passed, and leaves a
+    fresh one alone."""
+    svc = pam.service("s", "pool=technicians", "lease=2s")
+    p = pam.run(svc, "carol", "open_session", wait=False)
+    p.communicate(timeout=30)
+    assert p.returncode == 0
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        key = "sg:{technicians}:sessinfo"
+        field = [f for f in rdb.hkeys(key) if f.startswith("carol\0")][0]
+        parts = rdb.hget(key, field).split("\t")
+        assert parts[6] == "2"  # the lease length travels with the session
+        parts[2] = str(sleeper.pid)
+        rdb.hset(key, field, "\t".join(parts))
+        first = sessions(seatctl_json, "technicians")[0]["expires_ms"]
+        res = seatctl_json("reap", check=0)          # fresh: nothing to do
+        assert res.out["renewed"] == [] and res.out["reaped"] == []
+        time.sleep(1.2)
+        res = seatctl_json("reap", check=0)          # past half: renewed
+        assert [x["user"] for x in res.out["renewed"]] == ["carol"]
+        again = sessions(seatctl_json, "technicians")[0]["expires_ms"]
+        assert again >= first + 1000
+        time.sleep(1.2)                              # the first lease is over now
+        assert in_use(seatctl_json, "technicians") == 1
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    time.sleep(2.1)                                  # no reap: the lease runs out
+    assert in_use(seatctl_json, "technicians") == 0
+
+
 # ---- valgrind -----------------------------------------------------------------------
 
 VALGRIND_RUNS = [
