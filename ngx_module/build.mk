@@ -49,13 +49,14 @@ ngx-configure: $(NGX_TREE)/objs/Makefile
 
 # configure once per tree; conf_flags (Debian) holds the flags of the binary
 $(NGX_TREE)/objs/Makefile: ngx_module/config ngx_module/build.mk
-	@test -x $(NGX_TREE_SRC)/configure || { echo "ngx-module: no nginx source tree at $(NGX_TREE_SRC) (install nginx-dev or pass NGINX_SRC=DIR)"; exit 1; }
+	@test -f $(NGX_TREE_SRC)/configure -o -f $(NGX_TREE_SRC)/auto/configure || { echo "ngx-module: no nginx source tree at $(NGX_TREE_SRC) (install nginx-dev or pass NGINX_SRC=DIR)"; exit 1; }
 	rm -rf $(NGX_TREE)
 	@mkdir -p $(B)
 	cp -a $(NGX_TREE_SRC) $(NGX_TREE)
 	cd $(NGX_TREE) && SEATGATE_LIB=$(abspath $(B))/libseatgate.a SEATGATE_INC=$(abspath common) \
 	  bash -c 'flags=(--with-compat); if [ -f conf_flags ]; then . ./conf_flags; flags=("$${NGX_CONF_FLAGS[@]}"); fi; \
-	    ./configure "$${flags[@]}" --with-cc-opt="$(NGX_CC_OPT)" --with-ld-opt="$(NGX_LD_OPT)" \
+	    cfg=./configure; [ -f $$cfg ] || cfg=auto/configure; \
+	    sh $$cfg "$${flags[@]}" --with-cc-opt="$(NGX_CC_OPT)" --with-ld-opt="$(NGX_LD_OPT)" \
 	      --add-dynamic-module=$(NGX_MOD_DIR)' > configure.log 2>&1 \
 	  || { tail -30 configure.log; exit 1; }
 
@@ -63,7 +64,8 @@ $(NGX_MODULE_SO): $(NGX_TREE)/objs/Makefile $(NGX_MOD_SRCS) $(B)/libseatgate.a c
 	rm -f $(NGX_TREE)/objs/ngx_http_seatgate_module.so
 	$(MAKE) -C $(NGX_TREE) -f objs/Makefile modules
 	@mkdir -p $(@D)
-	cp $(NGX_TREE)/objs/ngx_http_seatgate_module.so $@
+	@# a new inode: a running nginx keeps the module it mapped
+	cp $(NGX_TREE)/objs/ngx_http_seatgate_module.so $@.tmp && mv -f $@.tmp $@
 
 # the integration tests load the module built by this make run
 integration: export SEATGATE_NGX_MODULE = $(abspath $(NGX_MODULE_SO))

@@ -1291,6 +1291,13 @@ ngx_http_seatgate_done(ngx_http_seatgate_redis_t *rd,
 
     st = ngx_http_seatgate_stats;
 
+    if (reply && reply->type == REDIS_REPLY_ERROR
+        && ngx_strncmp(reply->str, "READONLY", 8) == 0)
+    {
+        /* a demoted master (failover): find the new one */
+        ngx_http_seatgate_redis_close(rd, "the server became a replica");
+    }
+
     if (reply && !p->eval && sg_reply_is_noscript(reply)) {
 
         /* the script cache was flushed (a restarted Redis): send the body */

@@ -540,7 +540,6 @@ ngx_http_seatgate_redis_sentinel(redisAsyncContext *ac, void *r, void *data)
                       "seatgate: redis %V: sentinel %s:%d does not know "
                       "master \"%s\"", &rd->conf->name, a->ip, a->port,
                       rd->conf->url.master);
-        rd->sentinel++;
         ngx_http_seatgate_redis_close(rd, NULL);
         return;
     }
@@ -559,7 +558,6 @@ ngx_http_seatgate_redis_sentinel(redisAsyncContext *ac, void *r, void *data)
                       "seatgate: redis %V: sentinel gave \"%s:%s\", "
                       "not a numeric address", &rd->conf->name,
                       reply->element[0]->str, reply->element[1]->str);
-        rd->sentinel++;
         ngx_http_seatgate_redis_close(rd, NULL);
         return;
     }
@@ -682,13 +680,12 @@ ngx_http_seatgate_redis_cleanup(void *data)
 static void
 ngx_http_seatgate_redis_down(ngx_http_seatgate_redis_t *rd, const char *err)
 {
-    ngx_uint_t                     was, learned, flapping, level;
+    ngx_uint_t                     was, flapping, level;
     ngx_msec_t                     delay;
     ngx_queue_t                   *q;
     ngx_http_seatgate_redis_op_t  *op;
 
     was = rd->state;
-    learned = rd->asking && rd->master.port != 0;
 
     /* a link that falls as soon as it is up keeps backing off */
     flapping = (was == NGX_HTTP_SEATGATE_REDIS_READY
@@ -720,14 +717,6 @@ ngx_http_seatgate_redis_down(ngx_http_seatgate_redis_t *rd, const char *err)
 
     rd->ninflight = 0;
 
-    while (!ngx_queue_empty(&rd->waiting)) {
-        q = ngx_queue_head(&rd->waiting);
-        ngx_queue_remove(q);
-        op = ngx_queue_data(q, ngx_http_seatgate_redis_op_t, queue);
-        op->queued = 0;
-        op->done(rd, op, NULL);
-    }
-
     if (was == NGX_HTTP_SEATGATE_REDIS_READY) {
         if (!rd->exiting) {
             level = (flapping && rd->failures) ? NGX_LOG_INFO : NGX_LOG_ERR;
@@ -743,48 +732,77 @@ ngx_http_seatgate_redis_down(ngx_http_seatgate_redis_t *rd, const char *err)
         }
     }
 
+    delay = 0;
+
     if (rd->exiting) {
-        return;
+        goto failed;
     }
 
-    if (learned) {
-        /* the sentinel named the master: connect to it now */
-        delay = 0;
+    if (rd->asking) {
+
+        if (rd->master.port) {
+            /* the sentinel named the master: connect to it now */
+            rd->tried = 0;
+
+        } else if (++rd->tried < rd->conf->nsentinels) {
+            /* this sentinel failed: ask the next one now */
+            rd->sentinel++;
+
+        } else {
+            /* every sentinel failed: back off */
+            rd->sentinel++;
+            rd->tried = 0;
+            rd->failures++;
+            delay = rd->backoff;
+        }
 
     } else {
-        if (!rd->asking) {
+        if (rd->conf->url.kind == SG_URL_SENTINEL) {
             /* a lost master link asks the sentinels again (failover) */
             rd->master.port = 0;
         }
 
         if (was != NGX_HTTP_SEATGATE_REDIS_READY || flapping) {
             rd->failures++;
+            delay = rd->backoff;
 
         } else {
             /* a link that was up for a while: a new series of attempts */
             rd->failures = 0;
             rd->backoff = rd->conf->backoff_min;
+            delay = (rd->conf->url.kind == SG_URL_SENTINEL)
+                    ? 0 : rd->conf->backoff_min;
         }
+    }
 
-        if (rd->asking && rd->conf->nsentinels > 1
-            && was != NGX_HTTP_SEATGATE_REDIS_HANDSHAKE)
-        {
-            rd->sentinel++;
-        }
-
-        delay = rd->backoff;
+    if (delay) {
         rd->backoff = ngx_min(rd->backoff * 2, rd->conf->backoff_max);
     }
 
     if (rd->retry.timer_set || rd->retry.posted) {
-        return;
+        goto failed;
     }
 
     if (delay == 0) {
+        /*
+         * Reconnecting at once (the next sentinel, the master it named):
+         * operations keep waiting for the link, as while connecting.
+         */
+        rd->state = NGX_HTTP_SEATGATE_REDIS_CONNECTING;
         ngx_post_event(&rd->retry, &ngx_posted_events);
+        return;
+    }
 
-    } else {
-        ngx_add_timer(&rd->retry, delay);
+    ngx_add_timer(&rd->retry, delay);
+
+failed:
+
+    while (!ngx_queue_empty(&rd->waiting)) {
+        q = ngx_queue_head(&rd->waiting);
+        ngx_queue_remove(q);
+        op = ngx_queue_data(q, ngx_http_seatgate_redis_op_t, queue);
+        op->queued = 0;
+        op->done(rd, op, NULL);
     }
 }
 
@@ -828,10 +846,6 @@ ngx_http_seatgate_redis_watchdog_handler(ngx_event_t *ev)
             ngx_log_error(NGX_LOG_ERR, rd->log, 0,
                           "seatgate: redis %V%s: connect timed out",
                           &rd->conf->name, rd->asking ? " (sentinel)" : "");
-        }
-
-        if (rd->asking) {
-            rd->sentinel++;
         }
 
         ngx_http_seatgate_redis_close(rd, NULL);

@@ -106,6 +106,7 @@ struct ngx_http_seatgate_redis_s {
 
     /* Sentinel */
     ngx_uint_t                         sentinel;  /* next one to ask */
+    ngx_uint_t                         tried;     /* sentinels this round */
     ngx_uint_t                         asking;    /* connected to a sentinel */
     ngx_http_seatgate_redis_addr_t     master;    /* port 0: unknown */
 

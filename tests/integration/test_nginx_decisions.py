@@ -2,7 +2,7 @@
 import json
 
 from helpers import EX_OK, audit_entries, leases
-from nginx_fixtures import SG_HEADER, nginx, sg  # noqa: F401
+from nginx_fixtures import SG_HEADER, nginx, sg, wait_for  # noqa: F401
 
 SERVERS = """
 server {
@@ -82,8 +82,12 @@ def test_granted_free_is_identified_and_touches_nothing(seatctl, rdb, nginx):
         "granted_free", "free_tier", "free", "carol", "carol")
     assert leases(rdb, "tech") == {}
     assert rdb.xlen("sg:{tech}:audit") == before
-    with open(ng.access_log) as f:
-        assert "carol 200 granted_free free_tier carol free" in f.read()
+
+    def logged():
+        with open(ng.access_log) as f:
+            return "carol 200 granted_free free_tier carol free" in f.read()
+
+    assert wait_for(logged)
 
 
 def test_denied_unassigned_is_403(seatctl, nginx):
@@ -235,3 +239,4 @@ def test_error_page_takes_over_the_body(seatctl, nginx):
     r = ng.get("/app/index.html", "bob")
     assert r.status_code == 403
     assert "custom page" in r.text
+    assert r.headers["X-Seatgate-Reason"] == "no_named_seat"

@@ -1,0 +1,154 @@
+"""nginx module: the shared decision cache, background lease renewal, and
+revocation reaching every worker of every instance within about a second."""
+import time
+
+from helpers import EX_OK, leases
+from nginx_fixtures import SG_HEADER, nginx, own_redis, sg, wait_for  # noqa: F401
+
+SERVERS = """
+server {
+    listen 127.0.0.1:{port};
+    %(sg)s
+    seatgate_user $http_x_user;
+    location /app/ { seatgate tech; alias {prefix}/html/; }
+    location /cmdb/ { seatgate tech; seatgate_feature cmdb; alias {prefix}/html/; }
+    location = /metrics { seatgate_metrics; }
+}
+""" % {"sg": SG_HEADER}
+
+BOUND = 1.0  # the documented revocation bound, seconds
+
+
+def get(ng, name, path="/app/index.html"):
+    return ng.get(path, headers={"X-User": name})
+
+
+def time_until(pred, timeout=5.0, interval=0.02):
+    """Seconds until pred() holds (None if it never did)."""
+    t = time.monotonic()
+    while time.monotonic() - t < timeout:
+        if pred():
+            return time.monotonic() - t
+        time.sleep(interval)
+    return None
+
+
+def test_a_seat_holder_costs_no_round_trip_per_request(seatctl, nginx):
+    seatctl("pool", "set", "tech", "--named", "1", "--floating", "5", check=EX_OK)
+    seatctl("assign", "tech", "alice", check=EX_OK)
+    ng = nginx(SERVERS, workers=2)
+    assert sg(get(ng, "alice"))["cache"] == "MISS"
+    assert sg(get(ng, "bob"))["cache"] == "MISS"
+    before = ng.metrics()
+    for _ in range(30):
+        for u in ("alice", "bob"):
+            r = get(ng, u)
+            assert r.status_code == 200 and sg(r)["cache"] == "HIT"
+    after = ng.metrics()
+    # the zone is shared: whichever worker answers, it is a hit
+    assert after["seatgate_cache_hits_total"] - before["seatgate_cache_hits_total"] == 60
+    assert after["seatgate_cache_misses_total"] == before["seatgate_cache_misses_total"]
+    # no decision went to Redis (only the scrape's own read-only probe)
+    assert (after["seatgate_redis_commands_total"]
+            - before["seatgate_redis_commands_total"]) <= 1
+    # denials are never cached
+    seatctl("pool", "set", "tech", "--floating", "1", check=EX_OK)
+    assert get(ng, "carol").status_code == 503
+    assert sg(get(ng, "carol"))["cache"] == "MISS"
+
+
+def test_leases_are_renewed_in_the_background_of_traffic(seatctl, rdb, nginx):
+    seatctl("pool", "set", "tech", "--floating", "2", "--idle-timeout", "2s", check=EX_OK)
+    ng = nginx(SERVERS, zone="sg:1m ttl=30s")
+    assert get(ng, "bob").status_code == 200
+    first = leases(rdb, "tech")["bob"]
+    before = ng.metrics()
+    t = time.monotonic()
+    n = 0
+    while time.monotonic() - t < 4.5:
+        r = get(ng, "bob")
+        assert r.status_code == 200 and sg(r)["cache"] == "HIT", sg(r)
+        n += 1
+        time.sleep(0.05)
+    after = ng.metrics()
+    # the lease (2 s) was kept alive far beyond its length, by a few renewals
+    assert leases(rdb, "tech")["bob"] > first + 3000
+    renewals = after["seatgate_lease_renewals_total"] - before["seatgate_lease_renewals_total"]
+    assert 3 <= renewals <= 8, renewals
+    assert n > 40
+    # once traffic stops the lease runs out by itself: the seat is free again
+    assert wait_for(lambda: "bob" not in leases(rdb, "tech"), timeout=4)
+
+
+def test_unassign_reaches_every_worker_of_every_instance(seatctl, nginx):
+    seatctl("pool", "set", "tech", "--named", "2", check=EX_OK)
+    seatctl("assign", "tech", "alice", check=EX_OK)
+    instances = [nginx(SERVERS, workers=2, zone="sg%d:1m ttl=5m" % i) for i in range(2)]
+    for ng in instances:
+        for _ in range(6):  # warm the cache from every worker
+            r = get(ng, "alice")
+            assert r.status_code == 200
+        assert sg(get(ng, "alice"))["cache"] == "HIT"
+    seatctl("unassign", "tech", "alice", check=EX_OK)
+    t = time.monotonic()
+    for ng in instances:
+        took = time_until(lambda: all(get(ng, "alice").status_code == 403 for _ in range(4)))
+        assert took is not None
+    assert time.monotonic() - t < BOUND
+    # and it stays revoked, whichever worker answers
+    for ng in instances:
+        for _ in range(8):
+            assert get(ng, "alice").status_code == 403
+
+
+def test_release_disable_and_pool_change_revoke(seatctl, rdb, nginx):
+    seatctl("pool", "set", "tech", "--floating", "3", check=EX_OK)
+    ng = nginx(SERVERS, zone="sg:1m ttl=5m")
+    assert get(ng, "bob").status_code == 200
+    assert sg(get(ng, "bob"))["cache"] == "HIT"
+    # an admin force release: the cached grant goes, the next request asks again
+    seatctl("release", "tech", "bob", check=EX_OK)
+    assert time_until(lambda: sg(get(ng, "bob"))["cache"] == "MISS") < BOUND
+    assert "bob" in leases(rdb, "tech")
+    # disabling the user
+    assert sg(get(ng, "bob"))["cache"] == "HIT"
+    seatctl("user", "set", "bob", "--disabled", check=EX_OK)
+    assert time_until(lambda: get(ng, "bob").status_code == 403) < BOUND
+    assert sg(get(ng, "bob"))["result"] == "denied_disabled"
+    # a pool change drops the whole pool
+    assert get(ng, "carol").status_code == 200
+    assert sg(get(ng, "carol"))["cache"] == "HIT"
+    seatctl("pool", "set", "tech", "--exclude", "contractors", check=EX_OK)
+    assert time_until(lambda: sg(get(ng, "carol"))["cache"] == "MISS") < BOUND
+
+
+def test_revocation_bound_holds_without_pub_sub(own_redis, nginx):
+    """An ACL user that may not SUBSCRIBE: no revocation messages arrive, so
+    cached grants live at most about a second."""
+    c = own_redis.client()
+    c.execute_command("ACL", "SETUSER", "ngx", "on", ">ngx-secret", "~*", "&*", "+@all",
+                      "-subscribe", "-psubscribe", "-ssubscribe")
+    own_redis.seatctl("pool", "set", "tech", "--named", "1", check=EX_OK)
+    own_redis.seatctl("assign", "tech", "alice", check=EX_OK)
+    ng = nginx(SERVERS, redis_url="redis://ngx:ngx-secret@127.0.0.1:%d" % own_redis.port,
+               zone="sg:1m ttl=5m")
+    assert get(ng, "alice").status_code == 200
+    assert sg(get(ng, "alice"))["cache"] == "HIT"  # still cached, briefly
+    assert ng.metrics()["seatgate_revocation_subscription_up"] == 0
+    own_redis.seatctl("unassign", "tech", "alice", check=EX_OK)
+    t = time.monotonic()
+    assert time_until(lambda: get(ng, "alice").status_code == 403, timeout=3) is not None
+    assert time.monotonic() - t < BOUND + 0.2
+    # the AUTH with an ACL user worked for the decisions themselves
+    assert "NOPERM" in ng.log() or "subscriber link lost" in ng.log()
+
+
+def test_feature_change_reaches_cached_grants(seatctl, nginx):
+    seatctl("pool", "set", "tech", "--named", "1", "--features", "cmdb", check=EX_OK)
+    seatctl("assign", "tech", "alice", check=EX_OK)
+    ng = nginx(SERVERS, zone="sg:1m ttl=5m")
+    assert get(ng, "alice", "/cmdb/index.html").status_code == 200
+    assert sg(get(ng, "alice", "/cmdb/index.html"))["cache"] == "HIT"
+    seatctl("pool", "set", "tech", "--features", "change-advanced", check=EX_OK)
+    assert time_until(lambda: get(ng, "alice", "/cmdb/index.html").status_code == 403) < BOUND
+    assert get(ng, "alice").status_code == 200
