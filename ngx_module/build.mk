@@ -44,7 +44,6 @@ endif
 
 .PHONY: ngx-module ngx-configure
 all: ngx-module
-ngx-module: $(NGX_MODULE_SO)
 ngx-configure: $(NGX_TREE)/objs/Makefile
 
 # configure once per tree; conf_flags (Debian) holds the flags of the binary
@@ -60,12 +59,19 @@ $(NGX_TREE)/objs/Makefile: ngx_module/config ngx_module/build.mk
 	      --add-dynamic-module=$(NGX_MOD_DIR)' > configure.log 2>&1 \
 	  || { tail -30 configure.log; exit 1; }
 
-$(NGX_MODULE_SO): $(NGX_TREE)/objs/Makefile $(NGX_MOD_SRCS) $(B)/libseatgate.a common/seatgate.h
-	rm -f $(NGX_TREE)/objs/ngx_http_seatgate_module.so
+NGX_TREE_SO    := $(NGX_TREE)/objs/ngx_http_seatgate_module.so
+
+# nginx's own makefile tracks the sources; a new libseatgate.a relinks
+$(NGX_TREE_SO): $(NGX_TREE)/objs/Makefile $(NGX_MOD_SRCS) $(B)/libseatgate.a common/seatgate.h
+	rm -f $@
 	$(MAKE) -C $(NGX_TREE) -f objs/Makefile modules
-	@mkdir -p $(@D)
-	@# a new inode: a running nginx keeps the module it mapped
-	cp $(NGX_TREE)/objs/ngx_http_seatgate_module.so $@.tmp && mv -f $@.tmp $@
+
+# the module of the tree built last (Debian's, or NGINX_SRC's) is the one
+# installed; a new inode, so that a running nginx keeps the module it mapped
+ngx-module: $(NGX_TREE_SO)
+	@cmp -s $(NGX_TREE_SO) $(NGX_MODULE_SO) || { \
+	  cp $(NGX_TREE_SO) $(NGX_MODULE_SO).tmp && mv -f $(NGX_MODULE_SO).tmp $(NGX_MODULE_SO) && \
+	  echo "ngx-module: $(NGX_MODULE_SO) from $(NGX_TREE)"; }
 
 # the integration tests load the module built by this make run
 integration: export SEATGATE_NGX_MODULE = $(abspath $(NGX_MODULE_SO))

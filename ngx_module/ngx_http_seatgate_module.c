@@ -909,14 +909,18 @@ ngx_http_seatgate_metrics_resume(ngx_http_request_t *r)
     size_t                           size;
     ngx_str_t                        body;
     ngx_buf_t                       *b;
-    ngx_uint_t                       i, j, up, sub;
+    ngx_uint_t                       i, j, up, sub, npools;
     ngx_atomic_uint_t                cum;
     ngx_http_seatgate_stats_t       *st;
     ngx_http_seatgate_pool_stats_t  *ps;
 
     st = ngx_http_seatgate_stats;
 
-    size = 8192 + st->npools * (SG_RESULT_COUNT + 6) * (SG_POOL_MAX + 128);
+    /* a reload may add pools meanwhile: one snapshot sizes and bounds all */
+
+    npools = ngx_min(st->npools, NGX_HTTP_SEATGATE_POOLS_MAX);
+
+    size = 8192 + npools * (SG_RESULT_COUNT + 6) * (SG_POOL_MAX + 128);
 
     b = ngx_create_temp_buf(r->pool, size);
     if (b == NULL) {
@@ -941,7 +945,7 @@ ngx_http_seatgate_metrics_resume(ngx_http_request_t *r)
     SG_HELP("pool_decisions_total", "counter",
             "Seat decisions by pool and result.");
 
-    for (j = 0; j < st->npools && j < NGX_HTTP_SEATGATE_POOLS_MAX; j++) {
+    for (j = 0; j < npools; j++) {
         ps = &st->pools[j];
 
         for (i = 0; i < SG_RESULT_COUNT; i++) {
@@ -954,7 +958,7 @@ ngx_http_seatgate_metrics_resume(ngx_http_request_t *r)
 
     SG_HELP("seats_in_use", "gauge", "Floating seats held, by pool.");
 
-    for (j = 0; j < st->npools && j < NGX_HTTP_SEATGATE_POOLS_MAX; j++) {
+    for (j = 0; j < npools; j++) {
         ps = &st->pools[j];
         if (ps->known) {
             p = ngx_sprintf(p, "seatgate_seats_in_use{pool=\"%s\"} %uA\n",
@@ -964,7 +968,7 @@ ngx_http_seatgate_metrics_resume(ngx_http_request_t *r)
 
     SG_HELP("seats_floating", "gauge", "Floating seats bought, by pool.");
 
-    for (j = 0; j < st->npools && j < NGX_HTTP_SEATGATE_POOLS_MAX; j++) {
+    for (j = 0; j < npools; j++) {
         ps = &st->pools[j];
         if (ps->known) {
             p = ngx_sprintf(p, "seatgate_seats_floating{pool=\"%s\"} %uA\n",
@@ -975,7 +979,7 @@ ngx_http_seatgate_metrics_resume(ngx_http_request_t *r)
     SG_HELP("seats_capacity", "gauge",
             "Floating seats with overdraft, by pool.");
 
-    for (j = 0; j < st->npools && j < NGX_HTTP_SEATGATE_POOLS_MAX; j++) {
+    for (j = 0; j < npools; j++) {
         ps = &st->pools[j];
         if (ps->known) {
             p = ngx_sprintf(p, "seatgate_seats_capacity{pool=\"%s\"} %uA\n",
@@ -985,7 +989,7 @@ ngx_http_seatgate_metrics_resume(ngx_http_request_t *r)
 
     SG_HELP("seats_named", "gauge", "Named seats bought, by pool.");
 
-    for (j = 0; j < st->npools && j < NGX_HTTP_SEATGATE_POOLS_MAX; j++) {
+    for (j = 0; j < npools; j++) {
         ps = &st->pools[j];
         if (ps->known) {
             p = ngx_sprintf(p, "seatgate_seats_named{pool=\"%s\"} %uA\n",
@@ -3257,6 +3261,10 @@ ngx_http_seatgate_init_stats_zone(ngx_shm_zone_t *shm_zone, void *data)
 
             ngx_cpystrn(st->pools[j].name, pools[i]->name.data,
                         pools[i]->name.len + 1);
+
+            /* running workers (of the old cycle) read npools, then names */
+            ngx_memory_barrier();
+
             st->npools++;
         }
 

@@ -478,6 +478,7 @@ ngx_http_seatgate_redis_handshake(redisAsyncContext *ac, void *r, void *data)
 {
     char  *cmd = data;
 
+    ngx_uint_t                  level;
     redisReply                 *reply = r;
     ngx_http_seatgate_redis_t  *rd;
 
@@ -488,7 +489,10 @@ ngx_http_seatgate_redis_handshake(redisAsyncContext *ac, void *r, void *data)
     }
 
     if (reply->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+        /* logged once per series of attempts, like a refused connect */
+        level = rd->failures ? NGX_LOG_INFO : NGX_LOG_ERR;
+
+        ngx_log_error(level, rd->log, 0,
                       "seatgate: redis %V: %s failed: %s",
                       &rd->conf->name, cmd, reply->str);
         rd->master.port = 0;

@@ -7,6 +7,7 @@ import time
 
 import redis as redislib
 
+import helpers
 from helpers import EX_OK
 from nginx_fixtures import SG_HEADER, nginx, own_redis, sg, wait_for  # noqa: F401
 
@@ -205,3 +206,28 @@ def test_dead_redis_is_not_hammered(nginx):
         stop.set()
         th.join()
         lsock.close()
+
+
+def test_unix_socket_with_password_and_db(tmp_path, nginx):
+    from nginx_fixtures import OwnRedis
+    sock = str(tmp_path / "redis.sock")
+    d = tmp_path / "r"
+    d.mkdir()
+    srv = OwnRedis(d, ["--unixsocket", sock, "--unixsocketperm", "777"]).start()
+    try:
+        srv.client().config_set("requirepass", "s3cret")
+        url = "unix://%s?db=3&password=s3cret" % sock
+        helpers.run_seatctl(url, "pool", "set", "tech", "--floating", "2", check=EX_OK)
+        ng = nginx(SERVERS, redis_url=url)
+        r = ng.get("/app/index.html", headers=user("bob"))
+        assert r.status_code == 200 and sg(r)["result"] == "granted_floating"
+        c = redislib.Redis(unix_socket_path=sock, password="s3cret", db=3,
+                           decode_responses=True)
+        assert c.zscore("sg:{tech}:leases", "bob") is not None
+        # a wrong password is a clear error in the log, and fail closed
+        ng2 = nginx(SERVERS, redis_url="unix://%s?password=wrong" % sock)
+        r = ng2.get("/app/index.html", headers=user("bob"))
+        assert r.status_code == 503
+        assert wait_for(lambda: "AUTH failed" in ng2.log()), ng2.tail()
+    finally:
+        srv.stop()

@@ -9,6 +9,7 @@ server {
     listen 127.0.0.1:{port};
     auth_basic "seatgate";
     auth_basic_user_file {htpasswd};
+    seatgate_retry_after 45s;
     %(sg)s
 
     location /app/ { seatgate tech; alias {prefix}/html/; }
@@ -111,7 +112,7 @@ def test_denied_exhausted_is_503_with_retry_after(seatctl, rdb, nginx):
     r = ng.get("/app/index.html", "dave")
     assert r.status_code == 503
     assert r.headers["X-Seatgate-Reason"] == "all_floating_in_use"
-    assert int(r.headers["Retry-After"]) > 0
+    assert r.headers["Retry-After"] == "45"
     assert sg(r)["result"] == "denied_exhausted"
     assert "All 2 floating seats of pool tech are in use" in r.text
     assert r.text.lstrip().startswith("<html>")
