@@ -177,7 +177,10 @@ void sg_decision_message(const sg_decision *d, const char *pool, const char *fea
         snprintf(buf, len, "no seat is needed here");
         break;
     case SG_DENIED_UNASSIGNED:
-        if (strcmp(r, "unknown_pool") == 0)
+        if (strcmp(r, "no_identity") == 0 || strcmp(r, "invalid_identity") == 0 ||
+            strcmp(r, "invalid_on_behalf_of") == 0 || strcmp(r, "invalid_input") == 0)
+            snprintf(buf, len, "no valid identity came with this request");
+        else if (strcmp(r, "unknown_pool") == 0)
             snprintf(buf, len, "pool %s does not exist; ask your license administrator", pool);
         else if (strcmp(r, "service_account_needs_on_behalf_of") == 0)
             snprintf(buf, len, "a service account must say on whose behalf it acts");

@@ -1869,73 +1869,41 @@ static u_char *
 ngx_http_seatgate_message(u_char *p, u_char *last,
     ngx_http_seatgate_ctx_t *ctx)
 {
-    ngx_str_t  *pool, *reason;
+    size_t                         n;
+    sg_decision                    d;
+    ngx_http_seatgate_loc_conf_t  *slcf;
+    char                           pool[SG_POOL_MAX + 1];
+    char                           feature[SG_POOL_MAX + 1];
 
-    pool = &ctx->pool;
-    reason = &ctx->reason;
+    /* the sentence comes from the core, as in the PAM conversation */
 
-#define SG_IS(s)  (reason->len == sizeof(s) - 1                               \
-                   && ngx_strncmp(reason->data, s, sizeof(s) - 1) == 0)
+    slcf = ngx_http_get_module_loc_conf(ctx->request, ngx_http_seatgate_module);
 
-    if (ctx->result == SG_ERROR_BACKEND) {
-        return ngx_slprintf(p, last, "The license service is unavailable. "
-                            "Please try again in a moment.");
+    ngx_memzero(&d, sizeof(sg_decision));
+    d.result = ctx->result;
+    d.floating = ctx->floating;
+    d.capacity = ctx->floating;
+
+    n = ngx_min(ctx->reason.len, sizeof(d.reason) - 1);
+    ngx_memcpy(d.reason, ctx->reason.data, n);
+
+    n = ngx_min(ctx->pool.len, SG_POOL_MAX);
+    ngx_memcpy(pool, ctx->pool.data, n);
+    pool[n] = '\0';
+
+    n = ngx_min(slcf->feature.len, SG_POOL_MAX);
+    ngx_memcpy(feature, slcf->feature.data, n);
+    feature[n] = '\0';
+
+    if (last - p < 2) {
+        return p;
     }
 
-    if (SG_IS("all_floating_in_use")) {
-        return ngx_slprintf(p, last, "All %L floating seats of pool %V are "
-                            "in use. Please try again later.",
-                            (int64_t) ctx->floating, pool);
-    }
+    sg_decision_message(&d, pool, feature, (char *) p, last - p);
 
-    if (SG_IS("reserved_for_group")) {
-        return ngx_slprintf(p, last, "The free floating seats of pool %V are "
-                            "reserved for another group. Please try again "
-                            "later.", pool);
-    }
+    *p = ngx_toupper(*p);
 
-    if (SG_IS("group_cap_reached")) {
-        return ngx_slprintf(p, last, "Your group already holds all the "
-                            "floating seats of pool %V it may use. Please "
-                            "try again later.", pool);
-    }
-
-    if (SG_IS("feature_not_licensed")) {
-        return ngx_slprintf(p, last, "This module is not licensed for pool "
-                            "%V.", pool);
-    }
-
-    if (SG_IS("excluded_group") || SG_IS("not_in_included_group")) {
-        return ngx_slprintf(p, last, "Your group may not use pool %V.", pool);
-    }
-
-    if (ctx->result == SG_DENIED_DISABLED) {
-        return ngx_slprintf(p, last, "Your account is disabled.");
-    }
-
-    if (ctx->result == SG_DENIED_MULTIPLEXING) {
-        return ngx_slprintf(p, last, "This service account acted for too "
-                            "many different people of pool %V.", pool);
-    }
-
-    if (SG_IS("no_identity") || SG_IS("invalid_identity")
-        || SG_IS("invalid_on_behalf_of") || SG_IS("invalid_input"))
-    {
-        return ngx_slprintf(p, last, "No valid identity came with this "
-                            "request.");
-    }
-
-    if (reason->len > 3 && (ngx_strstr(reason->data, "service_account")
-                            || ngx_strstr(reason->data, "on_behalf_of")))
-    {
-        return ngx_slprintf(p, last, "A service account must act on behalf "
-                            "of a person entitled to pool %V.", pool);
-    }
-
-    return ngx_slprintf(p, last, "You hold no seat of pool %V. Ask your "
-                        "license administrator for one.", pool);
-
-#undef SG_IS
+    return p + ngx_strlen(p);
 }
 
 
