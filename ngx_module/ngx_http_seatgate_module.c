@@ -1884,15 +1884,23 @@ ngx_http_seatgate_message(u_char *p, u_char *last,
     d.floating = ctx->floating;
     d.capacity = ctx->floating;
 
+    /* an unset ngx_str_t has data == NULL: copy only what is there */
+
     n = ngx_min(ctx->reason.len, sizeof(d.reason) - 1);
-    ngx_memcpy(d.reason, ctx->reason.data, n);
+    if (n) {
+        ngx_memcpy(d.reason, ctx->reason.data, n);
+    }
 
     n = ngx_min(ctx->pool.len, SG_POOL_MAX);
-    ngx_memcpy(pool, ctx->pool.data, n);
+    if (n) {
+        ngx_memcpy(pool, ctx->pool.data, n);
+    }
     pool[n] = '\0';
 
     n = ngx_min(slcf->feature.len, SG_POOL_MAX);
-    ngx_memcpy(feature, slcf->feature.data, n);
+    if (n) {
+        ngx_memcpy(feature, slcf->feature.data, n);
+    }
     feature[n] = '\0';
 
     if (last - p < 2) {
