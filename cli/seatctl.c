@@ -7,10 +7,8 @@
  */
 #include "seatgate.h"
 
-#include <errno.h>
 #include <getopt.h>
 #include <json.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,13 +141,6 @@ static void fmt_time(long long ms, char *buf, size_t len)
     strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static void my_host(char *buf, size_t len)
-{
-    if (gethostname(buf, len) != 0)
-        snprintf(buf, len, "localhost");
-    buf[len - 1] = '\0';
-}
-
 /* ---- decisions ---------------------------------------------------------- */
 
 static int decision_exit(const sg_decision *d)
@@ -211,7 +202,7 @@ static void print_decision(const sg_request *rq, const sg_decision *d)
 static int do_decide(opts_t *o, sg_conn *c, sg_op op)
 {
     char host[256];
-    my_host(host, sizeof(host));
+    sg_hostname(host, sizeof(host));
     sg_request rq = {
         .op = op,
         .pool = o->pos[0],
@@ -247,7 +238,7 @@ static int cmd_acquire(opts_t *o, sg_conn *c)
 static int cmd_release(opts_t *o, sg_conn *c)
 {
     char host[256], err[SG_ERR_MAX];
-    my_host(host, sizeof(host));
+    sg_hostname(host, sizeof(host));
     long n = sg_release(c, o->pos[0], o->pos[1], o->session, "cli", host, err, sizeof(err));
     if (n == -2)
         die_usage("%s", err);
@@ -636,7 +627,7 @@ static int cmd_reap(opts_t *o, sg_conn *c)
 {
     (void)o;
     char host[256], err[SG_ERR_MAX];
-    my_host(host, sizeof(host));
+    sg_hostname(host, sizeof(host));
     struct reap_out ro = {NULL, NULL};
     if (json_out) {
         ro.reaped = json_object_new_array();

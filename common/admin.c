@@ -13,13 +13,6 @@
 
 #define seterr sg_err_rc
 
-static void my_host(char *buf, size_t len)
-{
-    if (gethostname(buf, len) != 0)
-        snprintf(buf, len, "localhost");
-    buf[len - 1] = '\0';
-}
-
 static redisReply *cmdv(sg_conn *c, char *err, size_t errlen, int argc, const char **argv)
 {
     redisReply *r = sg_conn_cmd(c, argc, argv, NULL, err, errlen);
@@ -152,7 +145,7 @@ int sg_pool_set(sg_conn *c, const sg_pool *p, const char *via, char *err, size_t
     sg_keyname(SG_K_CONF, p->name, k_conf, sizeof(k_conf));
     sg_keyname(SG_K_NAMED, p->name, k_named, sizeof(k_named));
     sg_keyname(SG_K_AUDIT, p->name, k_audit, sizeof(k_audit));
-    my_host(host, sizeof(host));
+    sg_hostname(host, sizeof(host));
     char nums[6][24];
     const char *av[40];
     int n = 0;
@@ -384,7 +377,7 @@ int sg_pool_delete(sg_conn *c, const char *pool, const char *via, char *err, siz
         return seterr(err, errlen, SG_EINPUT, "pool: %s", e);
     char keys[SG_K_COUNT][SG_KEY_MAX], host[256];
     pool_keys(pool, keys);
-    my_host(host, sizeof(host));
+    sg_hostname(host, sizeof(host));
     const char *av[SG_K_COUNT + 3];
     for (int i = 0; i < SG_K_COUNT; i++)
         av[i] = keys[i];
@@ -422,7 +415,7 @@ int sg_assign(sg_conn *c, const char *pool, int assign, const char **users, size
     sg_keyname(SG_K_CONF, pool, k_conf, sizeof(k_conf));
     sg_keyname(SG_K_NAMED, pool, k_named, sizeof(k_named));
     sg_keyname(SG_K_AUDIT, pool, k_audit, sizeof(k_audit));
-    my_host(host, sizeof(host));
+    sg_hostname(host, sizeof(host));
     const char **av = malloc(sizeof(*av) * (n + 7));
     if (av == NULL)
         return seterr(err, errlen, SG_EBACKEND, "out of memory");
@@ -498,7 +491,7 @@ int sg_user_set(sg_conn *c, const char *user, const sg_user_change *ch, const ch
     if (rc != SG_OK)
         return rc;
     char host[256];
-    my_host(host, sizeof(host));
+    sg_hostname(host, sizeof(host));
     for (size_t i = 0; i < np && rc == SG_OK; i++) {
         char keys[SG_K_COUNT][SG_KEY_MAX];
         pool_keys(pools[i], keys);

@@ -95,6 +95,9 @@ int sg_valid_ident(const char *s, char *err, size_t errlen);   /* user, session 
 int sg_valid_group(const char *s, char *err, size_t errlen);   /* ident minus , = */
 int sg_valid_name(const char *s, char *err, size_t errlen);    /* pool, feature */
 
+/* This host's name for audit entries and session leases ("localhost" if unknown). */
+void sg_hostname(char *buf, size_t len);
+
 /* "900", "90s", "15m", "2h", "1d" -> seconds; -1 on error. */
 long sg_parse_duration(const char *s);
 /* strict decimal integer in [min,max]; 0 ok, -1 error */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *const result_names[SG_RESULT_COUNT] = {
     "granted_named",       "granted_floating", "granted_free",    "denied_unassigned",
@@ -163,6 +164,15 @@ int sg_parse_long(const char *s, long min, long max, long *out)
         return -1;
     *out = v;
     return 0;
+}
+
+void sg_hostname(char *buf, size_t len)
+{
+    if (len == 0)
+        return;
+    if (gethostname(buf, len) != 0)
+        snprintf(buf, len, "localhost");
+    buf[len - 1] = '\0';
 }
 
 long sg_parse_duration(const char *s)

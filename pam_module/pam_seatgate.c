@@ -188,9 +188,7 @@ static int run_hook(pam_handle_t *pamh, hook_t hook, int argc, const char **argv
     }
 
     char host[256];
-    if (gethostname(host, sizeof(host)) != 0)
-        snprintf(host, sizeof(host), "localhost");
-    host[sizeof(host) - 1] = '\0';
+    sg_hostname(host, sizeof(host));
     const void *rhost = NULL;
     const void *service = NULL;
     pam_get_item(pamh, PAM_RHOST, &rhost);
