@@ -28,9 +28,10 @@ endif
 ALLCFLAGS := $(BASEFLAGS) $(CFLAGS) $(SANFLAGS)
 LDLIBS_CORE := -lhiredis
 
-LUA      := decide release pool_set pool_delete assign user_set
+LUA      := decide release pool_commit pool_delete assign user_put user_apply fsck
 LUA_SRC  := $(patsubst %,common/lua/%.lua,$(LUA))
-CORE_SRC := common/util.c common/url.c common/conn.c common/core.c common/admin.c common/config.c
+CORE_SRC := common/util.c common/url.c common/conn.c common/core.c common/admin.c common/config.c \
+            common/csv.c common/host.c
 CORE_OBJ := $(patsubst common/%.c,$(B)/obj/common/%.o,$(CORE_SRC)) $(B)/obj/common/scripts.o
 
 .PHONY: all deps test unit integration demo bench clean check-deps format
@@ -45,15 +46,15 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	else echo "deps: run as root:"; echo "  apt-get install -y $$missing"; exit 1; fi
 
-$(B)/gen/scripts.c: common/embed.sh $(LUA_SRC)
+$(B)/gen/scripts.c: common/embed.sh common/lua/lib.lua $(LUA_SRC)
 	@mkdir -p $(@D)
-	sh common/embed.sh $@ $(LUA_SRC)
+	sh common/embed.sh $@ common/lua/lib.lua $(LUA_SRC)
 
-$(B)/obj/common/scripts.o: $(B)/gen/scripts.c common/seatgate.h
+$(B)/obj/common/scripts.o: $(B)/gen/scripts.c common/seatgate.h common/sg_csv.h common/sg_host.h
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -c -o $@ $<
 
-$(B)/obj/%.o: %.c common/seatgate.h common/internal.h
+$(B)/obj/%.o: %.c common/seatgate.h common/internal.h common/sg_csv.h common/sg_host.h cli/seatctl.h
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -c -o $@ $<
 
@@ -61,7 +62,8 @@ $(B)/libseatgate.a: $(CORE_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(B)/seatctl: $(B)/obj/cli/seatctl.o $(B)/libseatgate.a
+SEATCTL_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(wildcard cli/*.c))
+$(B)/seatctl: $(SEATCTL_OBJ) $(B)/libseatgate.a
 	$(CC) $(ALLCFLAGS) -o $@ $^ $(LDLIBS_CORE) $(shell pkg-config --libs json-c)
 
 # ---- tests -------------------------------------------------------------------

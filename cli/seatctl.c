@@ -5,21 +5,16 @@
  * Exit codes: 0 ok / granted, 1 denied, 2 usage or input error (nothing
  * changed), 3 Redis unreachable or failed.
  */
-#include "seatgate.h"
+#include "seatctl.h"
 
+#include <errno.h>
 #include <getopt.h>
-#include <json.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-#define EX_OK 0
-#define EX_DENIED 1
-#define EX_USAGE 2
-#define EX_BACKEND 3
 
 enum {
     O_REDIS = 1000,
@@ -48,6 +43,22 @@ enum {
     O_OBO,
     O_SESSION,
     O_TTL,
+    O_MAX_LEASE,
+    O_AUDIT_RETENTION,
+    O_DENY_FOLD,
+    O_NO_RESERVE,
+    O_NO_CAP,
+    O_NO_INCLUDE,
+    O_NO_EXCLUDE,
+    O_NO_FEATURE,
+    O_FROM,
+    O_POOL,
+    O_USER,
+    O_SINCE,
+    O_UNTIL,
+    O_FORMAT,
+    O_FOLLOW,
+    O_FIX,
     O_MAX
 };
 
@@ -78,19 +89,24 @@ static const struct option long_opts[] = {
     {"on-behalf-of", required_argument, 0, O_OBO},
     {"session", required_argument, 0, O_SESSION},
     {"lease", required_argument, 0, O_TTL},
+    {"max-lease", required_argument, 0, O_MAX_LEASE},
+    {"audit-retention", required_argument, 0, O_AUDIT_RETENTION},
+    {"deny-fold", required_argument, 0, O_DENY_FOLD},
+    {"no-reserve", required_argument, 0, O_NO_RESERVE},
+    {"no-cap", required_argument, 0, O_NO_CAP},
+    {"no-include", required_argument, 0, O_NO_INCLUDE},
+    {"no-exclude", required_argument, 0, O_NO_EXCLUDE},
+    {"no-feature", required_argument, 0, O_NO_FEATURE},
+    {"from", required_argument, 0, O_FROM},
+    {"pool", required_argument, 0, O_POOL},
+    {"user", required_argument, 0, O_USER},
+    {"since", required_argument, 0, O_SINCE},
+    {"until", required_argument, 0, O_UNTIL},
+    {"format", required_argument, 0, O_FORMAT},
+    {"follow", no_argument, 0, O_FOLLOW},
+    {"fix", no_argument, 0, O_FIX},
     {0, 0, 0, 0},
 };
-
-typedef struct {
-    const char *redis, *config, *feature, *obo, *session, *groups, *features;
-    int timeout_ms, json, help, service, disabled;
-    long ttl_s;
-    sg_pool pool;
-    char include[1024], exclude[1024];
-    int seen[O_MAX - 1000];
-    char *pos[64];
-    int npos;
-} opts_t;
 
 struct cmd {
     const char *name;
@@ -102,11 +118,9 @@ struct cmd {
     const char *help;
 };
 
-static int json_out;
+int json_out;
 
-static void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-
-static void die_usage(const char *fmt, ...)
+void die_usage(const char *fmt, ...)
 {
     va_list ap;
     fputs("seatctl: ", stderr);
@@ -117,19 +131,19 @@ static void die_usage(const char *fmt, ...)
     exit(EX_USAGE);
 }
 
-static int report_err(int rc, const char *err)
+int report_err(int rc, const char *err)
 {
     fprintf(stderr, "seatctl: %s\n", err);
     return rc == SG_EBACKEND ? EX_BACKEND : rc == SG_EDENIED ? EX_DENIED : EX_USAGE;
 }
 
-static void print_json(json_object *j)
+void print_json(json_object *j)
 {
     puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(j);
 }
 
-static void fmt_time(long long ms, char *buf, size_t len)
+void fmt_time(long long ms, char *buf, size_t len)
 {
     if (ms <= 0) {
         snprintf(buf, len, "-");
@@ -139,6 +153,44 @@ static void fmt_time(long long ms, char *buf, size_t len)
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+char *read_all(const char *path, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (f == NULL) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 65536, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        if (n + 1 >= cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (nb == NULL) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    int bad = ferror(f);
+    if (f != stdin)
+        fclose(f);
+    if (buf == NULL || bad) {
+        snprintf(err, errlen, "%s: %s", path, buf ? "read error" : "out of memory");
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
 }
 
 /* ---- decisions ---------------------------------------------------------- */
@@ -290,24 +342,56 @@ static int cmd_pool_set(opts_t *o, sg_conn *c)
     snprintf(o->pool.name, sizeof(o->pool.name), "%s", o->pos[0]);
     if (strlen(o->pos[0]) > SG_POOL_MAX || sg_valid_name(o->pos[0], err, sizeof(err)) != 0)
         die_usage("pool: %s", err);
-    int rc = sg_pool_set(c, &o->pool, "cli", err, sizeof(err));
+    sg_pool_outcome out;
+    int rc = sg_pool_set(c, &o->pool, "cli", &out, err, sizeof(err));
     if (rc != SG_OK)
         return report_err(rc, err);
     sg_pool_info pi;
     rc = sg_pool_get(c, o->pos[0], &pi, err, sizeof(err));
-    if (rc != SG_OK)
+    if (rc != SG_OK) {
+        sg_pool_outcome_free(&out);
         return report_err(rc, err);
+    }
     if (json_out) {
         json_object *j = json_object_new_object();
         json_object_object_add(j, "pool", json_object_new_string(pi.name));
         json_object_object_add(j, "named", json_object_new_int64(pi.named));
         json_object_object_add(j, "floating", json_object_new_int64(pi.floating));
         json_object_object_add(j, "epoch", json_object_new_int64(pi.epoch));
+        json_object_object_add(j, "created", json_object_new_boolean(out.created));
+        json_object *rv = json_object_new_array(), *ua = json_object_new_array();
+        for (const char *p = out.revoked; p && *p;) {
+            const char *nl = strchr(p, '\n');
+            size_t l = nl ? (size_t)(nl - p) : strlen(p);
+            json_object_array_add(rv, json_object_new_string_len(p, (int)l));
+            p = nl ? nl + 1 : p + l;
+        }
+        for (const char *p = out.unassigned; p && *p;) {
+            const char *nl = strchr(p, '\n');
+            size_t l = nl ? (size_t)(nl - p) : strlen(p);
+            json_object_array_add(ua, json_object_new_string_len(p, (int)l));
+            p = nl ? nl + 1 : p + l;
+        }
+        json_object_object_add(j, "revoked", rv);
+        json_object_object_add(j, "unassigned", ua);
         print_json(j);
     } else {
-        printf("pool %s: %ld named, %ld floating seats, idle timeout %lds\n", pi.name, pi.named,
-               pi.floating, pi.idle_s);
+        printf("pool %s: %ld named, %ld floating seats, idle timeout %lds, longest lease %lds\n",
+               pi.name, pi.named, pi.floating, pi.idle_s, pi.max_lease_s);
+        for (const char *p = out.revoked; p && *p;) {
+            const char *nl = strchr(p, '\n');
+            int l = nl ? (int)(nl - p) : (int)strlen(p);
+            printf("  floating seat of %.*s taken back (pool_shrunk)\n", l, p);
+            p = nl ? nl + 1 : p + l;
+        }
+        for (const char *p = out.unassigned; p && *p;) {
+            const char *nl = strchr(p, '\n');
+            int l = nl ? (int)(nl - p) : (int)strlen(p);
+            printf("  named seat of %.*s taken back (pool_shrunk, least recently used)\n", l, p);
+            p = nl ? nl + 1 : p + l;
+        }
     }
+    sg_pool_outcome_free(&out);
     return EX_OK;
 }
 
@@ -322,6 +406,9 @@ static json_object *pool_json(const sg_pool_info *p)
     json_object_object_add(j, "in_use", json_object_new_int64(p->in_use));
     json_object_object_add(j, "sessions", json_object_new_int64(p->sessions));
     json_object_object_add(j, "idle_timeout", json_object_new_int64(p->idle_s));
+    json_object_object_add(j, "max_lease", json_object_new_int64(p->max_lease_s));
+    json_object_object_add(j, "audit_retention", json_object_new_int64(p->audit_retention_s));
+    json_object_object_add(j, "deny_fold", json_object_new_int64(p->deny_fold_s));
     json_object_object_add(j, "overdraft_pct", json_object_new_int64(p->overdraft_pct));
     json_object_object_add(j, "mux_limit", json_object_new_int64(p->mux_limit));
     json_object_object_add(j, "mux_window", json_object_new_int64(p->mux_window_s));
@@ -368,6 +455,9 @@ static int cmd_pool_show(opts_t *o, sg_conn *c)
         if (pi.overdraft_pct)
             printf(", overdraft %ld%% (capacity %ld)", pi.overdraft_pct, pi.capacity);
         printf("\nidle timeout:   %lds\n", pi.idle_s);
+        printf("longest lease:  %lds\n", pi.max_lease_s);
+        printf("audit:          kept %lds, repeated denials folded per %lds\n",
+               pi.audit_retention_s, pi.deny_fold_s);
         printf("features:       %s\n", pi.features[0] ? pi.features : "-");
         printf("include:        %s\n", pi.include[0] ? pi.include : "-");
         printf("exclude:        %s\n", pi.exclude[0] ? pi.exclude : "-");
@@ -430,24 +520,82 @@ static int cmd_pool_delete(opts_t *o, sg_conn *c)
     return EX_OK;
 }
 
+/* Users from --from FILE|- (one a line; blank lines and # comments skipped),
+ * each validated with its line number. */
+static char **users_from(const char *path, size_t *n)
+{
+    char err[SG_ERR_MAX];
+    size_t len;
+    char *buf = read_all(path, &len, err, sizeof(err));
+    if (buf == NULL)
+        die_usage("--from %s", err);
+    if (memchr(buf, '\0', len))
+        die_usage("--from %s: the file holds a NUL byte", path);
+    size_t cap = 16, k = 0;
+    char **v = malloc(sizeof(*v) * cap);
+    long line = 0;
+    for (char *p = buf; v && p && *p;) {
+        char *nl = strchr(p, '\n');
+        if (nl)
+            *nl = '\0';
+        line++;
+        size_t l = strlen(p);
+        if (l && p[l - 1] == '\r')
+            p[--l] = '\0';
+        if (l && p[0] != '#') {
+            char e[SG_ERR_MAX];
+            if (sg_valid_ident(p, e, sizeof(e)) != 0)
+                die_usage("--from %s, line %ld: %s", path, line, e);
+            if (k == cap) {
+                cap *= 2;
+                char **nv = realloc(v, sizeof(*v) * cap);
+                if (nv == NULL)
+                    die_usage("out of memory");
+                v = nv;
+            }
+            v[k++] = p;
+        }
+        p = nl ? nl + 1 : NULL;
+    }
+    if (v == NULL)
+        die_usage("out of memory");
+    if (k == 0)
+        die_usage("--from %s: no user in it", path);
+    *n = k;
+    return v; /* the strings point into buf, which lives until exit */
+}
+
 static int do_assign(opts_t *o, sg_conn *c, int assign)
 {
     char err[SG_ERR_MAX];
-    int rc = sg_assign(c, o->pos[0], assign, (const char **)o->pos + 1, (size_t)o->npos - 1,
-                       "cli", err, sizeof(err));
+    const char **users = (const char **)o->pos + 1;
+    size_t n = (size_t)o->npos - 1;
+    if (o->from) {
+        if (n)
+            die_usage("give users as arguments or with --from, not both");
+        users = (const char **)users_from(o->from, &n);
+    } else if (n == 0) {
+        die_usage("usage: seatctl %s POOL USER... | --from FILE", assign ? "assign" : "unassign");
+    }
+    long converted = 0;
+    int rc = sg_assign(c, o->pos[0], assign, users, n, "cli", &converted, err, sizeof(err));
     if (rc != SG_OK)
         return report_err(rc, err);
     if (json_out) {
         json_object *j = json_object_new_object();
         json_object_object_add(j, "pool", json_object_new_string(o->pos[0]));
         json_object *u = json_object_new_array();
-        for (int i = 1; i < o->npos; i++)
-            json_object_array_add(u, json_object_new_string(o->pos[i]));
+        for (size_t i = 0; i < n; i++)
+            json_object_array_add(u, json_object_new_string(users[i]));
         json_object_object_add(j, assign ? "assigned" : "unassigned", u);
+        json_object_object_add(j, "floating_returned", json_object_new_int64(converted));
         print_json(j);
     } else {
-        printf("%s %d user%s %s pool %s\n", assign ? "assigned" : "unassigned", o->npos - 1,
-               o->npos == 2 ? "" : "s", assign ? "to" : "from", o->pos[0]);
+        printf("%s %zu user%s %s pool %s\n", assign ? "assigned" : "unassigned", n,
+               n == 1 ? "" : "s", assign ? "to" : "from", o->pos[0]);
+        if (converted)
+            printf("  %ld floating seat%s went back to the pool (now named)\n", converted,
+                   converted == 1 ? "" : "s");
     }
     return EX_OK;
 }
@@ -570,7 +718,8 @@ static int cmd_sessions(opts_t *o, sg_conn *c)
         json_object *arr = json_object_new_array();
         for (size_t i = 0; i < n; i++) {
             json_object *x = json_object_new_object();
-            json_object_object_add(x, "user", json_object_new_string(s[i].user));
+            json_object_object_add(x, "user", json_object_new_string(s[i].account));
+            json_object_object_add(x, "holder", json_object_new_string(s[i].user));
             json_object_object_add(x, "session", json_object_new_string(s[i].session));
             json_object_object_add(x, "via", json_object_new_string(s[i].via));
             json_object_object_add(x, "host", json_object_new_string(s[i].host));
@@ -579,6 +728,7 @@ static int cmd_sessions(opts_t *o, sg_conn *c)
             json_object_object_add(x, "client", json_object_new_string(s[i].client));
             json_object_object_add(x, "started_ms", json_object_new_int64(s[i].started_ms));
             json_object_object_add(x, "expires_ms", json_object_new_int64(s[i].expires_ms));
+            json_object_object_add(x, "lease", json_object_new_int64(s[i].ttl_s));
             json_object_array_add(arr, x);
         }
         json_object *j = json_object_new_object();
@@ -586,14 +736,15 @@ static int cmd_sessions(opts_t *o, sg_conn *c)
         json_object_object_add(j, "sessions", arr);
         print_json(j);
     } else {
-        printf("%-24s %-20s %-6s %-20s %8s %-21s %s\n", "USER", "SESSION", "VIA", "HOST", "PID",
-               "STARTED", "EXPIRES");
+        printf("%-24s %-20s %-20s %-6s %-20s %8s %-21s %s\n", "USER", "ON BEHALF OF",
+               "SESSION", "VIA", "HOST", "PID", "STARTED", "EXPIRES");
         for (size_t i = 0; i < n; i++) {
             char st[40], ex[40];
             fmt_time(s[i].started_ms, st, sizeof(st));
             fmt_time(s[i].expires_ms, ex, sizeof(ex));
-            printf("%-24s %-20s %-6s %-20s %8ld %-21s %s\n", s[i].user, s[i].session, s[i].via,
-                   s[i].host, s[i].pid, st, ex);
+            printf("%-24s %-20s %-20s %-6s %-20s %8ld %-21s %s\n", s[i].account,
+                   s[i].obo[0] ? s[i].obo : "-", s[i].session, s[i].via, s[i].host, s[i].pid, st,
+                   ex);
         }
     }
     free(s);
@@ -604,37 +755,38 @@ struct reap_out {
     json_object *reaped, *renewed;
 };
 
-static void reap_event(void *ud, const char *pool, const sg_session_info *s, int renewed)
+static void reap_event(void *ud, const sg_host_session *s, int renewed)
 {
     struct reap_out *ro = ud;
     if (ro->reaped) {
         json_object *x = json_object_new_object();
-        json_object_object_add(x, "pool", json_object_new_string(pool));
+        json_object_object_add(x, "pool", json_object_new_string(s->pool));
         json_object_object_add(x, "user", json_object_new_string(s->user));
         json_object_object_add(x, "session", json_object_new_string(s->session));
         json_object_object_add(x, "pid", json_object_new_int64(s->pid));
         json_object_array_add(renewed ? ro->renewed : ro->reaped, x);
     } else if (renewed) {
         printf("renewed %s session %s (pid %ld alive) in pool %s\n", s->user, s->session, s->pid,
-               pool);
+               s->pool);
     } else {
-        printf("reaped %s session %s (pid %ld gone) in pool %s\n", s->user, s->session, s->pid,
-               pool);
+        printf("reaped %s session %s (pid %ld gone or reused) in pool %s\n", s->user, s->session,
+               s->pid, s->pool);
     }
 }
 
 static int cmd_reap(opts_t *o, sg_conn *c)
 {
-    (void)o;
-    char host[256], err[SG_ERR_MAX];
+    char host[256], hid[80], err[SG_ERR_MAX];
     sg_hostname(host, sizeof(host));
+    if (sg_host_id(o->cfg.host_id, hid, sizeof(hid), err, sizeof(err)) != 0)
+        die_usage("%s", err);
     struct reap_out ro = {NULL, NULL};
     if (json_out) {
         ro.reaped = json_object_new_array();
         ro.renewed = json_object_new_array();
     }
     long reaped, renewed;
-    int rc = sg_reap(c, host, reap_event, &ro, &reaped, &renewed, err, sizeof(err));
+    int rc = sg_reap(c, hid, host, reap_event, &ro, &reaped, &renewed, err, sizeof(err));
     if (rc != SG_OK) {
         if (ro.reaped) {
             json_object_put(ro.reaped);
@@ -645,12 +797,13 @@ static int cmd_reap(opts_t *o, sg_conn *c)
     if (ro.reaped) {
         json_object *j = json_object_new_object();
         json_object_object_add(j, "host", json_object_new_string(host));
+        json_object_object_add(j, "host_id", json_object_new_string(hid));
         json_object_object_add(j, "reaped", ro.reaped);
         json_object_object_add(j, "renewed", ro.renewed);
         print_json(j);
     } else {
-        printf("reaped %ld session%s, renewed %ld on %s\n", reaped, reaped == 1 ? "" : "s",
-               renewed, host);
+        printf("reaped %ld session%s, renewed %ld on %s (%s)\n", reaped, reaped == 1 ? "" : "s",
+               renewed, host, hid);
     }
     return EX_OK;
 }
@@ -658,36 +811,61 @@ static int cmd_reap(opts_t *o, sg_conn *c)
 /* ---- command table ------------------------------------------------------- */
 
 static const int a_none[] = {0};
-static const int a_pool_set[] = {O_NAMED,   O_FLOATING,  O_IDLE,      O_FEATURES, O_RESERVE,
-                                 O_CAP,     O_INCLUDE,   O_EXCLUDE,   O_OVERDRAFT, O_MUX_LIMIT,
-                                 O_MUX_WINDOW, 0};
+static const int a_pool_set[] = {O_NAMED,      O_FLOATING,   O_IDLE,        O_FEATURES,
+                                 O_RESERVE,    O_CAP,        O_INCLUDE,     O_EXCLUDE,
+                                 O_OVERDRAFT,  O_MUX_LIMIT,  O_MUX_WINDOW,  O_MAX_LEASE,
+                                 O_AUDIT_RETENTION, O_DENY_FOLD, O_NO_RESERVE, O_NO_CAP,
+                                 O_NO_INCLUDE, O_NO_EXCLUDE, O_NO_FEATURE,  0};
 static const int a_user_set[] = {O_GROUPS, O_SERVICE, O_NOT_SERVICE, O_DISABLED, O_ENABLED, 0};
 static const int a_check[] = {O_FEATURE, O_OBO, O_SESSION, 0};
 static const int a_acquire[] = {O_FEATURE, O_OBO, O_SESSION, O_TTL, 0};
 static const int a_release[] = {O_SESSION, 0};
+static const int a_assign[] = {O_FROM, 0};
+static const int a_audit[] = {O_POOL, O_USER, O_SINCE, O_UNTIL, O_FORMAT, O_FOLLOW, 0};
+static const int a_doctor[] = {O_FIX, 0};
 
 static const struct cmd cmds[] = {
     {"pool", "set", 1, 1, a_pool_set, cmd_pool_set,
-     "pool set POOL [--named N] [--floating M] [--idle-timeout DURATION] [--features F1,F2]\n"
-     "                [--reserve GROUP=K]... [--cap GROUP=K]... [--include GROUP]...\n"
-     "                [--exclude GROUP]... [--overdraft PCT] [--mux-limit N] [--mux-window DURATION]",
+     "pool set POOL [--named N] [--floating M] [--idle-timeout DURATION] [--max-lease DURATION]\n"
+     "                [--features F1,F2] [--no-feature F]... [--reserve GROUP=K]...\n"
+     "                [--no-reserve GROUP]... [--cap GROUP=K]... [--no-cap GROUP]...\n"
+     "                [--include GROUP]... [--no-include GROUP]... [--exclude GROUP]...\n"
+     "                [--no-exclude GROUP]... [--overdraft PCT] [--mux-limit N]\n"
+     "                [--mux-window DURATION] [--audit-retention DURATION] [--deny-fold DURATION]",
      "Create a pool or change the settings given; the others keep their values.\n"
-     "Lowering --named below the users assigned is refused. --features, --include and\n"
-     "--exclude replace the whole list (an empty value clears it)."},
+     "--reserve and --cap set one group's rule (GROUP= or --no-reserve/--no-cap GROUP\n"
+     "removes it; a reservation of 0 is removed too, a cap of 0 is a cap). --features,\n"
+     "--include and --exclude replace their list (an empty value clears it); --no-feature,\n"
+     "--no-include and --no-exclude remove one item. --max-lease caps every lease a client\n"
+     "asks for (default 12h). A shrink is enforced at once: lowering --floating below the\n"
+     "seats held takes back the floating seats whose leases end soonest, lowering --named\n"
+     "below the users assigned takes back the named seats least recently used; each is\n"
+     "audited as a revocation with reason pool_shrunk and listed in the output.\n"
+     "--audit-retention (default 400d) keeps audit entries by time; --deny-fold\n"
+     "(default 60s, 0 = off) folds repeated denials of one user for one reason."},
     {"pool", "show", 0, 1, a_none, cmd_pool_show, "pool show [POOL] [--json]",
      "Show one pool's settings, or a table of every pool."},
     {"pool", "delete", 1, 1, a_none, cmd_pool_delete, "pool delete POOL",
      "Delete a pool, its assignments and every seat in it. Its audit stream stays."},
-    {"assign", NULL, 2, 63, a_none, cmd_assign, "assign POOL USER...",
-     "Give named seats to users: all of them, or none if the named seats bought would be\n"
-     "exceeded (exit 1)."},
-    {"unassign", NULL, 2, 63, a_none, cmd_unassign, "unassign POOL USER...",
+    {"assign", NULL, 1, 100000000, a_assign, cmd_assign, "assign POOL USER... | --from FILE|-",
+     "Give named seats to users (any number; --from reads one user a line): all of them,\n"
+     "or none if the named seats bought would be exceeded (exit 1). A user who held a\n"
+     "floating seat gives it back to the pool (audited as convert)."},
+    {"unassign", NULL, 1, 100000000, a_assign, cmd_unassign,
+     "unassign POOL USER... | --from FILE|-",
      "Take named seats back. Takes effect on every host within the revocation bound."},
     {"user", "set", 1, 1, a_user_set, cmd_user_set,
      "user set USER [--groups G1,G2] [--service-account|--no-service-account] "
      "[--disabled|--enabled]",
-     "Set a user's groups, service-account flag or disabled flag in every pool.\n"
-     "Disabling a user releases any floating seat the user holds."},
+     "Set a user's groups, service-account flag or disabled flag. Every pool whose rules\n"
+     "need it sees the change at once; a user disabled or newly excluded loses a floating\n"
+     "seat at once."},
+    {"user", "import", 0, 1, a_none, cmd_user_import, "user import [FILE|-]",
+     "Load user records from CSV with the header user,groups,disabled,service_account\n"
+     "(groups separated by ';', flags 0 or 1). Each row replaces the user's record. A\n"
+     "malformed file changes nothing; the error names the line and the field."},
+    {"user", "show", 1, 1, a_none, cmd_user_show, "user show USER [--json]",
+     "A user's record and, for every pool, the seat held, sessions and last use."},
     {"check", NULL, 2, 2, a_check, cmd_check,
      "check POOL USER [--feature F] [--on-behalf-of U] [--json]",
      "Explain the decision for USER without taking or renewing anything.\n"
@@ -695,18 +873,29 @@ static const struct cmd cmds[] = {
     {"acquire", NULL, 2, 2, a_acquire, cmd_acquire,
      "acquire POOL USER [--session ID] [--feature F] [--on-behalf-of U] [--lease DURATION] "
      "[--json]",
-     "Take (or renew) USER's seat, as nginx or PAM would. Exit 0 granted, 1 denied."},
+     "Take (or renew) USER's seat, as nginx or PAM would. Exit 0 granted, 1 denied.\n"
+     "--lease asks for a lease length; the pool's --max-lease caps it."},
     {"release", NULL, 2, 2, a_release, cmd_release, "release POOL USER [--session ID]",
      "Force-release USER's seat (every session), or one session: the seat stays while\n"
-     "the user has other live sessions."},
+     "the user has other live sessions, and lasts as long as the longest of them."},
     {"status", NULL, 0, 1, a_none, cmd_status, "status [POOL] [--json]",
      "Live seats: who holds named and floating seats, lease expiry and last use."},
     {"sessions", NULL, 1, 1, a_none, cmd_sessions, "sessions POOL [--json]",
-     "Live session leases of a pool with via, host and process id."},
+     "Live sessions of a pool: user, on whose behalf, via, host and process id."},
     {"reap", NULL, 0, 0, a_none, cmd_reap, "reap [--json]",
-     "Release the session leases of this host whose process no longer exists, and renew\n"
-     "those whose process lives and whose lease is past half its length. Run it from\n"
-     "cron (every minute) on every PAM host."},
+     "Release the PAM sessions of this host (host_id, else /etc/machine-id) whose process\n"
+     "is gone or is now another process, and renew those whose process lives and whose\n"
+     "lease is past half its length. Reads only this host's session index. Run it from\n"
+     "cron or a timer every minute on every PAM host."},
+    {"doctor", NULL, 0, 0, a_doctor, cmd_doctor, "doctor [--fix] [--json]",
+     "Find drift between the user registry and the pools' copies, the pools index, the\n"
+     "seat bookkeeping and the host session indexes; --fix repairs it (safe to re-run).\n"
+     "Exit 0 when nothing was found (or all was fixed), 1 when drift remains."},
+    {"audit", NULL, 0, 0, a_audit, cmd_audit,
+     "audit [--pool P] [--user U] [--since T] [--until T] [--format jsonl|csv] [--follow]",
+     "Export the audit log in time order: JSON lines (default) or CSV with a header.\n"
+     "T is RFC 3339 (2026-11-29T10:00:00Z), a date, or a duration ago (2h, 7d).\n"
+     "--follow prints new entries as they come (for a SIEM); stop it with a signal."},
 };
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
 
@@ -754,6 +943,9 @@ static void append_list(char *dst, size_t len, const char *v)
 int main(int argc, char **argv)
 {
     static opts_t o;
+    o.pos = calloc((size_t)argc + 1, sizeof(*o.pos));
+    if (o.pos == NULL)
+        die_usage("out of memory");
     o.timeout_ms = -1;
     o.service = -1;
     o.disabled = -1;
@@ -762,8 +954,6 @@ int main(int argc, char **argv)
     int ch, longidx;
     while ((ch = getopt_long(argc, argv, "-h", long_opts, &longidx)) != -1) {
         if (ch == 1) {
-            if (o.npos >= 64)
-                die_usage("too many arguments");
             o.pos[o.npos++] = optarg;
             continue;
         }
@@ -820,9 +1010,70 @@ int main(int argc, char **argv)
                 o.pool.set_mask |= SG_PSET_MUX_LIMIT;
             }
             break;
+        case O_AUDIT_RETENTION:
+        case O_DENY_FOLD:
+            v = sg_parse_duration_upto(optarg, 3650L * 86400);
+            if (v < 0 || (v == 0 && ch == O_AUDIT_RETENTION))
+                die_usage("--%s takes a duration like 90s, 15m, 2h or 400d, not '%s'",
+                          long_opts[longidx].name, optarg);
+            if (ch == O_AUDIT_RETENTION) {
+                o.pool.audit_retention_s = v;
+                o.pool.set_mask |= SG_PSET_AUDIT_RETENTION;
+            } else {
+                o.pool.deny_fold_s = v;
+                o.pool.set_mask |= SG_PSET_DENY_FOLD;
+            }
+            break;
+        case O_NO_RESERVE:
+        case O_NO_CAP:
+        case O_NO_INCLUDE:
+        case O_NO_EXCLUDE:
+        case O_NO_FEATURE: {
+            char e[SG_ERR_MAX];
+            if ((ch == O_NO_FEATURE ? sg_valid_name(optarg, e, sizeof(e))
+                                    : sg_valid_group(optarg, e, sizeof(e))) != 0)
+                die_usage("--%s: %s", long_opts[longidx].name, e);
+            char *dst = ch == O_NO_RESERVE   ? o.pool.reserve_del
+                        : ch == O_NO_CAP     ? o.pool.cap_del
+                        : ch == O_NO_INCLUDE ? o.pool.include_del
+                        : ch == O_NO_EXCLUDE ? o.pool.exclude_del
+                                             : o.pool.features_del;
+            append_list(dst, sizeof(o.pool.reserve_del), optarg);
+            o.pool.set_mask |= ch == O_NO_RESERVE   ? SG_PSET_RESERVE
+                               : ch == O_NO_CAP     ? SG_PSET_CAP
+                               : ch == O_NO_INCLUDE ? SG_PSET_INCLUDE_DEL
+                               : ch == O_NO_EXCLUDE ? SG_PSET_EXCLUDE_DEL
+                                                    : SG_PSET_FEATURES_DEL;
+            break;
+        }
+        case O_FROM:
+            o.from = optarg;
+            break;
+        case O_POOL:
+            o.pool_filter = optarg;
+            break;
+        case O_USER:
+            o.user_filter = optarg;
+            break;
+        case O_SINCE:
+            o.since = optarg;
+            break;
+        case O_UNTIL:
+            o.until = optarg;
+            break;
+        case O_FORMAT:
+            o.format = optarg;
+            break;
+        case O_FOLLOW:
+            o.follow = 1;
+            break;
+        case O_FIX:
+            o.fix = 1;
+            break;
         case O_IDLE:
         case O_MUX_WINDOW:
         case O_TTL:
+        case O_MAX_LEASE:
             v = sg_parse_duration(optarg);
             if (v <= 0)
                 die_usage("--%s takes a duration like 900, 90s, 15m or 2h, not '%s'",
@@ -833,6 +1084,9 @@ int main(int argc, char **argv)
             } else if (ch == O_MUX_WINDOW) {
                 o.pool.mux_window_s = v;
                 o.pool.set_mask |= SG_PSET_MUX_WINDOW;
+            } else if (ch == O_MAX_LEASE) {
+                o.pool.max_lease_s = v;
+                o.pool.set_mask |= SG_PSET_MAX_LEASE;
             } else {
                 o.ttl_s = v;
             }
@@ -842,13 +1096,24 @@ int main(int argc, char **argv)
             o.pool.set_mask |= SG_PSET_FEATURES;
             break;
         case O_RESERVE:
-            parse_gk("--reserve", optarg, o.pool.reserve, &o.pool.nreserve);
-            o.pool.set_mask |= SG_PSET_RESERVE;
+        case O_CAP: {
+            /* GROUP= removes the group's rule */
+            size_t l = strlen(optarg);
+            if (l > 1 && optarg[l - 1] == '=' && strchr(optarg, '=') == optarg + l - 1) {
+                char g[SG_IDENT_MAX + 2], e[SG_ERR_MAX];
+                snprintf(g, sizeof(g), "%.*s", (int)(l - 1), optarg);
+                if (sg_valid_group(g, e, sizeof(e)) != 0)
+                    die_usage("--%s: %s", long_opts[longidx].name, e);
+                append_list(ch == O_RESERVE ? o.pool.reserve_del : o.pool.cap_del,
+                            sizeof(o.pool.reserve_del), g);
+            } else if (ch == O_RESERVE) {
+                parse_gk("--reserve", optarg, o.pool.reserve, &o.pool.nreserve);
+            } else {
+                parse_gk("--cap", optarg, o.pool.cap, &o.pool.ncap);
+            }
+            o.pool.set_mask |= ch == O_RESERVE ? SG_PSET_RESERVE : SG_PSET_CAP;
             break;
-        case O_CAP:
-            parse_gk("--cap", optarg, o.pool.cap, &o.pool.ncap);
-            o.pool.set_mask |= SG_PSET_CAP;
-            break;
+        }
         case O_INCLUDE:
             append_list(o.pool.include, sizeof(o.pool.include), optarg);
             o.pool.set_mask |= SG_PSET_INCLUDE;
@@ -943,7 +1208,8 @@ int main(int argc, char **argv)
                       cmd->sub ? " " : "", cmd->sub ? cmd->sub : "");
         }
         if (o.seen[i] > 1 && opt != O_RESERVE && opt != O_CAP && opt != O_INCLUDE &&
-            opt != O_EXCLUDE)
+            opt != O_EXCLUDE && opt != O_NO_RESERVE && opt != O_NO_CAP && opt != O_NO_INCLUDE &&
+            opt != O_NO_EXCLUDE && opt != O_NO_FEATURE)
             die_usage("option given twice");
     }
     int npos = o.npos - words;
@@ -958,8 +1224,9 @@ int main(int argc, char **argv)
     }
 
     /* Redis address: --redis, $SEATGATE_REDIS, config file, default */
-    sg_config cfg;
-    sg_config_init(&cfg);
+    sg_config_init(&o.cfg);
+    sg_config *cfgp = &o.cfg;
+#define cfg (*cfgp)
     const char *cfgpath = o.config ? o.config : getenv("SEATGATE_CONF");
     if (sg_config_read(&cfg, cfgpath ? cfgpath : SG_DEFAULT_CONF, cfgpath == NULL, cfg_log,
                        NULL) != 0)
@@ -983,7 +1250,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "seatctl: %s\n", err);
         return EX_BACKEND;
     }
+#undef cfg
     int rc = cmd->run(&o, c);
     sg_conn_close(c);
+    free(o.pos);
     return rc;
 }

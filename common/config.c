@@ -16,6 +16,7 @@ enum {
     SEEN_EXEMPT = 1u << 5,
     SEEN_DEBUG = 1u << 6,
     SEEN_LEASE = 1u << 7,
+    SEEN_HOST_ID = 1u << 8,
 };
 
 void sg_config_init(sg_config *cfg)
@@ -108,6 +109,14 @@ int sg_config_apply(sg_config *cfg, const char *kv, sg_log_fn log, void *ud)
         }
         cfg->lease_s = s;
         cfg->seen |= SEEN_LEASE;
+    } else if (KEY("host_id")) {
+        char id[80];
+        if (sg_host_id(v, id, sizeof(id), err, sizeof(err)) != 0 ||
+            copy(cfg->host_id, sizeof(cfg->host_id), id)) {
+            log(ud, SG_LOG_ERR, "seatgate: host_id: %s", err);
+            return -1;
+        }
+        cfg->seen |= SEEN_HOST_ID;
     } else {
         log(ud, SG_LOG_ERR, "seatgate: unknown option '%.*s'", (int)klen, kv);
         return -1;

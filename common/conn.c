@@ -283,3 +283,32 @@ struct redisReply *sg_conn_cmd(sg_conn *c, int argc, const char **argv, const si
                                                                          : c->ctx->errstr);
     return r;
 }
+
+/* ---- pipelining -------------------------------------------------------------
+ * Queue commands with sg_conn_append, then read one reply per command with
+ * sg_conn_reply, in order. Reads share the connection's deadline. */
+int sg_conn_append(sg_conn *c, int argc, const char **argv, const size_t *argvlen)
+{
+    if (c->ctx->err)
+        return -1;
+    return redisAppendCommandArgv(c->ctx, argc, argv, argvlen) == REDIS_OK ? 0 : -1;
+}
+
+struct redisReply *sg_conn_reply(sg_conn *c, char *err, size_t errlen)
+{
+    if (c->ctx->err) {
+        seterr(err, errlen, "redis: %s", c->ctx->errstr);
+        return NULL;
+    }
+    if (rebound(c->ctx, c->deadline, c->timeout_ms, err, errlen) != 0)
+        return NULL;
+    void *r = NULL;
+    if (redisGetReply(c->ctx, &r) != REDIS_OK || r == NULL) {
+        if (c->ctx->err == REDIS_ERR_IO && strstr(c->ctx->errstr, "temporarily unavailable"))
+            seterr(err, errlen, "redis: no answer within %d ms", c->timeout_ms);
+        else
+            seterr(err, errlen, "redis: %s", c->ctx->errstr[0] ? c->ctx->errstr : "I/O error");
+        return NULL;
+    }
+    return r;
+}

@@ -7,7 +7,8 @@
 #include <string.h>
 
 static const char *const key_suffix[SG_K_COUNT] = {
-    "conf", "named", "leases", "sess", "sessidx", "sessinfo", "users", "audit", "lastused", "stats",
+    "conf", "named", "users", "leases", "sess", "sessidx", "sessinfo", "gcount", "hg",
+    "fold", "audit", "lastused", "stats",
 };
 
 int sg_keyname(sg_key k, const char *pool, char *buf, size_t len)
@@ -23,6 +24,13 @@ int sg_key_mux(const char *pool, const char *sa, char *buf, size_t len)
     int n = snprintf(buf, len, "sg:{%s}:mux:%s", pool, sa ? sa : "");
     return (n < 0 || (size_t)n >= len) ? -1 : 0;
 }
+
+/* The keys a decision or release declares, in this order: the ones the
+ * decision role may read and write (docs/redis-schema.md). */
+const sg_key sg_decide_keys[SG_DECIDE_NKEYS - 1] = {
+    SG_K_LEASES, SG_K_SESS, SG_K_SESSIDX, SG_K_SESSINFO, SG_K_GCOUNT,
+    SG_K_HG,     SG_K_FOLD, SG_K_LASTUSED, SG_K_STATS,
+};
 
 /* ---- command building ---------------------------------------------------- */
 
@@ -84,17 +92,31 @@ static int cmd_script(sg_cmd *cmd, sg_script s, int use_eval, int nkeys)
     return cmd_long(cmd, nkeys);
 }
 
-/* The eleven keys shared by decide and release. */
-static int cmd_pool_keys(sg_cmd *cmd, const char *pool, const char *sa)
+/* The keys a decision or release declares (sg_decide_keys, then the mux
+ * key of the service account, or of nobody). */
+static int cmd_decide_keys(sg_cmd *cmd, const char *pool, const char *sa)
 {
     char k[SG_KEY_MAX];
-    for (int i = 0; i < SG_K_COUNT; i++) {
-        if (sg_keyname((sg_key)i, pool, k, sizeof(k)) || cmd_str(cmd, k))
+    for (int i = 0; i < SG_DECIDE_NKEYS - 1; i++) {
+        if (sg_keyname(sg_decide_keys[i], pool, k, sizeof(k)) || cmd_str(cmd, k))
             return -1;
     }
     if (sg_key_mux(pool, sa, k, sizeof(k)) || cmd_str(cmd, k))
         return -1;
     return 0;
+}
+
+/* One named argument: the name, then the value. */
+static int cmd_kv(sg_cmd *cmd, const char *name, const char *value)
+{
+    return cmd_str(cmd, name) || cmd_str(cmd, value);
+}
+
+static int cmd_kvl(sg_cmd *cmd, const char *name, long long v)
+{
+    char tmp[32];
+    snprintf(tmp, sizeof(tmp), "%lld", v);
+    return cmd_kv(cmd, name, tmp);
 }
 
 static int empty(const char *s)
@@ -135,13 +157,15 @@ int sg_request_validate(const sg_request *rq, char *err, size_t errlen)
 int sg_decide_cmd(const sg_request *rq, int use_eval, sg_cmd *cmd)
 {
     const char *sa = empty(rq->on_behalf_of) ? "" : rq->user;
-    if (cmd_script(cmd, SG_SCRIPT_DECIDE, use_eval, SG_K_COUNT + 1) ||
-        cmd_pool_keys(cmd, rq->pool, sa) ||
-        cmd_str(cmd, rq->op == SG_OP_ACQUIRE ? "acquire" : "check") || cmd_str(cmd, rq->user) ||
-        cmd_str(cmd, rq->on_behalf_of) || cmd_str(cmd, rq->feature) ||
-        cmd_str(cmd, rq->session) || cmd_str(cmd, rq->via ? rq->via : "cli") ||
-        cmd_str(cmd, rq->host) || cmd_long(cmd, rq->pid) || cmd_str(cmd, rq->client) ||
-        cmd_long(cmd, rq->ttl_s) || cmd_str(cmd, rq->pool))
+    if (cmd_script(cmd, SG_SCRIPT_DECIDE, use_eval, SG_DECIDE_NKEYS) ||
+        cmd_decide_keys(cmd, rq->pool, sa) ||
+        cmd_kv(cmd, "op", rq->op == SG_OP_ACQUIRE ? "acquire" : "check") ||
+        cmd_kv(cmd, "pool", rq->pool) || cmd_kv(cmd, "user", rq->user) ||
+        cmd_kv(cmd, "obo", rq->on_behalf_of) || cmd_kv(cmd, "feature", rq->feature) ||
+        cmd_kv(cmd, "session", rq->session) || cmd_kvl(cmd, "lease", rq->ttl_s) ||
+        cmd_kv(cmd, "via", rq->via ? rq->via : "cli") || cmd_kv(cmd, "host", rq->host) ||
+        cmd_kvl(cmd, "pid", rq->pid) || cmd_kvl(cmd, "pstart", (long long)rq->pstart) ||
+        cmd_kv(cmd, "client", rq->client))
         return -1;
     return 0;
 }
@@ -149,9 +173,10 @@ int sg_decide_cmd(const sg_request *rq, int use_eval, sg_cmd *cmd)
 int sg_release_cmd(const char *pool, const char *user, const char *session, const char *via,
                    const char *host, int use_eval, sg_cmd *cmd)
 {
-    if (cmd_script(cmd, SG_SCRIPT_RELEASE, use_eval, SG_K_COUNT + 1) ||
-        cmd_pool_keys(cmd, pool, "") || cmd_str(cmd, user) || cmd_str(cmd, session) ||
-        cmd_str(cmd, via ? via : "cli") || cmd_str(cmd, host) || cmd_str(cmd, pool))
+    if (cmd_script(cmd, SG_SCRIPT_RELEASE, use_eval, SG_DECIDE_NKEYS) ||
+        cmd_decide_keys(cmd, pool, "") || cmd_kv(cmd, "pool", pool) ||
+        cmd_kv(cmd, "user", user) || cmd_kv(cmd, "session", session) ||
+        cmd_kv(cmd, "via", via ? via : "cli") || cmd_kv(cmd, "host", host))
         return -1;
     return 0;
 }
@@ -243,6 +268,8 @@ void sg_decision_error(sg_decision *d, const char *msg)
 
 static long long elem_ll(const redisReply *e)
 {
+    if (e == NULL)
+        return 0;
     if (e->type == REDIS_REPLY_INTEGER)
         return e->integer;
     if (e->type == REDIS_REPLY_STRING)
@@ -250,11 +277,38 @@ static long long elem_ll(const redisReply *e)
     return 0;
 }
 
-static int elem_str(const redisReply *e, char *buf, size_t len)
+const struct redisReply *sg_reply_field(const struct redisReply *r, const char *name)
 {
-    if (e->type != REDIS_REPLY_STRING && e->type != REDIS_REPLY_STATUS)
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY)
+        return NULL;
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const redisReply *k = r->element[i];
+        if ((k->type == REDIS_REPLY_STRING || k->type == REDIS_REPLY_STATUS) &&
+            strcmp(k->str, name) == 0)
+            return r->element[i + 1];
+    }
+    return NULL;
+}
+
+long long sg_reply_ll(const struct redisReply *r, const char *name)
+{
+    return elem_ll(sg_reply_field(r, name));
+}
+
+const char *sg_reply_str(const struct redisReply *r, const char *name)
+{
+    const redisReply *e = sg_reply_field(r, name);
+    if (e == NULL || (e->type != REDIS_REPLY_STRING && e->type != REDIS_REPLY_STATUS))
+        return NULL;
+    return e->str;
+}
+
+static int field_str(const redisReply *r, const char *name, char *buf, size_t len)
+{
+    const char *v = sg_reply_str(r, name);
+    if (v == NULL)
         return -1;
-    snprintf(buf, len, "%s", e->str);
+    snprintf(buf, len, "%s", v);
     return 0;
 }
 
@@ -270,16 +324,16 @@ int sg_decision_parse(const struct redisReply *r, sg_decision *d)
         sg_decision_error(d, msg);
         return -1;
     }
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 12) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 0 || r->elements < 8) {
         sg_decision_error(d, "redis: unexpected reply to the decision script");
         return -1;
     }
     memset(d, 0, sizeof(*d));
     char res[40], seat[16];
-    if (elem_str(r->element[0], res, sizeof(res)) || sg_result_parse(res, &d->result) ||
-        elem_str(r->element[1], d->reason, sizeof(d->reason)) ||
-        elem_str(r->element[2], seat, sizeof(seat)) ||
-        elem_str(r->element[11], d->user, sizeof(d->user))) {
+    if (field_str(r, "result", res, sizeof(res)) || sg_result_parse(res, &d->result) ||
+        field_str(r, "reason", d->reason, sizeof(d->reason)) ||
+        field_str(r, "seat", seat, sizeof(seat)) ||
+        field_str(r, "user", d->user, sizeof(d->user))) {
         sg_decision_error(d, "redis: malformed decision reply");
         return -1;
     }
@@ -287,14 +341,24 @@ int sg_decision_parse(const struct redisReply *r, sg_decision *d)
               : strcmp(seat, "floating") == 0 ? SG_SEAT_FLOATING
               : strcmp(seat, "free") == 0     ? SG_SEAT_FREE
                                               : SG_SEAT_NONE;
-    d->in_use = elem_ll(r->element[3]);
-    d->floating = elem_ll(r->element[4]);
-    d->capacity = elem_ll(r->element[5]);
-    d->named = elem_ll(r->element[6]);
-    d->expires_ms = elem_ll(r->element[7]);
-    d->ttl_ms = elem_ll(r->element[8]);
-    d->epoch = elem_ll(r->element[9]);
-    d->overdraft = (int)elem_ll(r->element[10]);
+    d->in_use = sg_reply_ll(r, "in_use");
+    d->floating = sg_reply_ll(r, "floating");
+    d->capacity = sg_reply_ll(r, "capacity");
+    d->named = sg_reply_ll(r, "named");
+    d->expires_ms = sg_reply_ll(r, "expires_ms");
+    d->ttl_ms = sg_reply_ll(r, "ttl_ms");
+    d->epoch = sg_reply_ll(r, "epoch");
+    d->overdraft = (int)sg_reply_ll(r, "overdraft");
+    return 0;
+}
+
+int sg_release_parse(const struct redisReply *r, long *sessions, long *seat)
+{
+    const redisReply *a = sg_reply_field(r, "sessions"), *b = sg_reply_field(r, "seat");
+    if (a == NULL || b == NULL)
+        return -1;
+    *sessions = (long)elem_ll(a);
+    *seat = (long)elem_ll(b);
     return 0;
 }
 
@@ -384,9 +448,9 @@ long sg_release(sg_conn *c, const char *pool, const char *user, const char *sess
     free(cmd);
     if (r == NULL)
         return -1;
-    long n = -1;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2)
-        n = elem_ll(r->element[1]) > 0 ? 2 : (elem_ll(r->element[0]) > 0 ? 1 : 0);
+    long n = -1, sessions, seat;
+    if (sg_release_parse(r, &sessions, &seat) == 0)
+        n = seat > 0 ? 2 : (sessions > 0 ? 1 : 0);
     else if (r->type == REDIS_REPLY_ERROR)
         snprintf(err, errlen, "redis: %s", r->str);
     else

@@ -8,4 +8,20 @@
 int sg_err_rc(char *err, size_t errlen, int rc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* A growable byte buffer (always NUL-terminated when non-empty). */
+typedef struct {
+    char *p;
+    size_t len, cap;
+} sg_buf;
+int sg_buf_add(sg_buf *b, const char *s, size_t n); /* 0 ok, -1 out of memory */
+int sg_buf_str(sg_buf *b, const char *s);
+int sg_buf_fmt(sg_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sg_buf_free(sg_buf *b);
+
+/* Run a command; an error reply becomes NULL with err set. */
+struct redisReply *sg_cmdv(sg_conn *c, char *err, size_t errlen, int argc, const char **argv);
+/* Run a script with nkeys keys and nkv strings of name/value pairs. */
+struct redisReply *sg_script_kv(sg_conn *c, sg_script s, const char **keys, int nkeys,
+                                const char **kv, int nkv, char *err, size_t errlen);
+
 #endif

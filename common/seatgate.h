@@ -63,7 +63,9 @@ typedef struct {
     const char *host;         /* host name for audit and session leases */
     const char *client;       /* client address for audit */
     long pid;                 /* process holding the session (PAM), 0 if none */
-    long ttl_s;               /* lease length; 0 = the pool's idle timeout */
+    unsigned long long pstart; /* that process's start time (sg_proc_start), 0 if none */
+    long ttl_s;               /* lease asked for; 0 = the pool's idle timeout. The pool's
+                                 max_lease caps it. */
 } sg_request;
 
 /* What the core answers. Strings are owned by the struct (fixed buffers). */
@@ -98,8 +100,10 @@ int sg_valid_name(const char *s, char *err, size_t errlen);    /* pool, feature 
 /* This host's name for audit entries and session leases ("localhost" if unknown). */
 void sg_hostname(char *buf, size_t len);
 
-/* "900", "90s", "15m", "2h", "1d" -> seconds; -1 on error. */
+/* "900", "90s", "15m", "2h", "1d" -> seconds, at most 365 days; -1 on error. */
 long sg_parse_duration(const char *s);
+/* The same with another upper bound (seconds). */
+long sg_parse_duration_upto(const char *s, long max_s);
 /* strict decimal integer in [min,max]; 0 ok, -1 error */
 int sg_parse_long(const char *s, long min, long max, long *out);
 
@@ -150,14 +154,21 @@ struct redisContext *sg_conn_ctx(sg_conn *c);
 struct redisReply *sg_conn_cmd(sg_conn *c, int argc, const char **argv, const size_t *argvlen,
                                char *err, size_t errlen);
 
+/* Pipelining: queue commands, then read their replies in order (each read
+ * bounded like sg_conn_cmd). append: 0 ok, -1 error. */
+int sg_conn_append(sg_conn *c, int argc, const char **argv, const size_t *argvlen);
+struct redisReply *sg_conn_reply(sg_conn *c, char *err, size_t errlen);
+
 /* ---- scripts ------------------------------------------------------------- */
 typedef enum {
     SG_SCRIPT_DECIDE = 0,
     SG_SCRIPT_RELEASE,
-    SG_SCRIPT_POOL_SET,
+    SG_SCRIPT_POOL_COMMIT,
     SG_SCRIPT_POOL_DELETE,
     SG_SCRIPT_ASSIGN,
-    SG_SCRIPT_USER_SET,
+    SG_SCRIPT_USER_PUT,
+    SG_SCRIPT_USER_APPLY,
+    SG_SCRIPT_FSCK,
     SG_SCRIPT_COUNT
 } sg_script;
 
@@ -165,7 +176,7 @@ const char *sg_script_body(sg_script s);
 const char *sg_script_sha(sg_script s);
 
 /* A Redis command as an argv vector, built into an owned buffer. */
-#define SG_CMD_ARGS 32
+#define SG_CMD_ARGS 64
 typedef struct {
     int argc;
     const char *argv[SG_CMD_ARGS];
@@ -185,6 +196,12 @@ int sg_release_cmd(const char *pool, const char *user, const char *session, cons
 int sg_reply_is_noscript(const struct redisReply *r);
 /* Parse a decide script reply. Returns 0, or -1 with d->result = SG_ERROR_BACKEND. */
 int sg_decision_parse(const struct redisReply *r, sg_decision *d);
+/* Parse a release script reply: sessions ended, seat released (0|1). 0 ok, -1 malformed. */
+int sg_release_parse(const struct redisReply *r, long *sessions, long *seat);
+/* Scripts reply with flat name/value arrays: the value of one name, or NULL. */
+const struct redisReply *sg_reply_field(const struct redisReply *r, const char *name);
+long long sg_reply_ll(const struct redisReply *r, const char *name); /* 0 if absent */
+const char *sg_reply_str(const struct redisReply *r, const char *name); /* NULL if absent */
 /* The sentence a person is shown for a decision (PAM conversation, nginx
  * deny body): "all 3 floating seats of pool technicians are in use; try
  * again later". */
@@ -210,42 +227,64 @@ struct redisReply *sg_script_run(sg_conn *c, sg_script s, int nkeys, int argc, c
  * where they cannot change the slot.
  */
 typedef enum {
-    SG_K_CONF = 0, /* hash: the pool's settings */
-    SG_K_NAMED,    /* set: users holding named seats */
-    SG_K_LEASES,   /* zset: floating holder -> lease expiry (ms) */
+    SG_K_CONF = 0, /* hash: the pool's settings (admin writes; decisions read) */
+    SG_K_NAMED,    /* set: users holding named seats (admin writes) */
+    SG_K_USERS,    /* hash: the pool's projection of user records (admin writes) */
+    SG_K_LEASES,   /* zset: floating holder -> seat expiry (ms) */
     SG_K_SESS,     /* zset: user\0session -> session expiry (ms) */
     SG_K_SESSIDX,  /* zset (score 0): user\0session, for lexical ranges per user */
-    SG_K_SESSINFO, /* hash: user\0session -> via\thost\tpid\tstarted\tobo\tclient */
-    SG_K_USERS,    /* hash: this pool's mirror of the user registry */
-    SG_K_AUDIT,    /* stream: capped audit log */
+    SG_K_SESSINFO, /* hash: user\0session -> k=v fields (via, host, pid, ...) */
+    SG_K_GCOUNT,   /* hash: group -> floating holders counted in it */
+    SG_K_HG,       /* hash: floating holder -> ",groups," it is counted in */
+    SG_K_FOLD,     /* hash: user\0obo -> the open window of folded denials */
+    SG_K_AUDIT,    /* stream: the audit log, retained by time */
     SG_K_LASTUSED, /* hash: user -> last grant (ms) */
     SG_K_STATS,    /* hash: counters by result, peaks by hour */
     SG_K_COUNT
 } sg_key;
 
+/* The keys decide and release declare: these nine, then the mux key. */
+#define SG_DECIDE_NKEYS 10
+extern const sg_key sg_decide_keys[SG_DECIDE_NKEYS - 1];
+
 int sg_keyname(sg_key k, const char *pool, char *buf, size_t len);
 int sg_key_mux(const char *pool, const char *service_account, char *buf, size_t len);
-#define SG_KEY_POOLS "sg:pools"  /* set of pool names */
-#define SG_KEY_USERS "sg:users"  /* hash: the global user registry */
+/* Global keys share the hash tag {_} (no pool can be called "_"). */
+#define SG_KEY_POOLS "sg:{_}:pools"       /* set of pool names */
+#define SG_KEY_USERS "sg:{_}:users"       /* hash: the user registry */
+#define SG_KEY_UVER "sg:{_}:uver"         /* counter: user record versions */
+#define SG_KEY_DISABLED "sg:{_}:disabled" /* set: disabled users */
+#define SG_KEY_SVC "sg:{_}:svc"           /* set: service accounts */
+#define SG_KEY_GROUP_PREFIX "sg:{_}:grp:" /* set per group: its members */
+#define SG_KEY_HOST_PREFIX "sg:host:"     /* hash per host id: its PAM sessions */
+
+#include "sg_csv.h"  /* CSV import, CSV quoting, RFC 3339 times */
+#include "sg_host.h" /* host id, process start time */
 
 /* ---- administration (seatctl; reap is used by PAM tools too) --------------- */
-#define SG_LIST_MAX 16
+#define SG_LIST_MAX 64
 typedef struct {
     char group[SG_IDENT_MAX + 1];
     long k;
 } sg_group_k;
 
+/* A change to a pool: only the fields named in set_mask change. */
 typedef struct {
     char name[SG_POOL_MAX + 1];
-    long named, floating, idle_s, overdraft_pct, mux_limit, mux_window_s;
-    char features[1024]; /* comma separated */
-    sg_group_k reserve[SG_LIST_MAX];
-    int nreserve;
-    sg_group_k cap[SG_LIST_MAX];
-    int ncap;
-    char include[1024]; /* comma separated groups */
+    long named, floating, idle_s, max_lease_s, overdraft_pct, mux_limit, mux_window_s;
+    long audit_retention_s, deny_fold_s;
+    char features[1024]; /* comma separated: replaces the list */
+    char include[1024];  /* comma separated groups: replaces the list */
     char exclude[1024];
-    /* which fields an update sets (pool set only changes what was given) */
+    char features_del[1024]; /* comma separated: removed from the list */
+    char include_del[1024];
+    char exclude_del[1024];
+    sg_group_k reserve[SG_LIST_MAX]; /* set (merged); K=0 removes a reservation */
+    int nreserve;
+    sg_group_k cap[SG_LIST_MAX];     /* set (merged); K=0 is a cap of zero */
+    int ncap;
+    char reserve_del[1024]; /* comma separated groups whose rule goes */
+    char cap_del[1024];
     unsigned set_mask;
 } sg_pool;
 
@@ -254,13 +293,19 @@ enum {
     SG_PSET_FLOATING = 1u << 1,
     SG_PSET_IDLE = 1u << 2,
     SG_PSET_FEATURES = 1u << 3,
-    SG_PSET_RESERVE = 1u << 4,
-    SG_PSET_CAP = 1u << 5,
+    SG_PSET_RESERVE = 1u << 4, /* reserve[] and/or reserve_del */
+    SG_PSET_CAP = 1u << 5,     /* cap[] and/or cap_del */
     SG_PSET_INCLUDE = 1u << 6,
     SG_PSET_EXCLUDE = 1u << 7,
     SG_PSET_OVERDRAFT = 1u << 8,
     SG_PSET_MUX_LIMIT = 1u << 9,
     SG_PSET_MUX_WINDOW = 1u << 10,
+    SG_PSET_MAX_LEASE = 1u << 11,
+    SG_PSET_AUDIT_RETENTION = 1u << 12,
+    SG_PSET_DENY_FOLD = 1u << 13,
+    SG_PSET_FEATURES_DEL = 1u << 14,
+    SG_PSET_INCLUDE_DEL = 1u << 15,
+    SG_PSET_EXCLUDE_DEL = 1u << 16,
 };
 
 /* Return codes of the admin calls */
@@ -271,32 +316,47 @@ enum {
 
 typedef struct {
     char name[SG_POOL_MAX + 1];
-    long named, floating, idle_s, overdraft_pct, mux_limit, mux_window_s;
+    long named, floating, idle_s, max_lease_s, overdraft_pct, mux_limit, mux_window_s;
+    long audit_retention_s, deny_fold_s;
     long capacity;
     char features[1024];
     char reserve[1024]; /* "g=k,g2=k" */
     char cap[1024];
     char include[1024];
     char exclude[1024];
+    char state[16];   /* "ready", or "creating" while a new pool is projected */
     long long epoch;
     long assigned;    /* users with a named seat */
     long in_use;      /* live floating leases */
     long sessions;    /* live sessions */
 } sg_pool_info;
 
-int sg_pool_set(sg_conn *c, const sg_pool *p, const char *via, char *err, size_t errlen);
+/* What a pool change did beyond the settings: users who lost a seat to a
+ * shrink ("\n"-separated, malloc'd, may be NULL). Free with sg_pool_outcome_free. */
+typedef struct {
+    int created;
+    char *revoked;    /* floating seats taken back (reason pool_shrunk) */
+    char *unassigned; /* named seats taken back (least recently used first) */
+    long projected;   /* user records projected into the pool for its rules */
+} sg_pool_outcome;
+void sg_pool_outcome_free(sg_pool_outcome *o);
+
+int sg_pool_set(sg_conn *c, const sg_pool *p, const char *via, sg_pool_outcome *out, char *err,
+                size_t errlen);
 int sg_pool_get(sg_conn *c, const char *pool, sg_pool_info *out, char *err, size_t errlen);
 /* names of every pool, sorted; caller frees with sg_strv_free */
 int sg_pool_list(sg_conn *c, char ***names, size_t *n, char *err, size_t errlen);
 int sg_pool_delete(sg_conn *c, const char *pool, const char *via, char *err, size_t errlen);
 void sg_strv_free(char **v, size_t n);
 
-/* assign=1 assigns, 0 unassigns. Atomic over the list: either all or nothing. */
+/* assign=1 assigns, 0 unassigns. Atomic over the list: either all or nothing;
+ * no limit on n. converted (may be NULL): users whose floating seat went back
+ * to the pool because they now hold a named one. */
 int sg_assign(sg_conn *c, const char *pool, int assign, const char **users, size_t n,
-              const char *via, char *err, size_t errlen);
+              const char *via, long *converted, char *err, size_t errlen);
 
 typedef struct {
-    const char *groups; /* comma separated, NULL = unchanged */
+    const char *groups; /* comma separated, NULL = unchanged, "" = none */
     int service;        /* -1 unchanged, 0/1 */
     int disabled;       /* -1 unchanged, 0/1 */
 } sg_user_change;
@@ -304,16 +364,45 @@ typedef struct {
 int sg_user_set(sg_conn *c, const char *user, const sg_user_change *ch, const char *via,
                 char *err, size_t errlen);
 
+/* Bulk: every row is a whole record (groups replaced). Rows must have been
+ * validated (sg_user_csv_parse does). changed/unchanged may be NULL. */
+int sg_user_import(sg_conn *c, const sg_user_row *rows, size_t n, const char *via,
+                   long *changed, long *unchanged, char *err, size_t errlen);
+
+typedef struct {
+    char pool[SG_POOL_MAX + 1];
+    int named;              /* holds a named seat */
+    long long lease_ms;     /* floating seat expiry, 0 if none */
+    long sessions;          /* live sessions */
+    long long last_used_ms; /* last grant in the pool */
+    char projected[1200];   /* the pool's copy: "disabled,service_account,groups" or "" */
+} sg_user_pool;
+
 typedef struct {
     char user[SG_IDENT_MAX + 1];
+    int registered, disabled, service;
+    long long version;
+    char groups[1100]; /* comma separated */
+    sg_user_pool *pools;
+    size_t npools;
+} sg_user_info;
+
+/* One user's record and what the user holds in every pool; free with sg_user_info_free. */
+int sg_user_get(sg_conn *c, const char *user, sg_user_info *out, char *err, size_t errlen);
+void sg_user_info_free(sg_user_info *u);
+
+typedef struct {
+    char user[SG_IDENT_MAX + 1];    /* the seat holder (the human for a service account) */
+    char account[SG_IDENT_MAX + 1]; /* the identity that opened the session */
     char session[SG_IDENT_MAX + 1];
     char via[16];
     char host[256];
     long pid;
+    unsigned long long pstart;
     long long started_ms, expires_ms;
     char obo[SG_IDENT_MAX + 1];
     char client[64];
-    long ttl_s; /* lease length the session was opened with */
+    long ttl_s; /* lease length the session was granted */
 } sg_session_info;
 
 typedef struct {
@@ -323,21 +412,77 @@ typedef struct {
     long long last_used_ms;
 } sg_holder;
 
-/* Holders of a pool (named assignments and live floating leases). */
+/* Holders of a pool (named assignments and live floating leases); pipelined
+ * reads, so 100,000 holders cost a few round trips. */
 int sg_holders(sg_conn *c, const char *pool, sg_holder **out, size_t *n, char *err,
                size_t errlen);
 int sg_sessions(sg_conn *c, const char *pool, sg_session_info **out, size_t *n, char *err,
                 size_t errlen);
 long long sg_server_time_ms(sg_conn *c);
 
-/* Reap on this host: release the session leases whose process is gone, and
- * renew those whose process lives and whose lease is past half its length
- * (so a login longer than its lease keeps its seat while reap runs, e.g.
- * from cron). fn (may be NULL) is told of each session released (renewed=0)
- * or renewed (renewed=1). */
-typedef void (*sg_reap_fn)(void *ud, const char *pool, const sg_session_info *s, int renewed);
-int sg_reap(sg_conn *c, const char *host, sg_reap_fn fn, void *ud, long *reaped, long *renewed,
-            char *err, size_t errlen);
+/* ---- per-host session index (PAM) ----------------------------------------
+ * sg:host:<host id> maps "pool\tuser\tsession" to the process that holds the
+ * session (pid, start time, boot id) and its lease, so reap on a host reads
+ * only its own sessions. PAM records a session after it was granted and
+ * forgets it after it was released. */
+typedef struct {
+    char pool[SG_POOL_MAX + 1];
+    char user[SG_IDENT_MAX + 1];
+    char session[SG_IDENT_MAX + 1];
+    long pid;
+    unsigned long long pstart;
+    char boot[40];
+    long lease_s;
+    long long renewed_ms;
+} sg_host_session;
+
+int sg_host_track(sg_conn *c, const char *host_id, const sg_host_session *s, char *err,
+                  size_t errlen);
+int sg_host_untrack(sg_conn *c, const char *host_id, const char *pool, const char *user,
+                    const char *session, char *err, size_t errlen);
+
+/* Reap on this host (host_id: sg_host_id): release the sessions whose process
+ * is gone or is now another process (start time or boot differs), and renew
+ * those whose process lives and whose lease is past half its length. fn (may
+ * be NULL) is told of each session released (renewed=0) or renewed (1). */
+typedef void (*sg_reap_fn)(void *ud, const sg_host_session *s, int renewed);
+int sg_reap(sg_conn *c, const char *host_id, const char *host, sg_reap_fn fn, void *ud,
+            long *reaped, long *renewed, char *err, size_t errlen);
+
+/* ---- doctor -----------------------------------------------------------------
+ * Finds drift between the registry, the pools' projections, the pools index,
+ * the seat bookkeeping and the host indexes; fix=1 repairs it (idempotent).
+ * fn is told of each finding (what: a short kind, detail: a sentence). */
+typedef void (*sg_doctor_fn)(void *ud, const char *pool, const char *what, const char *detail,
+                             long count);
+int sg_doctor(sg_conn *c, int fix, sg_doctor_fn fn, void *ud, long *findings, char *err,
+              size_t errlen);
+
+/* ---- audit export -------------------------------------------------------- */
+#define SG_AUDIT_FIELDS 17
+typedef struct {
+    char id[48];      /* stream id: when it was written */
+    long long at_ms;  /* when it happened */
+    const char *pool;
+    /* name/value pairs as stored (ev, at, pool, user, obo, via, host, pid,
+     * client, result, reason, seat, session, count, since) */
+    const char *name[SG_AUDIT_FIELDS];
+    const char *value[SG_AUDIT_FIELDS];
+    int nfields;
+} sg_audit_entry;
+
+/* 0 goes on, non-zero stops */
+typedef int (*sg_audit_fn)(void *ud, const sg_audit_entry *e);
+typedef struct {
+    const char *pool;  /* NULL: every pool */
+    const char *user;  /* NULL: everyone (matches user or obo) */
+    long long since_ms, until_ms; /* 0: open */
+    int follow;        /* after the history, wait for new entries (XREAD BLOCK) */
+} sg_audit_query;
+
+/* Calls fn for each entry in time order (merged across pools). */
+int sg_audit_read(sg_conn *c, const sg_audit_query *q, sg_audit_fn fn, void *ud, char *err,
+                  size_t errlen);
 
 /* ---- config file ---------------------------------------------------------
  * key = value lines, '#' comments. Shared by PAM, seatctl and the demo.
@@ -355,6 +500,7 @@ typedef struct {
     char exempt_group[SG_IDENT_MAX + 1];
     int debug;
     long lease_s;     /* PAM session lease; 0 = pool idle timeout */
+    char host_id[65]; /* this host's id for sessions and reap; "" = /etc/machine-id */
     unsigned seen;    /* which keys were set */
 } sg_config;
 

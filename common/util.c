@@ -177,6 +177,11 @@ void sg_hostname(char *buf, size_t len)
 
 long sg_parse_duration(const char *s)
 {
+    return sg_parse_duration_upto(s, 365L * 86400);
+}
+
+long sg_parse_duration_upto(const char *s, long max_s)
+{
     if (s == NULL || *s == '\0')
         return -1;
     size_t n = strlen(s);
@@ -206,9 +211,62 @@ long sg_parse_duration(const char *s)
         break;
     }
     long v;
-    if (n == 0 || num[0] == '-' || sg_parse_long(num, 0, 365L * 86400, &v) != 0)
+    if (n == 0 || num[0] == '-' || sg_parse_long(num, 0, max_s, &v) != 0)
         return -1;
-    if (v > 365L * 86400 / mult)
+    if (v > max_s / mult)
         return -1;
     return v * mult;
+}
+
+/* ---- growable buffer (internal.h) ------------------------------------------ */
+int sg_buf_add(sg_buf *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (p == NULL)
+            return -1;
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return 0;
+}
+
+int sg_buf_str(sg_buf *b, const char *s)
+{
+    return sg_buf_add(b, s, strlen(s));
+}
+
+int sg_buf_fmt(sg_buf *b, const char *fmt, ...)
+{
+    char tmp[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -1;
+    if ((size_t)n < sizeof(tmp))
+        return sg_buf_add(b, tmp, (size_t)n);
+    char *big = malloc((size_t)n + 1);
+    if (big == NULL)
+        return -1;
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    int rc = sg_buf_add(b, big, (size_t)n);
+    free(big);
+    return rc;
+}
+
+void sg_buf_free(sg_buf *b)
+{
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
 }

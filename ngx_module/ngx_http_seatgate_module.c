@@ -1284,6 +1284,7 @@ static void
 ngx_http_seatgate_done(ngx_http_seatgate_redis_t *rd,
     ngx_http_seatgate_redis_op_t *op, redisReply *reply)
 {
+    long                             sessions, seat;
     uint64_t                         us;
     ngx_uint_t                       i;
     sg_decision                      d;
@@ -1333,23 +1334,19 @@ ngx_http_seatgate_done(ngx_http_seatgate_redis_t *rd,
         ? ngx_http_seatgate_worker->smcf->zone->data : NULL;
 
     if (p->kind == NGX_HTTP_SEATGATE_RELEASE) {
-        if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2
-            && reply->element[0]->type == REDIS_REPLY_INTEGER
-            && reply->element[1]->type == REDIS_REPLY_INTEGER)
-        {
+        if (reply && sg_release_parse(reply, &sessions, &seat) == 0) {
             ngx_memzero(&d, sizeof(sg_decision));
             d.result = SG_GRANTED_FREE;
             d.seat = SG_SEAT_NONE;
             ngx_cpystrn((u_char *) d.reason,
-                        (u_char *) (reply->element[1]->integer > 0
-                                    ? "seat_released"
-                                    : reply->element[0]->integer > 0
-                                      ? "session_closed" : "nothing_held"),
+                        (u_char *) (seat > 0 ? "seat_released"
+                                    : sessions > 0 ? "session_closed"
+                                    : "nothing_held"),
                         sizeof(d.reason));
             ngx_cpystrn((u_char *) d.user, (u_char *) p->user,
                         sizeof(d.user));
 
-            if (reply->element[1]->integer > 0) {
+            if (seat > 0) {
                 (void) ngx_atomic_fetch_add(&st->releases, 1);
             }
 

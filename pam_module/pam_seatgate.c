@@ -194,13 +194,32 @@ static int run_hook(pam_handle_t *pamh, hook_t hook, int argc, const char **argv
     pam_get_item(pamh, PAM_RHOST, &rhost);
     pam_get_item(pamh, PAM_SERVICE, &service);
 
-    /* the session id: kept from open to close in the handle, else from the pid */
-    char sid[64];
+    /* the session id names this host (host_id, else /etc/machine-id) and the
+     * process with its start time, so it cannot collide with another host's
+     * or with a later process that reuses the pid. Kept from open to close in
+     * the handle, else rebuilt from the pid. */
+    char hid[80], sid[160], boot[40] = "";
+    if (sg_host_id(c.cfg.host_id, hid, sizeof(hid), err, sizeof(err)) != 0) {
+        pam_syslog(pamh, LOG_WARNING, "seatgate: %s; using the host name", err);
+        size_t k = 0;
+        for (const char *p = host; *p && k + 1 < sizeof(hid); p++)
+            hid[k++] = (char)((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                                      (*p >= '0' && *p <= '9') || *p == '.' || *p == '-'
+                                  ? *p
+                                  : '_');
+        hid[k] = '\0';
+        if (k == 0)
+            snprintf(hid, sizeof(hid), "localhost");
+    }
+    unsigned long long pstart = 0;
+    long pid = (long)getpid();
+    sg_proc_start(pid, &pstart);
+    sg_boot_id(boot, sizeof(boot));
     const void *kept = NULL;
     if (hook == HOOK_CLOSE && pam_get_data(pamh, SESSION_DATA, &kept) == PAM_SUCCESS && kept)
         snprintf(sid, sizeof(sid), "%s", (const char *)kept);
     else
-        snprintf(sid, sizeof(sid), "pam-%ld", (long)getpid());
+        snprintf(sid, sizeof(sid), "pam-%s-%ld-%llu", hid, pid, pstart);
 
     sg_redis_url url;
     if (sg_url_parse(c.cfg.redis, &url, err, sizeof(err)) != 0) {
@@ -226,6 +245,8 @@ static int run_hook(pam_handle_t *pamh, hook_t hook, int argc, const char **argv
                        : n == 1 ? "session closed, seat kept"
                                 : "nothing held");
         }
+        if (n >= 0 && sg_host_untrack(conn, hid, c.cfg.pool, user, sid, err, sizeof(err)) != 0)
+            pam_syslog(pamh, LOG_WARNING, "seatgate: close %s session %s: %s", user, sid, err);
         ret = PAM_SUCCESS;
         goto out;
     }
@@ -239,7 +260,8 @@ static int run_hook(pam_handle_t *pamh, hook_t hook, int argc, const char **argv
         .via = "pam",
         .host = host,
         .client = rhost ? (const char *)rhost : "",
-        .pid = hook == HOOK_OPEN ? (long)getpid() : 0,
+        .pid = hook == HOOK_OPEN ? pid : 0,
+        .pstart = hook == HOOK_OPEN ? pstart : 0,
         .ttl_s = c.cfg.lease_s ? c.cfg.lease_s : PAM_DEFAULT_LEASE_S,
     };
     sg_decision d;
@@ -255,6 +277,16 @@ static int run_hook(pam_handle_t *pamh, hook_t hook, int argc, const char **argv
                        hookname, user, service ? (const char *)service : "?", c.cfg.pool,
                        sg_result_name(d.result), d.reason, d.in_use, d.capacity);
         if (hook == HOOK_OPEN) {
+            /* this host's index of sessions, which reap reads */
+            sg_host_session hs = {.pid = pid, .pstart = pstart,
+                                  .lease_s = d.ttl_ms / 1000, .renewed_ms = d.expires_ms - d.ttl_ms};
+            snprintf(hs.pool, sizeof(hs.pool), "%s", c.cfg.pool);
+            snprintf(hs.user, sizeof(hs.user), "%s", d.user[0] ? d.user : user);
+            snprintf(hs.session, sizeof(hs.session), "%s", sid);
+            snprintf(hs.boot, sizeof(hs.boot), "%s", boot);
+            if (sg_host_track(conn, hid, &hs, err, sizeof(err)) != 0)
+                pam_syslog(pamh, LOG_WARNING, "seatgate: session %s: %s (reap will not see it; "
+                           "its lease still ends)", sid, err);
             char *keep = strdup(sid);
             if (keep == NULL || pam_set_data(pamh, SESSION_DATA, keep, free_data) != PAM_SUCCESS) {
                 free(keep);

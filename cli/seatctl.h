@@ -1,0 +1,45 @@
+/* seatctl internals shared by its source files: options, output helpers and
+ * the commands each file implements. Presentation only; the rules live in
+ * libseatgate. */
+#ifndef SEATCTL_H
+#define SEATCTL_H
+
+#include "seatgate.h"
+
+#include <json.h>
+
+#define EX_OK 0
+#define EX_DENIED 1
+#define EX_USAGE 2
+#define EX_BACKEND 3
+
+typedef struct {
+    const char *redis, *config, *feature, *obo, *session, *groups, *features, *from;
+    const char *pool_filter, *user_filter, *since, *until, *format;
+    int timeout_ms, json, help, service, disabled, follow, fix;
+    long ttl_s;
+    sg_pool pool;
+    sg_config cfg;
+    char include[1024], exclude[1024];
+    int seen[64];
+    char **pos;
+    int npos;
+} opts_t;
+
+extern int json_out;
+
+void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+int report_err(int rc, const char *err);
+void print_json(json_object *j);
+void fmt_time(long long ms, char *buf, size_t len);
+/* Reads a whole file ("-" = stdin) into a malloc'd NUL-terminated buffer. */
+char *read_all(const char *path, size_t *len, char *err, size_t errlen);
+
+/* cli/seatctl_users.c */
+int cmd_user_import(opts_t *o, sg_conn *c);
+int cmd_user_show(opts_t *o, sg_conn *c);
+int cmd_doctor(opts_t *o, sg_conn *c);
+/* cli/seatctl_audit.c */
+int cmd_audit(opts_t *o, sg_conn *c);
+
+#endif

@@ -1,0 +1,238 @@
+-- seatgate script library. common/embed.sh puts this file in front of every
+-- script, so each helper below exists once for all of them.
+--
+-- Boundary: ARGV holds name/value pairs (A.pool, A.user, ...); lists travel
+-- as one value, items separated by "\n" and fields by "\t" (identities never
+-- contain control characters: the core validates them). Replies are flat
+-- name/value arrays that the C side reads by name.
+--
+-- Keys: every key of pool P is "sg:{P}:<name>" (one Cluster slot per pool).
+-- Scripts declare in KEYS only the keys the caller's ACL role may write and
+-- read; the pool's settings, named seats and user projection (read-only for
+-- the decision role) and the audit stream (write-only for it) are addressed
+-- by name, inside the same slot. docs/redis-schema.md explains why.
+
+local A = {}
+for i = 1, #ARGV - 1, 2 do A[ARGV[i]] = ARGV[i + 1] end
+local POOL = A.pool or ''
+
+local function K(name) return 'sg:{' .. POOL .. '}:' .. name end
+
+local NOW
+local function now()
+    if not NOW then
+        local t = redis.call('TIME')
+        NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    end
+    return NOW
+end
+
+local function num(v, d) return tonumber(v) or d end
+
+-- lists are stored as ",a,b," so a membership test is one plain find
+local function has(list, item)
+    return list ~= nil and string.find(list, ',' .. item .. ',', 1, true) ~= nil
+end
+
+-- the pool's settings, read once per call; false when the pool is absent
+local CONF
+local function conf()
+    if CONF == nil then
+        local raw = redis.call('HGETALL', K('conf'))
+        if #raw == 0 then
+            CONF = false
+        else
+            CONF = {}
+            for i = 1, #raw, 2 do CONF[raw[i]] = raw[i + 1] end
+        end
+    end
+    return CONF
+end
+
+-- A user record (global registry and pool projection alike): byte 1 '1' when
+-- disabled, byte 2 '1' for a service account, then the record's version
+-- (digits), then the groups as ",g1,g2,". An absent record is the default:
+-- enabled, a human, no group, version 0.
+local function urec(rec)
+    if not rec then return {dis = false, svc = false, ver = 0, groups = ','} end
+    local comma = string.find(rec, ',', 3, true) or (#rec + 1)
+    return {dis = string.byte(rec, 1) == 49, svc = string.byte(rec, 2) == 49,
+            ver = tonumber(string.sub(rec, 3, comma - 1)) or 0,
+            groups = (comma <= #rec) and string.sub(rec, comma) or ','}
+end
+
+local function urec_str(r)
+    return (r.dis and '1' or '0') .. (r.svc and '1' or '0') .. r.ver .. r.groups
+end
+
+-- one audit entry. Its stream id is the time it was written; "at" is the
+-- time the event happened (a lapsed lease is stamped with its own expiry).
+-- Retention is by time: entries older than the pool's audit_retention go.
+local function audit(ev, f)
+    local c = conf()
+    local keep = num(c and c.audit_retention, 34560000) * 1000
+    local args = {K('audit'), 'MINID', '~', math.max(0, now() - keep), '*',
+        'ev', ev, 'at', f.at or now(), 'pool', POOL, 'user', f.user or '',
+        'obo', f.obo or '', 'via', A.via or 'cli', 'host', A.host or '', 'pid', f.pid or A.pid or '',
+        'client', A.client or '', 'result', f.result or 'ok', 'reason', f.reason or '',
+        'seat', f.seat or 'none', 'session', f.session or '', 'count', f.count or 1}
+    if f.since then
+        args[#args + 1] = 'since'
+        args[#args + 1] = f.since
+    end
+    redis.call('XADD', unpack(args))
+end
+
+-- nginx caches drop what they hold for the pool (user '' = the whole pool)
+local function publish_revoke(u)
+    redis.call('PUBLISH', 'seatgate:revoke', POOL .. '\t' .. (u or ''))
+end
+
+-- ---- sessions and seats ---------------------------------------------------
+-- sess: "user\0session" -> expiry (ms); sessidx: the same members, score 0,
+-- for the sessions of one user; sessinfo: "user\0session" -> k=v fields.
+-- leases: floating holder -> seat expiry, always the latest expiry of the
+-- holder's live sessions. gcount: group -> floating holders counted in it
+-- (groups with a reservation or cap); hg: holder -> ",groups," it counts in.
+
+local function sess_del(m)
+    redis.call('ZREM', K('sess'), m)
+    redis.call('ZREM', K('sessidx'), m)
+    redis.call('HDEL', K('sessinfo'), m)
+end
+
+local function sessions_of(u)
+    return redis.call('ZRANGEBYLEX', K('sessidx'), '[' .. u .. '\0', '(' .. u .. '\1')
+end
+
+local function drop_sessions(u)
+    local ms = sessions_of(u)
+    for _, m in ipairs(ms) do sess_del(m) end
+    return #ms
+end
+
+-- count a new floating holder in the groups that carry a reservation or cap
+local function count_in(u, groups)
+    local c = conf()
+    local hg = ','
+    for g in string.gmatch(c.countg or '', '[^,]+') do
+        if has(groups, g) then
+            redis.call('HINCRBY', K('gcount'), g, 1)
+            hg = hg .. g .. ','
+        end
+    end
+    if hg ~= ',' then redis.call('HSET', K('hg'), u, hg) end
+end
+
+local function count_out(u)
+    local hg = redis.call('HGET', K('hg'), u)
+    if hg then
+        for g in string.gmatch(hg, '[^,]+') do redis.call('HINCRBY', K('gcount'), g, -1) end
+        redis.call('HDEL', K('hg'), u)
+    end
+end
+
+-- Frees u's floating seat, if any, and audits it as ev with the fields f.
+-- Returns the lease's expiry, or false when u held no floating seat.
+local function seat_drop(u, ev, f)
+    local score = redis.call('ZSCORE', K('leases'), u)
+    if not score then return false end
+    redis.call('ZREM', K('leases'), u)
+    count_out(u)
+    f.user = f.user or u
+    f.seat = 'floating'
+    if ev == 'expire' then f.at = f.at or score end
+    audit(ev, f)
+    publish_revoke(u)
+    return tonumber(score)
+end
+
+-- The seat follows the sessions: after a session of u ended, the seat's
+-- expiry becomes the latest expiry of u's live sessions, or the seat goes.
+-- Lapsed sessions met on the way are removed. f: audit fields if it goes.
+local function seat_recompute(u, ev, f)
+    local best = 0
+    for _, m in ipairs(sessions_of(u)) do
+        local e = tonumber(redis.call('ZSCORE', K('sess'), m) or 0)
+        if e > now() then
+            if e > best then best = e end
+        else
+            if e > (f.at or 0) then f.at = e end
+            sess_del(m)
+        end
+    end
+    if best > 0 then
+        redis.call('ZADD', K('leases'), 'XX', best, u)
+        return best
+    end
+    if ev == 'expire' then
+        local score = tonumber(redis.call('ZSCORE', K('leases'), u) or 0)
+        if score > now() then f.at = now() elseif score > 0 then f.at = score end
+    end
+    seat_drop(u, ev, f)
+    return 0
+end
+
+-- Lapsed sessions and leases are removed a bounded number at a time
+-- (PURGE_MAX per call), so a burst of expiries never makes one decision
+-- slow; counts that matter (seats in use) never include a lapsed lease.
+local PURGE_MAX = 16
+local function purge()
+    local gone = redis.call('ZRANGEBYSCORE', K('sess'), '-inf', now(), 'WITHSCORES',
+        'LIMIT', 0, PURGE_MAX)
+    local users = {}
+    for i = 1, #gone, 2 do
+        local m = gone[i]
+        sess_del(m)
+        local z = string.find(m, '\0', 1, true)
+        if z then
+            local u = string.sub(m, 1, z - 1)
+            local at = tonumber(gone[i + 1])
+            if not users[u] or users[u] < at then users[u] = at end
+        end
+    end
+    for u, at in pairs(users) do
+        seat_recompute(u, 'expire', {at = at, result = 'released', reason = 'lease_expired',
+            pid = ''})
+    end
+    local lapsed = redis.call('ZRANGEBYSCORE', K('leases'), '-inf', now(), 'WITHSCORES',
+        'LIMIT', 0, PURGE_MAX)
+    for i = 1, #lapsed, 2 do
+        drop_sessions(lapsed[i])
+        seat_drop(lapsed[i], 'expire', {at = lapsed[i + 1], result = 'released',
+            reason = 'lease_expired', pid = ''})
+    end
+end
+
+-- is a user with projected groups g allowed by the pool's include/exclude?
+local function excluded_reason(c, groups)
+    for g in string.gmatch(c.exclude or '', '[^,]+') do
+        if has(groups, g) then return 'excluded_group' end
+    end
+    local inc = c.include or ','
+    if inc ~= ',' and inc ~= '' then
+        for g in string.gmatch(inc, '[^,]+') do
+            if has(groups, g) then return false end
+        end
+        return 'not_in_included_group'
+    end
+    return false
+end
+
+-- flatten a table of name/value pairs into a reply
+local function reply(t)
+    local out = {}
+    for k, v in pairs(t) do
+        out[#out + 1] = k
+        out[#out + 1] = v
+    end
+    return out
+end
+
+-- "\n"-separated items of a list argument
+local function lines(s)
+    local t = {}
+    for l in string.gmatch(s or '', '[^\n]+') do t[#t + 1] = l end
+    return t
+end
+
