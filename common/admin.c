@@ -950,8 +950,8 @@ int sg_assign(sg_conn *c, const char *pool, int assign, const char **users, size
 /* ---- users ------------------------------------------------------------------ */
 
 /* Send change lines to the registry (batches), collect what changed. */
-static int user_put(sg_conn *c, const char *const *lines, size_t n, urow **out, size_t *nout,
-                    long *unchanged, char *err, size_t errlen)
+static int user_put(sg_conn *c, const char *const *lines, size_t n, const char *via, urow **out,
+                    size_t *nout, long *unchanged, char *err, size_t errlen)
 {
     urow *rows = NULL;
     size_t k = 0, cap = 0;
@@ -967,8 +967,10 @@ static int user_put(sg_conn *c, const char *const *lines, size_t n, urow **out, 
             sg_buf_free(&b);
             break;
         }
-        const char *kv[] = {"changes", b.p};
-        redisReply *r = sg_script_kv(c, SG_SCRIPT_USER_PUT, keys, 4, kv, 2, err, errlen);
+        char host[256];
+        sg_hostname(host, sizeof(host));
+        const char *kv[] = {"changes", b.p, "via", via ? via : "cli", "host", host};
+        redisReply *r = sg_script_kv(c, SG_SCRIPT_USER_PUT, keys, 4, kv, 6, err, errlen);
         sg_buf_free(&b);
         if (r == NULL) {
             rc = SG_EBACKEND;
@@ -1035,7 +1037,7 @@ int sg_user_set(sg_conn *c, const char *user, const sg_user_change *ch, const ch
     const char *lines[] = {line};
     urow *rows = NULL;
     size_t n = 0;
-    int rc = user_put(c, lines, 1, &rows, &n, NULL, err, errlen);
+    int rc = user_put(c, lines, 1, via, &rows, &n, NULL, err, errlen);
     if (rc == SG_OK)
         rc = apply_everywhere(c, rows, n, via, NULL, err, errlen);
     urows_free(rows, n);
@@ -1067,7 +1069,7 @@ int sg_user_import(sg_conn *c, const sg_user_row *in, size_t n, const char *via,
     size_t k = 0;
     long same = 0;
     if (rc == SG_OK)
-        rc = user_put(c, (const char *const *)lines, n, &rows, &k, &same, err, errlen);
+        rc = user_put(c, (const char *const *)lines, n, via, &rows, &k, &same, err, errlen);
     sg_strv_free(lines, n);
     if (rc == SG_OK)
         rc = apply_everywhere(c, rows, k, via, NULL, err, errlen);

@@ -312,3 +312,8 @@ struct redisReply *sg_conn_reply(sg_conn *c, char *err, size_t errlen)
     }
     return r;
 }
+
+int sg_conn_timeout_ms(const sg_conn *c)
+{
+    return c->timeout_ms;
+}

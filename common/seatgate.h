@@ -158,6 +158,8 @@ struct redisReply *sg_conn_cmd(sg_conn *c, int argc, const char **argv, const si
  * bounded like sg_conn_cmd). append: 0 ok, -1 error. */
 int sg_conn_append(sg_conn *c, int argc, const char **argv, const size_t *argvlen);
 struct redisReply *sg_conn_reply(sg_conn *c, char *err, size_t errlen);
+/* The per-command timeout the connection was opened with (ms). */
+int sg_conn_timeout_ms(const sg_conn *c);
 
 /* ---- scripts ------------------------------------------------------------- */
 typedef enum {

@@ -15,15 +15,15 @@ def test_every_state_change_is_audited(seatctl, rdb):
     ev = audit_entries(rdb, "p")
     assert ev and ev[0]["ev"] == "pool_created"
 
-    def step(args, rc, want):
-        n = len(audit_entries(rdb, "p"))
+    def step(args, rc, want, pool="p"):
+        n = len(audit_entries(rdb, pool))
         seatctl(*args, check=rc)
-        new = new_entries(rdb, n)
+        new = new_entries(rdb, n, pool)
         assert len(new) >= 1, "%r appended nothing to the audit stream" % (args,)
         e = new[-1]
         for f in FIELDS:
             assert f in e, (args, f, e)
-        assert e["pool"] == "p" and e["via"] == "cli"
+        assert e["pool"] == pool and e["via"] == "cli"
         for k, v in want.items():
             assert e[k] == v, (args, k, e)
         return e
@@ -46,7 +46,10 @@ def test_every_state_change_is_audited(seatctl, rdb):
          {"ev": "release", "user": "bob", "result": "released", "reason": "seat_released"})
     step(("unassign", "p", "alice"), EX_OK,
          {"ev": "unassign", "user": "alice", "result": "ok", "reason": "named_seat_revoked"})
-    step(("user", "set", "erin", "--groups", "ops"), EX_OK, {"ev": "user_set", "user": "erin"})
+    # a registry change is audited in the registry's stream (pool "_"), and in
+    # the pools whose rules it touches (none here: p has no group rule)
+    step(("user", "set", "erin", "--groups", "ops"), EX_OK, {"ev": "user_set", "user": "erin"},
+         pool="_")
     step(("pool", "set", "p", "--floating", "2"), EX_OK, {"ev": "pool_updated"})
 
 
@@ -68,8 +71,19 @@ def test_renewal_does_not_flood_audit(seatctl, rdb):
     assert len(audit_entries(rdb, "p")) == n
 
 
-def test_denials_all_audited(seatctl, rdb):
+def test_repeated_denials_are_folded_but_counted(seatctl, rdb):
     seatctl("pool", "set", "p", "--floating", "1", check=EX_OK)
+    seatctl("acquire", "p", "bob", check=EX_OK)
+    n = len(audit_entries(rdb, "p"))
+    for _ in range(3):
+        seatctl("acquire", "p", "carol", check=EX_DENIED)
+    new = new_entries(rdb, n)
+    assert [e["ev"] for e in new] == ["deny"]
+    assert rdb.hget("sg:{p}:stats", "n:denied_exhausted") == "3"
+
+
+def test_denials_all_audited_without_folding(seatctl, rdb):
+    seatctl("pool", "set", "p", "--floating", "1", "--deny-fold", "0", check=EX_OK)
     seatctl("acquire", "p", "bob", check=EX_OK)
     n = len(audit_entries(rdb, "p"))
     for _ in range(3):

@@ -1,4 +1,5 @@
 """Pools: create, update (partial), show, delete; epoch on admin changes."""
+import time
 import pytest
 
 from helpers import EX_DENIED, EX_OK, EX_USAGE, audit_entries, db_snapshot
@@ -30,7 +31,7 @@ def test_pool_create_and_show(seatctl, seatctl_json, rdb):
     assert show["include"] == "staff,contractors" and show["exclude"] == "interns"
     assert show["mux_limit"] == 4 and show["mux_window"] == 3600
     assert show["assigned"] == 0 and show["in_use"] == 0
-    assert "technicians" in rdb.smembers("sg:pools")
+    assert "technicians" in rdb.smembers("sg:{_}:pools")
     # human-readable show and the table of every pool
     rc, out, _ = seatctl("pool", "show", "technicians", check=EX_OK)
     assert "technicians" in out and "cmdb" in out
@@ -73,14 +74,21 @@ def test_pool_set_without_options_creates_with_defaults(seatctl_json):
     assert (show["named"], show["floating"], show["idle_timeout"]) == (0, 0, 900)
 
 
-def test_lowering_named_below_assigned_is_refused(seatctl, seatctl_json, rdb):
-    seatctl("pool", "set", "p", "--named", "2", check=EX_OK)
-    seatctl("assign", "p", "alice", "bob", check=EX_OK)
-    snap = db_snapshot(rdb)
-    rc, out, err = seatctl("pool", "set", "p", "--named", "1")
-    assert rc == EX_DENIED and "assigned" in err
-    assert db_snapshot(rdb) == snap
-    assert seatctl_json("pool", "show", "p")[1]["named"] == 2
+def test_lowering_named_below_assigned_takes_back_least_recently_used(seatctl, seatctl_json,
+                                                                      rdb):
+    """A named shrink is enforced like a floating one: the named seats least
+    recently used go (never used first), audited as pool_shrunk."""
+    seatctl("pool", "set", "p", "--named", "3", check=EX_OK)
+    seatctl("assign", "p", "alice", "bob", "carol", check=EX_OK)
+    seatctl("acquire", "p", "alice", check=EX_OK)
+    time.sleep(0.01)
+    seatctl("acquire", "p", "bob", check=EX_OK)
+    rc, out, _ = seatctl_json("pool", "set", "p", "--named", "1")
+    assert rc == EX_OK and out["unassigned"] == ["carol", "alice"]
+    assert rdb.smembers("sg:{p}:named") == {"bob"}
+    shrunk = [e for e in audit_entries(rdb, "p") if e["reason"] == "pool_shrunk"]
+    assert [(e["ev"], e["user"]) for e in shrunk] == [("unassign", "carol"), ("unassign", "alice")]
+    assert seatctl_json("pool", "show", "p")[1]["assigned"] == 1
 
 
 def test_reservations_beyond_floating_refused(seatctl, rdb):
@@ -108,7 +116,7 @@ def test_pool_delete(seatctl, seatctl_json, rdb):
     seatctl("acquire", "p", "bob", "--session", "s1", check=EX_OK)
     rc, obj, _ = seatctl_json("pool", "delete", "p", check=EX_OK)
     assert obj == {"pool": "p", "deleted": True}
-    assert "p" not in rdb.smembers("sg:pools")
+    assert "p" not in rdb.smembers("sg:{_}:pools")
     # only the audit stream stays
     assert set(rdb.keys("sg:{p}:*")) == {"sg:{p}:audit"}
     assert audit_entries(rdb, "p")[-1]["ev"] == "pool_deleted"
@@ -140,7 +148,12 @@ def test_epoch_increases_on_admin_changes(seatctl, rdb):
     bumped("assign")
     seatctl("unassign", "p", "alice", check=EX_OK)
     bumped("unassign")
+    # a group change reaches the pools whose rules name the group, and only those
     seatctl("user", "set", "bob", "--groups", "ops", check=EX_OK)
+    assert epoch(rdb) == e[-1]
+    seatctl("pool", "set", "p", "--exclude", "ops", check=EX_OK)
+    bumped("pool set --exclude")
+    seatctl("user", "set", "bob", "--groups", "dev", check=EX_OK)
     bumped("user set --groups")
     seatctl("user", "set", "bob", "--disabled", check=EX_OK)
     bumped("user set --disabled")

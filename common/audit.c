@@ -1,0 +1,245 @@
+/* Audit export: every pool's audit stream, filtered and merged in time order,
+ * and optionally followed as new entries arrive (seatctl audit). */
+#include "seatgate.h"
+#include "internal.h"
+
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define seterr sg_err_rc
+#define CHUNK "500"
+
+typedef struct {
+    char key[SG_KEY_MAX];
+    char pool[SG_POOL_MAX + 1];
+    char last[48];     /* id of the last entry read */
+    redisReply *batch; /* XRANGE reply being consumed */
+    size_t next;
+    int done;
+} stream_t;
+
+static void id_parse(const char *id, unsigned long long *ms, unsigned long long *seq)
+{
+    char *end;
+    *ms = strtoull(id, &end, 10);
+    *seq = *end == '-' ? strtoull(end + 1, NULL, 10) : 0;
+}
+
+static int id_cmp(const char *a, const char *b)
+{
+    unsigned long long am, as, bm, bs;
+    id_parse(a, &am, &as);
+    id_parse(b, &bm, &bs);
+    if (am != bm)
+        return am < bm ? -1 : 1;
+    return as < bs ? -1 : as > bs;
+}
+
+/* the streams to read: one pool's, or every sg:{*}:audit (deleted pools too) */
+static int find_streams(sg_conn *c, const char *pool, stream_t **out, size_t *n, char *err,
+                        size_t errlen)
+{
+    *out = NULL;
+    *n = 0;
+    if (pool) {
+        char e[SG_ERR_MAX];
+        if (sg_valid_name(pool, e, sizeof(e)) != 0)
+            return seterr(err, errlen, SG_EINPUT, "--pool: %s", e);
+        stream_t *s = calloc(1, sizeof(*s));
+        if (s == NULL)
+            return seterr(err, errlen, SG_EBACKEND, "out of memory");
+        sg_keyname(SG_K_AUDIT, pool, s->key, sizeof(s->key));
+        snprintf(s->pool, sizeof(s->pool), "%s", pool);
+        *out = s;
+        *n = 1;
+        return SG_OK;
+    }
+    char cursor[32] = "0";
+    stream_t *v = NULL;
+    size_t k = 0, cap = 0;
+    do {
+        const char *av[] = {"SCAN", cursor, "MATCH", "sg:{*}:audit", "COUNT", "1000"};
+        redisReply *r = sg_cmdv(c, err, errlen, 6, av);
+        if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            if (r)
+                freeReplyObject(r);
+            free(v);
+            return SG_EBACKEND;
+        }
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+        for (size_t i = 0; i < r->element[1]->elements; i++) {
+            const char *key = r->element[1]->element[i]->str;
+            const char *o = strchr(key, '{'), *e = o ? strstr(o, "}:audit") : NULL;
+            if (!o || !e || e[7] != '\0' || (size_t)(e - o - 1) > SG_POOL_MAX)
+                continue;
+            if (k == cap) {
+                cap = cap ? cap * 2 : 16;
+                stream_t *nv = realloc(v, sizeof(*v) * cap);
+                if (nv == NULL) {
+                    freeReplyObject(r);
+                    free(v);
+                    return seterr(err, errlen, SG_EBACKEND, "out of memory");
+                }
+                v = nv;
+            }
+            memset(&v[k], 0, sizeof(v[k]));
+            snprintf(v[k].key, sizeof(v[k].key), "%s", key);
+            snprintf(v[k].pool, sizeof(v[k].pool), "%.*s", (int)(e - o - 1), o + 1);
+            k++;
+        }
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    *out = v;
+    *n = k;
+    return SG_OK;
+}
+
+/* refill a stream's batch from last (exclusive) up to until */
+static int refill(sg_conn *c, stream_t *s, const char *until, char *err, size_t errlen)
+{
+    if (s->batch) {
+        freeReplyObject(s->batch);
+        s->batch = NULL;
+    }
+    char start[64];
+    snprintf(start, sizeof(start), "(%s", s->last);
+    const char *av[] = {"XRANGE", s->key, start, until, "COUNT", CHUNK};
+    redisReply *r = sg_cmdv(c, err, errlen, 6, av);
+    if (r == NULL)
+        return SG_EBACKEND;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
+        freeReplyObject(r);
+        s->done = 1;
+        return SG_OK;
+    }
+    s->batch = r;
+    s->next = 0;
+    return SG_OK;
+}
+
+static int user_matches(const sg_audit_entry *e, const char *user)
+{
+    if (user == NULL)
+        return 1;
+    for (int i = 0; i < e->nfields; i++)
+        if ((strcmp(e->name[i], "user") == 0 || strcmp(e->name[i], "obo") == 0) &&
+            strcmp(e->value[i], user) == 0)
+            return 1;
+    return 0;
+}
+
+static int emit(const redisReply *item, const char *pool, const sg_audit_query *q,
+                sg_audit_fn fn, void *ud)
+{
+    if (item->type != REDIS_REPLY_ARRAY || item->elements != 2)
+        return 0;
+    const redisReply *fields = item->element[1];
+    sg_audit_entry e;
+    memset(&e, 0, sizeof(e));
+    snprintf(e.id, sizeof(e.id), "%s", item->element[0]->str);
+    e.pool = pool;
+    unsigned long long ms, seq;
+    id_parse(e.id, &ms, &seq);
+    e.at_ms = (long long)ms;
+    for (size_t i = 0; i + 1 < fields->elements && e.nfields < SG_AUDIT_FIELDS; i += 2) {
+        e.name[e.nfields] = fields->element[i]->str;
+        e.value[e.nfields] = fields->element[i + 1]->str;
+        if (strcmp(e.name[e.nfields], "at") == 0)
+            e.at_ms = strtoll(e.value[e.nfields], NULL, 10);
+        e.nfields++;
+    }
+    if (!user_matches(&e, q->user))
+        return 0;
+    return fn(ud, &e);
+}
+
+int sg_audit_read(sg_conn *c, const sg_audit_query *q, sg_audit_fn fn, void *ud, char *err,
+                  size_t errlen)
+{
+    stream_t *s = NULL;
+    size_t n = 0;
+    int rc = find_streams(c, q->pool, &s, &n, err, errlen);
+    if (rc != SG_OK)
+        return rc;
+    char until[48] = "+";
+    if (q->until_ms > 0)
+        snprintf(until, sizeof(until), "%lld-18446744073709551615", q->until_ms);
+    for (size_t i = 0; i < n; i++) {
+        /* "(" of an id just below since_ms: the first id at since_ms is included */
+        if (q->since_ms > 0)
+            snprintf(s[i].last, sizeof(s[i].last), "%lld-18446744073709551615", q->since_ms - 1);
+        else
+            snprintf(s[i].last, sizeof(s[i].last), "0-0");
+    }
+    /* history: a k-way merge of the streams in id order */
+    for (size_t i = 0; i < n && rc == SG_OK; i++)
+        rc = refill(c, &s[i], until, err, errlen);
+    int stop = 0;
+    while (rc == SG_OK && !stop) {
+        stream_t *best = NULL;
+        for (size_t i = 0; i < n; i++) {
+            if (s[i].done)
+                continue;
+            const char *id = s[i].batch->element[s[i].next]->element[0]->str;
+            if (best == NULL || id_cmp(id, best->batch->element[best->next]->element[0]->str) < 0)
+                best = &s[i];
+        }
+        if (best == NULL)
+            break;
+        const redisReply *item = best->batch->element[best->next];
+        stop = emit(item, best->pool, q, fn, ud);
+        snprintf(best->last, sizeof(best->last), "%s", item->element[0]->str);
+        if (++best->next >= best->batch->elements)
+            rc = refill(c, best, until, err, errlen);
+    }
+    /* follow: new entries of the same streams as they come */
+    int block = sg_conn_timeout_ms(c) / 2;
+    if (block < 50)
+        block = 50;
+    char blk[16];
+    snprintf(blk, sizeof(blk), "%d", block);
+    while (rc == SG_OK && !stop && q->follow && n > 0) {
+        const char **av = malloc(sizeof(*av) * (2 * n + 6));
+        if (av == NULL) {
+            rc = seterr(err, errlen, SG_EBACKEND, "out of memory");
+            break;
+        }
+        int k = 0;
+        av[k++] = "XREAD";
+        av[k++] = "BLOCK";
+        av[k++] = blk;
+        av[k++] = "STREAMS";
+        for (size_t i = 0; i < n; i++)
+            av[k++] = s[i].key;
+        for (size_t i = 0; i < n; i++)
+            av[k++] = s[i].last;
+        redisReply *r = sg_cmdv(c, err, errlen, k, av);
+        free(av);
+        if (r == NULL) {
+            rc = SG_EBACKEND;
+            break;
+        }
+        for (size_t j = 0; r->type == REDIS_REPLY_ARRAY && j < r->elements && !stop; j++) {
+            const redisReply *st = r->element[j];
+            stream_t *which = NULL;
+            for (size_t i = 0; i < n; i++)
+                if (strcmp(s[i].key, st->element[0]->str) == 0)
+                    which = &s[i];
+            if (which == NULL)
+                continue;
+            for (size_t m = 0; m < st->element[1]->elements && !stop; m++) {
+                const redisReply *item = st->element[1]->element[m];
+                stop = emit(item, which->pool, q, fn, ud);
+                snprintf(which->last, sizeof(which->last), "%s", item->element[0]->str);
+            }
+        }
+        freeReplyObject(r);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (s[i].batch)
+            freeReplyObject(s[i].batch);
+    free(s);
+    return rc;
+}
