@@ -28,7 +28,9 @@ def seatctl_bin():
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
-    srv = helpers.RedisServer(tmpdir=str(tmp_path_factory.mktemp("redis")))
+    # the shipped ACL: every seatctl, nginx and PAM call of the suite runs as
+    # the decision or the admin role (helpers.DECISION_COMMANDS)
+    srv = helpers.RedisServer(tmpdir=str(tmp_path_factory.mktemp("redis")), acl=True)
     srv.start()
     yield srv
     srv.stop()
@@ -56,7 +58,7 @@ def seatctl(redis_server, rdb, seatctl_bin, seatctl_conf):
 
     def run(*args, check=None, **kw):
         kw.setdefault("env", env)
-        return helpers.run_seatctl(redis_server.url, *args, check=check, **kw)
+        return helpers.run_seatctl(redis_server.url_for(args), *args, check=check, **kw)
 
     return run
 
@@ -67,6 +69,6 @@ def seatctl_json(redis_server, rdb, seatctl_bin, seatctl_conf):
 
     def run(*args, check=None, **kw):
         kw.setdefault("env", env)
-        return helpers.run_seatctl_json(redis_server.url, *args, check=check, **kw)
+        return helpers.run_seatctl_json(redis_server.url_for(args), *args, check=check, **kw)
 
     return run

@@ -44,15 +44,42 @@ def closed_port():
     return free_port()
 
 
+ACL_FILE = os.path.join(REPO, "conf", "redis-acl.conf")
+DECIDE_PASSWORD = "test-decide-pw"
+ADMIN_PASSWORD = "test-admin-pw"
+
+# seatctl commands the decision role (nginx, PAM hosts) runs; the rest are admin's
+DECISION_COMMANDS = {"check", "acquire", "release", "reap", "status", "sessions"}
+
+
+def acl_text():
+    """conf/redis-acl.conf as shipped, with test passwords, and a passwordless
+    default user for the harness itself (FLUSHALL, inspection)."""
+    out = []
+    with open(ACL_FILE) as f:
+        for line in f:
+            line = line.replace(">CHANGE-ME-decide", ">" + DECIDE_PASSWORD)
+            line = line.replace(">CHANGE-ME-admin", ">" + ADMIN_PASSWORD)
+            if line.startswith("user default "):
+                line = "user default on nopass ~* &* +@all\n"
+            out.append(line)
+    return "".join(out)
+
+
 class RedisServer:
     """A throw-away redis-server on 127.0.0.1.
+
+    With acl=True it loads conf/redis-acl.conf (test passwords): decide_url
+    and admin_url connect as the shipped roles, url as the harness's
+    unrestricted default user.
 
     Usage:
         with RedisServer() as srv:
             srv.client().ping()
     """
 
-    def __init__(self, extra_args=(), tmpdir=None):
+    def __init__(self, extra_args=(), tmpdir=None, acl=False):
+        self.acl = acl
         self.extra_args = list(extra_args)
         self._own_tmp = tmpdir is None
         self.tmpdir = tmpdir or tempfile.mkdtemp(prefix="seatgate-redis-")
@@ -63,15 +90,38 @@ class RedisServer:
     def url(self):
         return "redis://127.0.0.1:%d" % self.port
 
+    @property
+    def decide_url(self):
+        if not self.acl:
+            return self.url
+        return "redis://seatgate-decide:%s@127.0.0.1:%d" % (DECIDE_PASSWORD, self.port)
+
+    @property
+    def admin_url(self):
+        if not self.acl:
+            return self.url
+        return "redis://seatgate-admin:%s@127.0.0.1:%d" % (ADMIN_PASSWORD, self.port)
+
+    def url_for(self, args):
+        """The role a seatctl command line runs as."""
+        words = [a for a in args if isinstance(a, str) and not a.startswith("-")]
+        return self.decide_url if words and words[0] in DECISION_COMMANDS else self.admin_url
+
     def start(self, attempts=5):
         last = None
         for _ in range(attempts):
             self.port = free_port()
             log = open(os.path.join(self.tmpdir, "redis-%d.log" % self.port), "wb")
+            acl_args = []
+            if self.acl:
+                path = os.path.join(self.tmpdir, "acl-%d.conf" % self.port)
+                with open(path, "w") as f:
+                    f.write(acl_text())
+                acl_args = ["--aclfile", path]
             self.proc = subprocess.Popen(
                 [REDIS_SERVER, "--bind", "127.0.0.1", "--port", str(self.port),
                  "--save", "", "--appendonly", "no", "--dir", self.tmpdir,
-                 "--daemonize", "no", "--protected-mode", "no"] + self.extra_args,
+                 "--daemonize", "no", "--protected-mode", "no"] + acl_args + self.extra_args,
                 stdout=log, stderr=subprocess.STDOUT, cwd=self.tmpdir)
             log.close()
             try:

@@ -318,7 +318,7 @@ def nginx(tmp_path, redis_server, rdb):
     made = []
 
     def start(servers="", start=True, **kw):
-        kw.setdefault("redis_url", redis_server.url)
+        kw.setdefault("redis_url", redis_server.decide_url)
         d = tmp_path / ("nginx%d" % len(made))
         d.mkdir()
         n = NginxServer(d, servers=servers, **kw)

@@ -188,7 +188,7 @@ def _user_lines(err):
 
 @pytest.fixture
 def pam(tmp_path, redis_server, rdb):
-    return Pam(tmp_path, redis_server.url)
+    return Pam(tmp_path, redis_server.decide_url)
 
 
 @pytest.fixture
@@ -389,7 +389,7 @@ def test_arg_debug(pam, seats):
     expect(res, "PAM_SUCCESS")
     assert "seatgate: account carol service b pool technicians: granted_floating" in res.log
     assert "seatgate: open carol service b pool technicians: granted_floating" in res.log
-    assert re.search(r"seatgate: close carol session pam-\d+ in pool technicians: "
+    assert re.search(r"seatgate: close carol session pam-[0-9a-f]+-\d+-\d+ in pool technicians: "
                      r"seat released", res.log), res.log
     # denials are logged with or without debug
     seats("user", "set", "carol", "--disabled", check=0)
@@ -618,7 +618,8 @@ def test_session_open_close_accounting(pam, seats, seatctl_json, rdb):
     grant = [e for e in helpers.audit_entries(rdb, "technicians") if e["ev"] == "grant"][0]
     assert grant["host"] == os.uname().nodename
     assert grant["pid"] == str(p.pid)
-    assert grant["session"] == "pam-%d" % p.pid
+    # the session id names the host (machine id) and the process with its start time
+    assert re.fullmatch(r"pam-[0-9a-f]{32}-%d-\d+" % p.pid, grant["session"]), grant["session"]
 
 
 def test_reap_dead_session(pam, seats, seatctl_json):
@@ -643,6 +644,29 @@ def test_reap_dead_session(pam, seats, seatctl_json):
     assert seatctl_json("reap", check=0).out["reaped"] == []
 
 
+def proc_start(pid):
+    """Field 22 of /proc/PID/stat: the process's start time in clock ticks."""
+    with open("/proc/%d/stat" % pid) as f:
+        return int(f.read().rsplit(")", 1)[1].split()[19])
+
+
+def host_index(rdb):
+    with open("/etc/machine-id") as f:
+        return "sg:host:" + f.read().strip()
+
+
+def pretend_process(rdb, user, pid):
+    """Make the host index say that user's session belongs to process pid
+    (with its real start time), as if the login shell were that process."""
+    key = host_index(rdb)
+    field = [f for f in rdb.hkeys(key) if f.split("\t")[1] == user][0]
+    kv = dict(x.split("=", 1) for x in rdb.hget(key, field).split("\t"))
+    kv["pid"], kv["pstart"] = str(pid), str(proc_start(pid))
+    value = "\t".join("%s=%s" % (k, v) for k, v in kv.items())
+    rdb.hset(key, field, value)
+    return value
+
+
 def test_reap_spares_live_process(pam, seats, seatctl_json, rdb):
     """A session whose process still runs on this host is not reaped."""
     svc = pam.service("s", "pool=technicians")
@@ -654,11 +678,7 @@ def test_reap_spares_live_process(pam, seats, seatctl_json, rdb):
     sleeper = subprocess.Popen(["sleep", "60"])
     try:
         # carol's login process is, say, a shell that is still running
-        key = "sg:{technicians}:sessinfo"
-        field = [f for f in rdb.hkeys(key) if f.startswith("carol\0")][0]
-        parts = rdb.hget(key, field).split("\t")
-        parts[2] = str(sleeper.pid)
-        rdb.hset(key, field, "\t".join(parts))
+        pretend_process(rdb, "carol", sleeper.pid)
         res = seatctl_json("reap", check=0)
         assert [(x["user"], x["pid"]) for x in res.out["reaped"]] == [("dave", dead)]
         assert [s["user"] for s in sessions(seatctl_json, "technicians")] == ["carol"]
@@ -681,12 +701,8 @@ def test_reap_renews_live_session_past_half_its_lease(pam, seats, seatctl_json, 
     assert p.returncode == 0
     sleeper = subprocess.Popen(["sleep", "60"])
     try:
-        key = "sg:{technicians}:sessinfo"
-        field = [f for f in rdb.hkeys(key) if f.startswith("carol\0")][0]
-        parts = rdb.hget(key, field).split("\t")
-        assert parts[6] == "2"  # the lease length travels with the session
-        parts[2] = str(sleeper.pid)
-        rdb.hset(key, field, "\t".join(parts))
+        entry = pretend_process(rdb, "carol", sleeper.pid)
+        assert "\tlease=2\t" in entry  # the lease length travels with the session
         first = sessions(seatctl_json, "technicians")[0]["expires_ms"]
         res = seatctl_json("reap", check=0)          # fresh: nothing to do
         assert res.out["renewed"] == [] and res.out["reaped"] == []

@@ -88,7 +88,7 @@ static void pool_set(const char *name, long named, long floating, const char *fe
         p.set_mask |= SG_PSET_EXCLUDE;
     }
     char err[SG_ERR_MAX];
-    int rc = sg_pool_set(g_conn, &p, "cli", err, sizeof(err));
+    int rc = sg_pool_set(g_conn, &p, "cli", NULL, err, sizeof(err));
     if (rc != SG_OK)
         fail_msg("pool set %s: %s", name, err);
 }
@@ -117,7 +117,7 @@ static int reset(void **state)
     user_set("dan", "agents", 1);
     const char *who[] = {"alice"};
     char err[SG_ERR_MAX];
-    if (sg_assign(g_conn, "technicians", 1, who, 1, "cli", err, sizeof(err)) != SG_OK)
+    if (sg_assign(g_conn, "technicians", 1, who, 1, "cli", NULL, err, sizeof(err)) != SG_OK)
         fail_msg("assign: %s", err);
     return 0;
 }
