@@ -50,6 +50,8 @@ ADMIN_PASSWORD = "test-admin-pw"
 
 # seatctl commands the decision role (nginx, PAM hosts) runs; the rest are admin's
 DECISION_COMMANDS = {"check", "acquire", "release", "reap", "status", "sessions"}
+ADMIN_COMMANDS = {"pool", "assign", "unassign", "user", "doctor", "audit", "sync", "report",
+                  "explain"}
 
 
 def acl_text():
@@ -104,8 +106,13 @@ class RedisServer:
 
     def url_for(self, args):
         """The role a seatctl command line runs as."""
-        words = [a for a in args if isinstance(a, str) and not a.startswith("-")]
-        return self.decide_url if words and words[0] in DECISION_COMMANDS else self.admin_url
+        for a in args:
+            if a in DECISION_COMMANDS:
+                return self.decide_url
+            if isinstance(a, str) and not a.startswith("-") and a not in ("--json",):
+                if a in ADMIN_COMMANDS:
+                    return self.admin_url
+        return self.admin_url
 
     def start(self, attempts=5):
         last = None
@@ -260,3 +267,32 @@ def leases(client, pool, live_only=True):
     now = now_s * 1000 + now_us // 1000
     z = client.zrange("sg:{%s}:leases" % pool, 0, -1, withscores=True)
     return {u: s for u, s in z if not live_only or s > now}
+
+
+# ---- the decision script, called the way the core calls it ---------------------
+DECIDE_KEYS = ("leases", "sess", "sessidx", "sessinfo", "gcount", "hg", "fold", "lastused",
+               "stats")
+
+
+def script_body(name):
+    """common/lua/lib.lua followed by common/lua/NAME.lua, as embedded."""
+    with open(os.path.join(REPO, "common", "lua", "lib.lua")) as f:
+        lib = f.read()
+    with open(os.path.join(REPO, "common", "lua", name + ".lua")) as f:
+        return lib + f.read()
+
+
+def decide_call(pool, user, op="acquire", obo="", session="", lease=0, via="cli", host="test",
+                pid=0, pstart=0, client="", feature=""):
+    """(keys, args) of one decision, as sg_decide_cmd builds them."""
+    keys = ["sg:{%s}:%s" % (pool, k) for k in DECIDE_KEYS]
+    keys.append("sg:{%s}:mux:%s" % (pool, user if obo else ""))
+    args = ["op", op, "pool", pool, "user", user, "obo", obo, "feature", feature,
+            "session", session, "lease", str(lease), "via", via, "host", host,
+            "pid", str(pid), "pstart", str(pstart), "client", client]
+    return keys, args
+
+
+def reply_dict(reply):
+    """A script's flat name/value reply as a dict."""
+    return {reply[i]: reply[i + 1] for i in range(0, len(reply), 2)}

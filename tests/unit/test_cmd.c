@@ -714,3 +714,1275 @@ static void test_script_names_agree(void **state)
     assert_non_null(strstr(release, "reply({sessions = "));
     assert_non_null(strstr(release, "seat = "));
 }
+
+/* ---- sg_decide_cmd --------------------------------------------------------------- */
+
+/* the first named argument after the keys */
+#define ARGS_AT (3 + SG_DECIDE_NKEYS)
+
+/* The value that follows name in the arguments after the keys, or NULL. */
+static const char *arg_value(const sg_cmd *cmd, const char *name)
+{
+    for (int i = ARGS_AT; i + 1 < cmd->argc; i += 2)
+        if (strcmp(cmd->argv[i], name) == 0)
+            return cmd->argv[i + 1];
+    return NULL;
+}
+
+static void check_arg(const sg_cmd *cmd, const char *name, const char *want)
+{
+    const char *got = arg_value(cmd, name);
+    if (got == NULL)
+        fail_msg("no argument named %s", name);
+    if (strcmp(got, want) != 0)
+        fail_msg("argument %s is '%s', want '%s'", name, got, want);
+}
+
+static void check_argv_lengths(const sg_cmd *cmd)
+{
+    assert_true(cmd->argc >= 3 && cmd->argc <= SG_CMD_ARGS);
+    for (int i = 0; i < cmd->argc; i++) {
+        assert_non_null(cmd->argv[i]);
+        assert_int_equal(cmd->argvlen[i], strlen(cmd->argv[i]));
+    }
+    /* everything after the script is copied into the command's own buffer */
+    for (int i = 2; i < cmd->argc; i++) {
+        assert_true(cmd->argv[i] >= cmd->buf);
+        assert_true(cmd->argv[i] + cmd->argvlen[i] < cmd->buf + cmd->used);
+    }
+    assert_true(cmd->used <= sizeof(cmd->buf));
+}
+
+/* The script part: EVALSHA <sha> or EVAL <body>, then the key count. */
+static void check_script(const sg_cmd *cmd, sg_script s, int use_eval)
+{
+    if (use_eval) {
+        assert_string_equal(cmd->argv[0], "EVAL");
+        assert_ptr_equal(cmd->argv[1], sg_script_body(s));
+        assert_int_equal(cmd->argvlen[1], strlen(sg_script_body(s)));
+    } else {
+        assert_string_equal(cmd->argv[0], "EVALSHA");
+        assert_string_equal(cmd->argv[1], sg_script_sha(s));
+        assert_int_equal(cmd->argvlen[1], 40);
+    }
+    assert_string_equal(cmd->argv[2], "10");
+}
+
+/* The 10 keys: the pool's sg_decide_keys, then the mux key of sa. */
+static void check_keys(const sg_cmd *cmd, const char *pool, const char *sa)
+{
+    char prefix[SG_KEY_MAX], want[2 * SG_KEY_MAX];
+    snprintf(prefix, sizeof(prefix), "sg:{%s}:", pool);
+    assert_true(cmd->argc >= ARGS_AT);
+    for (int k = 0; k < SG_DECIDE_NKEYS - 1; k++) {
+        snprintf(want, sizeof(want), "%s%s", prefix, decide_key_suffix[k]);
+        assert_string_equal(cmd->argv[3 + k], want);
+        char kn[SG_KEY_MAX];
+        assert_int_equal(sg_keyname(sg_decide_keys[k], pool, kn, sizeof(kn)), 0);
+        assert_string_equal(cmd->argv[3 + k], kn);
+    }
+    snprintf(want, sizeof(want), "%smux:%s", prefix, sa);
+    assert_string_equal(cmd->argv[3 + SG_DECIDE_NKEYS - 1], want);
+    unsigned slot = keyslot(pool);
+    for (int k = 0; k < SG_DECIDE_NKEYS; k++) {
+        assert_int_equal(strncmp(cmd->argv[3 + k], prefix, strlen(prefix)), 0);
+        assert_int_equal(keyslot(cmd->argv[3 + k]), slot);
+    }
+}
+
+/* The named arguments, exactly: names in order, each once, with these values. */
+static void check_args(const sg_cmd *cmd, const char *const *names, const char *const *values,
+                       size_t n)
+{
+    assert_int_equal(cmd->argc, ARGS_AT + 2 * (int)n);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(cmd->argv[ARGS_AT + 2 * i], names[i]);
+        if (strcmp(cmd->argv[ARGS_AT + 2 * i + 1], values[i]) != 0)
+            fail_msg("argument %s is '%s', want '%s'", names[i], cmd->argv[ARGS_AT + 2 * i + 1],
+                     values[i]);
+        check_arg(cmd, names[i], values[i]);
+        for (size_t j = i + 1; j < n; j++)
+            assert_string_not_equal(cmd->argv[ARGS_AT + 2 * i], cmd->argv[ARGS_AT + 2 * j]);
+    }
+}
+
+static void check_decide_args(const sg_cmd *cmd, const char *const *values)
+{
+    check_args(cmd, decide_arg_names, values, NELEM(decide_arg_names));
+}
+
+static sg_request full_request(void)
+{
+    sg_request rq = {
+        .op = SG_OP_ACQUIRE,
+        .pool = "technicians",
+        .user = "alice",
+        .on_behalf_of = NULL,
+        .feature = "cmdb",
+        .session = "tty1-4242",
+        .via = "pam",
+        .host = "jump1.example.com",
+        .client = "10.0.0.9",
+        .pid = 4242,
+        .pstart = 987654321ULL,
+        .ttl_s = 600,
+    };
+    return rq;
+}
+
+static void test_arg_value_helper(void **state)
+{
+    (void)state;
+    /* the helper reads names only at name positions, after the keys */
+    sg_request rq = full_request();
+    rq.user = "pool"; /* a value equal to a name is not a name */
+    rq.feature = "user";
+    sg_cmd cmd;
+    assert_int_equal(sg_decide_cmd(&rq, 0, &cmd), 0);
+    check_arg(&cmd, "pool", "technicians");
+    check_arg(&cmd, "user", "pool");
+    check_arg(&cmd, "feature", "user");
+    assert_null(arg_value(&cmd, "technicians"));
+    assert_null(arg_value(&cmd, "sg:{technicians}:leases"));
+    assert_null(arg_value(&cmd, "10"));
+    assert_null(arg_value(&cmd, "ttl"));
+}
+
+static void test_decide_cmd_evalsha(void **state)
+{
+    (void)state;
+    sg_request rq = full_request();
+    char err[SG_ERR_MAX];
+    assert_int_equal(sg_request_validate(&rq, err, sizeof(err)), 0);
+    sg_cmd cmd;
+    assert_int_equal(sg_decide_cmd(&rq, 0, &cmd), 0);
+    assert_int_equal(cmd.argc, 3 + 10 + 2 * 12);
+    check_argv_lengths(&cmd);
+    check_script(&cmd, SG_SCRIPT_DECIDE, 0);
+    check_keys(&cmd, "technicians", "");
+    static const char *const want[] = {
+        "acquire", "technicians", "alice", "", "cmdb", "tty1-4242", "600",
+        "pam", "jump1.example.com", "4242", "987654321", "10.0.0.9",
+    };
+    check_decide_args(&cmd, want);
+}
+
+static void test_decide_cmd_check_and_defaults(void **state)
+{
+    (void)state;
+    /* absent strings are "", via defaults to cli, numbers to 0 */
+    sg_request rq = {.op = SG_OP_CHECK, .pool = "p", .user = "bob"};
+    sg_cmd cmd;
+    assert_int_equal(sg_decide_cmd(&rq, 0, &cmd), 0);
+    assert_int_equal(cmd.argc, 37);
+    check_argv_lengths(&cmd);
+    check_script(&cmd, SG_SCRIPT_DECIDE, 0);
+    check_keys(&cmd, "p", "");
+    static const char *const want[] = {"check", "p", "bob", "", "", "", "0",
+                                       "cli",   "",  "0",   "0", ""};
+    check_decide_args(&cmd, want);
+    /* "" strings are sent as "" like NULL ones */
+    rq.on_behalf_of = "";
+    rq.feature = "";
+    rq.session = "";
+    rq.host = "";
+    rq.client = "";
+    assert_int_equal(sg_decide_cmd(&rq, 0, &cmd), 0);
+    check_keys(&cmd, "p", "");
+    check_decide_args(&cmd, want);
+    /* any op but acquire is a check */
+    rq.op = SG_OP_ACQUIRE;
+    assert_int_equal(sg_decide_cmd(&rq, 0, &cmd), 0);
+    check_arg(&cmd, "op", "acquire");
+    rq.op = SG_OP_CHECK;
+    assert_int_equal(sg_decide_cmd(&rq, 0, &cmd), 0);
+    check_arg(&cmd, "op", "check");
+}
+
+static void test_decide_cmd_numbers(void **state)
+{
+    (void)state;
+    sg_request rq = full_request();
+    sg_cmd cmd;
+    rq.ttl_s = 365L * 86400;
+    rq.pid = 2147483647L;
+    rq.pstart = 9223372036854775807ULL;
+    assert_int_equal(sg_decide_cmd(&rq, 0, &cmd), 0);
+    check_arg(&cmd, "lease", "31536000");
+    check_arg(&cmd, "pid", "2147483647");
+    check_arg(&cmd, "pstart", "9223372036854775807");
+    rq.ttl_s = 1;
+    rq.pid = 1;
+    rq.pstart = 1;
+    assert_int_equal(sg_decide_cmd(&rq, 0, &cmd), 0);
+    check_arg(&cmd, "lease", "1");
+    check_arg(&cmd, "pid", "1");
+    check_arg(&cmd, "pstart", "1");
+    rq.ttl_s = 0;
+    rq.pid = 0;
+    rq.pstart = 0;
+    assert_int_equal(sg_decide_cmd(&rq, 0, &cmd), 0);
+    check_arg(&cmd, "lease", "0");
+    check_arg(&cmd, "pid", "0");
+    check_arg(&cmd, "pstart", "0");
+    check_argv_lengths(&cmd);
+}
+
+static void test_decide_cmd_on_behalf_of(void **state)
+{
+    (void)state;
+    /* the multiplexing key is the service account's */
+    sg_request rq = {
+        .op = SG_OP_ACQUIRE,
+        .pool = "technicians",
+        .user = "svc-teams",
+        .on_behalf_of = "carol",
+        .via = "nginx",
+        .host = "web1",
+        .client = "192.0.2.1",
+    };
+    sg_cmd cmd;
+    assert_int_equal(sg_decide_cmd(&rq, 0, &cmd), 0);
+    check_argv_lengths(&cmd);
+    check_keys(&cmd, "technicians", "svc-teams");
+    static const char *const want[] = {"acquire", "technicians", "svc-teams", "carol",
+                                       "",        "",            "0",         "nginx",
+                                       "web1",    "0",           "0",         "192.0.2.1"};
+    check_decide_args(&cmd, want);
+    /* an empty on-behalf-of is no on-behalf-of: the mux key of nobody */
+    rq.on_behalf_of = "";
+    assert_int_equal(sg_decide_cmd(&rq, 0, &cmd), 0);
+    check_keys(&cmd, "technicians", "");
+    check_arg(&cmd, "obo", "");
+    rq.on_behalf_of = NULL;
+    assert_int_equal(sg_decide_cmd(&rq, 0, &cmd), 0);
+    check_keys(&cmd, "technicians", "");
+    check_arg(&cmd, "obo", "");
+    /* a service account whose name holds braces keeps the pool's slot */
+    rq.user = "{svc}";
+    rq.on_behalf_of = "carol";
+    assert_int_equal(sg_decide_cmd(&rq, 0, &cmd), 0);
+    check_keys(&cmd, "technicians", "{svc}");
+    check_arg(&cmd, "user", "{svc}");
+}
+
+static void test_decide_cmd_eval_fallback(void **state)
+{
+    (void)state;
+    sg_request rq = full_request();
+    sg_cmd sha, ev;
+    assert_int_equal(sg_decide_cmd(&rq, 0, &sha), 0);
+    assert_int_equal(sg_decide_cmd(&rq, 1, &ev), 0);
+    check_argv_lengths(&ev);
+    check_script(&ev, SG_SCRIPT_DECIDE, 1);
+    assert_non_null(strstr(ev.argv[1], "redis.call"));
+    /* the whole body: the library, then decide */
+    assert_non_null(strstr(ev.argv[1], "A[ARGV[i]] = ARGV[i + 1]"));
+    assert_non_null(strstr(ev.argv[1], "-- decide:"));
+    assert_int_equal(ev.argc, sha.argc);
+    for (int i = 2; i < ev.argc; i++) {
+        assert_int_equal(ev.argvlen[i], sha.argvlen[i]);
+        assert_memory_equal(ev.argv[i], sha.argv[i], sha.argvlen[i]);
+    }
+    /* the body is not copied: the buffer holds the same as for EVALSHA */
+    assert_int_equal(ev.used, sha.used);
+}
+
+static void test_decide_cmd_copies_inputs(void **state)
+{
+    (void)state;
+    /* the command owns its strings: the request may go once it is built */
+    char *user = strdup("alice"), *sess = strdup("tty9"), *host = strdup("jump2");
+    assert_non_null(user);
+    assert_non_null(sess);
+    assert_non_null(host);
+    sg_request rq = full_request();
+    rq.user = user;
+    rq.session = sess;
+    rq.host = host;
+    sg_cmd cmd;
+    assert_int_equal(sg_decide_cmd(&rq, 0, &cmd), 0);
+    memset(user, 'X', strlen(user));
+    memset(sess, 'X', strlen(sess));
+    memset(host, 'X', strlen(host));
+    free(user);
+    free(sess);
+    free(host);
+    check_arg(&cmd, "user", "alice");
+    check_arg(&cmd, "session", "tty9");
+    check_arg(&cmd, "host", "jump2");
+    check_argv_lengths(&cmd);
+}
+
+static void test_decide_cmd_reuse(void **state)
+{
+    (void)state;
+    /* building into a used command starts over */
+    sg_request rq = full_request();
+    rq.on_behalf_of = "carol";
+    sg_cmd cmd;
+    assert_int_equal(sg_decide_cmd(&rq, 1, &cmd), 0);
+    size_t used = cmd.used;
+    assert_int_equal(sg_release_cmd("p", "bob", NULL, NULL, NULL, 0, &cmd), 0);
+    assert_int_equal(cmd.argc, ARGS_AT + 2 * 5);
+    assert_true(cmd.used < used);
+    check_script(&cmd, SG_SCRIPT_RELEASE, 0);
+    check_keys(&cmd, "p", "");
+    rq = (sg_request){.op = SG_OP_CHECK, .pool = "q", .user = "dan"};
+    assert_int_equal(sg_decide_cmd(&rq, 0, &cmd), 0);
+    assert_int_equal(cmd.argc, ARGS_AT + 2 * 12);
+    check_script(&cmd, SG_SCRIPT_DECIDE, 0);
+    check_keys(&cmd, "q", "");
+    check_arg(&cmd, "user", "dan");
+    check_arg(&cmd, "feature", "");
+    check_argv_lengths(&cmd);
+}
+
+static void test_decide_cmd_longest_inputs(void **state)
+{
+    (void)state;
+    /* every field at its limit still fits the command buffer */
+    char pool[SG_POOL_MAX + 1], feat[SG_POOL_MAX + 1], user[SG_IDENT_MAX + 1],
+        obo[SG_IDENT_MAX + 1], sess[SG_IDENT_MAX + 1], host[256];
+    memset(pool, 'p', SG_POOL_MAX);
+    pool[SG_POOL_MAX] = '\0';
+    memset(feat, 'f', SG_POOL_MAX);
+    feat[SG_POOL_MAX] = '\0';
+    memset(user, 'u', SG_IDENT_MAX);
+    user[SG_IDENT_MAX] = '\0';
+    memset(obo, 'o', SG_IDENT_MAX);
+    obo[SG_IDENT_MAX] = '\0';
+    memset(sess, 's', SG_IDENT_MAX);
+    sess[SG_IDENT_MAX] = '\0';
+    memset(host, 'h', 255);
+    host[255] = '\0';
+    sg_request rq = {
+        .op = SG_OP_ACQUIRE,
+        .pool = pool,
+        .user = user,
+        .on_behalf_of = obo,
+        .feature = feat,
+        .session = sess,
+        .via = "nginx",
+        .host = host,
+        .client = "2001:db8::1234:5678:9abc:def0",
+        .pid = 2147483647L,
+        .pstart = 18446744073709551ULL,
+        .ttl_s = 365L * 86400,
+    };
+    char err[SG_ERR_MAX];
+    assert_int_equal(sg_request_validate(&rq, err, sizeof(err)), 0);
+    static sg_cmd cmd;
+    assert_int_equal(sg_decide_cmd(&rq, 0, &cmd), 0);
+    check_argv_lengths(&cmd);
+    check_keys(&cmd, pool, user);
+    const char *want[] = {"acquire", pool,    user,         obo,          feat,
+                          sess,      "31536000", "nginx",   host,         "2147483647",
+                          "18446744073709551", "2001:db8::1234:5678:9abc:def0"};
+    check_decide_args(&cmd, want);
+    /* the same with EVAL */
+    assert_int_equal(sg_decide_cmd(&rq, 1, &cmd), 0);
+    check_argv_lengths(&cmd);
+    check_script(&cmd, SG_SCRIPT_DECIDE, 1);
+    check_keys(&cmd, pool, user);
+    check_decide_args(&cmd, want);
+    /* and the longest release */
+    assert_int_equal(sg_release_cmd(pool, user, sess, "nginx", host, 0, &cmd), 0);
+    check_argv_lengths(&cmd);
+    check_keys(&cmd, pool, "");
+    const char *rwant[] = {pool, user, sess, "nginx", host};
+    check_args(&cmd, release_arg_names, rwant, NELEM(release_arg_names));
+}
+
+static void test_decide_cmd_too_large(void **state)
+{
+    (void)state;
+    /* unvalidated fields (host, client) cannot overrun the buffer */
+    size_t n = 8000;
+    char *big = malloc(n + 1);
+    assert_non_null(big);
+    memset(big, 'c', n);
+    big[n] = '\0';
+    sg_request rq = full_request();
+    rq.client = big;
+    sg_cmd *cmd = malloc(sizeof(*cmd));
+    assert_non_null(cmd);
+    assert_int_equal(sg_decide_cmd(&rq, 0, cmd), -1);
+    assert_true(cmd->used <= sizeof(cmd->buf));
+    assert_int_equal(sg_decide_cmd(&rq, 1, cmd), -1);
+    rq.client = "";
+    rq.host = big;
+    assert_int_equal(sg_decide_cmd(&rq, 0, cmd), -1);
+    assert_int_equal(sg_release_cmd("p", "u", "", "cli", big, 0, cmd), -1);
+    assert_int_equal(sg_release_cmd("p", "u", "", big, "h", 1, cmd), -1);
+    assert_true(cmd->used <= sizeof(cmd->buf));
+
+    /* the boundary, exactly: the client is the last argument, so with an
+     * empty client the buffer has room for sizeof(buf) - used more bytes */
+    rq = full_request();
+    rq.client = "";
+    assert_int_equal(sg_decide_cmd(&rq, 0, cmd), 0);
+    size_t room = sizeof(cmd->buf) - cmd->used;
+    assert_true(room < n);
+    big[room] = '\0';
+    rq.client = big;
+    assert_int_equal(sg_decide_cmd(&rq, 0, cmd), 0);
+    assert_int_equal(cmd->used, sizeof(cmd->buf));
+    check_argv_lengths(cmd);
+    check_arg(cmd, "client", big);
+    big[room] = 'c';
+    big[room + 1] = '\0';
+    assert_int_equal(sg_decide_cmd(&rq, 0, cmd), -1);
+    assert_true(cmd->used <= sizeof(cmd->buf));
+    free(cmd);
+    free(big);
+}
+
+/* ---- sg_release_cmd -------------------------------------------------------------- */
+
+static void test_release_cmd(void **state)
+{
+    (void)state;
+    sg_cmd cmd;
+    assert_int_equal(sg_release_cmd("technicians", "alice", "tty1", "pam", "jump1", 0, &cmd), 0);
+    check_argv_lengths(&cmd);
+    assert_int_equal(cmd.argc, 3 + 10 + 2 * 5);
+    check_script(&cmd, SG_SCRIPT_RELEASE, 0);
+    check_keys(&cmd, "technicians", "");
+    static const char *const want[] = {"technicians", "alice", "tty1", "pam", "jump1"};
+    check_args(&cmd, release_arg_names, want, NELEM(release_arg_names));
+    assert_null(arg_value(&cmd, "op"));
+    assert_null(arg_value(&cmd, "obo"));
+
+    /* defaults: session NULL = every session (""), via cli, host "" */
+    sg_cmd ev;
+    assert_int_equal(sg_release_cmd("p", "bob", NULL, NULL, NULL, 1, &ev), 0);
+    check_argv_lengths(&ev);
+    check_script(&ev, SG_SCRIPT_RELEASE, 1);
+    assert_non_null(strstr(ev.argv[1], "-- release:"));
+    check_keys(&ev, "p", "");
+    static const char *const want2[] = {"p", "bob", "", "cli", ""};
+    check_args(&ev, release_arg_names, want2, NELEM(release_arg_names));
+    assert_int_equal(sg_release_cmd("p", "bob", "", "cli", "", 0, &cmd), 0);
+    check_args(&cmd, release_arg_names, want2, NELEM(release_arg_names));
+    /* EVAL and EVALSHA send the same keys and arguments */
+    assert_int_equal(ev.argc, cmd.argc);
+    for (int i = 2; i < ev.argc; i++)
+        assert_string_equal(ev.argv[i], cmd.argv[i]);
+}
+
+/* ---- sg_request_validate ------------------------------------------------------------ */
+
+static void validate_bad(sg_request rq, const char *want)
+{
+    char err[SG_ERR_MAX] = "";
+    assert_int_equal(sg_request_validate(&rq, err, sizeof(err)), -1);
+    if (strstr(err, want) == NULL)
+        fail_msg("validation error '%s' does not mention '%s'", err, want);
+}
+
+static void test_request_validate(void **state)
+{
+    (void)state;
+    char err[SG_ERR_MAX];
+    sg_request ok = full_request();
+    assert_int_equal(sg_request_validate(&ok, err, sizeof(err)), 0);
+    sg_request rq = ok;
+    rq.feature = "";
+    rq.session = "";
+    rq.on_behalf_of = "";
+    assert_int_equal(sg_request_validate(&rq, err, sizeof(err)), 0);
+    rq.feature = NULL;
+    rq.session = NULL;
+    rq.on_behalf_of = NULL;
+    rq.ttl_s = 0;
+    assert_int_equal(sg_request_validate(&rq, err, sizeof(err)), 0);
+    rq.ttl_s = 365L * 86400;
+    assert_int_equal(sg_request_validate(&rq, err, sizeof(err)), 0);
+    rq = ok;
+    rq.on_behalf_of = "carol";
+    rq.user = "{svc}"; /* identities may hold braces */
+    assert_int_equal(sg_request_validate(&rq, err, sizeof(err)), 0);
+
+    char longname[SG_POOL_MAX + 2], longid[SG_IDENT_MAX + 2];
+    memset(longname, 'n', SG_POOL_MAX + 1);
+    longname[SG_POOL_MAX + 1] = '\0';
+    memset(longid, 'i', SG_IDENT_MAX + 1);
+    longid[SG_IDENT_MAX + 1] = '\0';
+
+    rq = ok;
+    rq.pool = "a}b:c";
+    validate_bad(rq, "pool");
+    rq.pool = NULL;
+    validate_bad(rq, "pool");
+    rq.pool = "";
+    validate_bad(rq, "pool");
+    rq.pool = "_"; /* the global keys' tag */
+    validate_bad(rq, "pool");
+    rq.pool = "{p}";
+    validate_bad(rq, "pool");
+    rq.pool = longname;
+    validate_bad(rq, "pool");
+    rq = ok;
+    rq.user = "";
+    validate_bad(rq, "user");
+    rq.user = NULL;
+    validate_bad(rq, "user");
+    rq.user = "al\nice";
+    validate_bad(rq, "user");
+    rq.user = longid;
+    validate_bad(rq, "user");
+    rq = ok;
+    rq.on_behalf_of = " carol";
+    validate_bad(rq, "on-behalf-of");
+    rq.on_behalf_of = longid;
+    validate_bad(rq, "on-behalf-of");
+    rq = ok;
+    rq.feature = "cm db";
+    validate_bad(rq, "feature");
+    rq.feature = longname;
+    validate_bad(rq, "feature");
+    rq = ok;
+    rq.session = "\xc0\xaf";
+    validate_bad(rq, "session");
+    rq.session = "tab\there";
+    validate_bad(rq, "session");
+    rq.session = longid;
+    validate_bad(rq, "session");
+    rq = ok;
+    rq.ttl_s = -1;
+    validate_bad(rq, "lease");
+    rq.ttl_s = 365L * 86400 + 1;
+    validate_bad(rq, "lease");
+}
+
+/* ---- sg_decision_parse ------------------------------------------------------------- */
+
+static void test_parse_good(void **state)
+{
+    (void)state;
+    redisReply *r = decision_reply(&sample);
+    sg_decision d;
+    memset(&d, 0x5a, sizeof(d));
+    assert_int_equal(sg_decision_parse(r, &d), 0);
+    check_sample(&d);
+    r_free(r);
+}
+
+static void test_parse_any_order(void **state)
+{
+    (void)state;
+    /* Lua builds the reply from a table: the pairs come in any order */
+    static const size_t perms[][12] = {
+        {11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0},
+        {4, 5, 6, 7, 8, 9, 10, 11, 0, 1, 2, 3},
+        {1, 3, 5, 7, 9, 11, 0, 2, 4, 6, 8, 10},
+        {7, 0, 10, 3, 11, 5, 1, 8, 2, 6, 4, 9},
+    };
+    for (size_t p = 0; p < NELEM(perms); p++) {
+        redisReply *r = decision_reply(&sample);
+        r_permute_pairs(r, perms[p]);
+        assert_int_equal(r->elements, 24);
+        sg_decision d;
+        memset(&d, 0x5a, sizeof(d));
+        assert_int_equal(sg_decision_parse(r, &d), 0);
+        check_sample(&d);
+        r_free(r);
+    }
+    /* every rotation too */
+    for (size_t k = 0; k < 12; k++) {
+        size_t perm[12];
+        for (size_t i = 0; i < 12; i++)
+            perm[i] = (i + k) % 12;
+        redisReply *r = decision_reply(&sample);
+        r_permute_pairs(r, perm);
+        sg_decision d;
+        assert_int_equal(sg_decision_parse(r, &d), 0);
+        check_sample(&d);
+        r_free(r);
+    }
+}
+
+static void test_parse_minimal_and_absent(void **state)
+{
+    (void)state;
+    /* the four strings alone (8 elements) are a decision; absent numbers are 0
+     * (decide.lua answers unknown_pool this way) */
+    redisReply *r = r_flat(4, "result", r_str("denied_unassigned"), "reason",
+                           r_str("unknown_pool"), "seat", r_str("none"), "user", r_str("dave"));
+    sg_decision d;
+    memset(&d, 0x5a, sizeof(d));
+    assert_int_equal(sg_decision_parse(r, &d), 0);
+    assert_int_equal(d.result, SG_DENIED_UNASSIGNED);
+    assert_string_equal(d.reason, "unknown_pool");
+    assert_int_equal(d.seat, SG_SEAT_NONE);
+    assert_string_equal(d.user, "dave");
+    assert_int_equal(d.in_use, 0);
+    assert_int_equal(d.floating, 0);
+    assert_int_equal(d.capacity, 0);
+    assert_int_equal(d.named, 0);
+    assert_int_equal(d.expires_ms, 0);
+    assert_int_equal(d.ttl_ms, 0);
+    assert_int_equal(d.epoch, 0);
+    assert_int_equal(d.overdraft, 0);
+    assert_string_equal(d.err, "");
+    r_free(r);
+    /* each number may be missing on its own; the others still read */
+    for (size_t i = 0; i < NELEM(decision_num_names); i++) {
+        r = decision_reply(&sample);
+        r_drop(r, decision_num_names[i]);
+        assert_int_equal(r->elements, 22);
+        memset(&d, 0x5a, sizeof(d));
+        assert_int_equal(sg_decision_parse(r, &d), 0);
+        long long got[] = {d.in_use,     d.floating, d.capacity, d.named,
+                           d.expires_ms, d.ttl_ms,   d.epoch,    d.overdraft};
+        long long want[] = {3, 10, 12, 5, 1700000000123LL, 900000, 7, 1};
+        want[i] = 0;
+        for (size_t k = 0; k < NELEM(got); k++)
+            if (got[k] != want[k])
+                fail_msg("without %s, %s = %lld, want %lld", decision_num_names[i],
+                         decision_num_names[k], got[k], want[k]);
+        assert_string_equal(d.user, "alice");
+        r_free(r);
+    }
+    /* unknown names are ignored */
+    r = decision_reply(&sample);
+    r_append(r, r_str("something_new"));
+    r_append(r, r_str("whatever"));
+    r_append(r, r_str("nested"));
+    r_append(r, r_arr(0));
+    assert_int_equal(sg_decision_parse(r, &d), 0);
+    check_sample(&d);
+    r_free(r);
+}
+
+static void test_parse_duplicate_takes_first(void **state)
+{
+    (void)state;
+    redisReply *r = decision_reply(&sample);
+    r_append(r, r_str("result"));
+    r_append(r, r_str("denied_exhausted"));
+    r_append(r, r_str("in_use"));
+    r_append(r, r_int(99));
+    r_append(r, r_str("user"));
+    r_append(r, r_str("mallory"));
+    r_append(r, r_str("reason"));
+    r_append(r, r_int(5)); /* a malformed duplicate is never looked at */
+    sg_decision d;
+    assert_int_equal(sg_decision_parse(r, &d), 0);
+    check_sample(&d);
+    r_free(r);
+    /* and the other way round */
+    r = r_flat(6, "result", r_str("denied_exhausted"), "in_use", r_int(99), "reason",
+               r_str("all_floating_in_use"), "seat", r_str("none"), "user", r_str("bob"),
+               "result", r_str("granted_named"));
+    assert_int_equal(sg_decision_parse(r, &d), 0);
+    assert_int_equal(d.result, SG_DENIED_EXHAUSTED);
+    assert_int_equal(d.in_use, 99);
+    r_free(r);
+}
+
+static void test_parse_every_result_and_seat(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *result, *reason, *seat;
+        sg_result want;
+        sg_seat want_seat;
+    } cases[] = {
+        {"granted_named", "named_seat", "named", SG_GRANTED_NAMED, SG_SEAT_NAMED},
+        {"granted_floating", "holds_seat", "floating", SG_GRANTED_FLOATING, SG_SEAT_FLOATING},
+        {"granted_floating", "floating_seat", "floating", SG_GRANTED_FLOATING, SG_SEAT_FLOATING},
+        {"granted_floating", "overdraft", "floating", SG_GRANTED_FLOATING, SG_SEAT_FLOATING},
+        {"granted_free", "free_tier", "free", SG_GRANTED_FREE, SG_SEAT_FREE},
+        {"denied_unassigned", "no_named_seat", "none", SG_DENIED_UNASSIGNED, SG_SEAT_NONE},
+        {"denied_unassigned", "unknown_pool", "none", SG_DENIED_UNASSIGNED, SG_SEAT_NONE},
+        {"denied_unassigned", "service_account_needs_on_behalf_of", "none", SG_DENIED_UNASSIGNED,
+         SG_SEAT_NONE},
+        {"denied_exhausted", "all_floating_in_use", "none", SG_DENIED_EXHAUSTED, SG_SEAT_NONE},
+        {"denied_exhausted", "reserved_for_group", "none", SG_DENIED_EXHAUSTED, SG_SEAT_NONE},
+        {"denied_exhausted", "group_cap_reached", "none", SG_DENIED_EXHAUSTED, SG_SEAT_NONE},
+        {"denied_excluded", "excluded_group", "none", SG_DENIED_EXCLUDED, SG_SEAT_NONE},
+        {"denied_excluded", "not_in_included_group", "none", SG_DENIED_EXCLUDED, SG_SEAT_NONE},
+        {"denied_feature", "feature_not_licensed", "none", SG_DENIED_FEATURE, SG_SEAT_NONE},
+        {"denied_multiplexing", "multiplexing_limit", "none", SG_DENIED_MULTIPLEXING, SG_SEAT_NONE},
+        {"denied_disabled", "user_disabled", "none", SG_DENIED_DISABLED, SG_SEAT_NONE},
+        {"denied_disabled", "service_account_disabled", "none", SG_DENIED_DISABLED, SG_SEAT_NONE},
+        {"error_backend", "backend_unavailable", "none", SG_ERROR_BACKEND, SG_SEAT_NONE},
+        /* an unknown seat kind reads as none */
+        {"denied_exhausted", "x", "sofa", SG_DENIED_EXHAUSTED, SG_SEAT_NONE},
+        {"granted_named", "x", "Named", SG_GRANTED_NAMED, SG_SEAT_NONE},
+        {"granted_named", "x", "", SG_GRANTED_NAMED, SG_SEAT_NONE},
+        {"granted_named", "x", "named_but_much_longer_than_sixteen", SG_GRANTED_NAMED,
+         SG_SEAT_NONE},
+    };
+    /* every result name is covered */
+    for (int res = 0; res < SG_RESULT_COUNT; res++) {
+        int found = 0;
+        for (size_t i = 0; i < NELEM(cases); i++)
+            found |= cases[i].want == (sg_result)res &&
+                     strcmp(cases[i].result, sg_result_name((sg_result)res)) == 0;
+        if (!found)
+            fail_msg("no case for %s", sg_result_name((sg_result)res));
+    }
+    for (size_t i = 0; i < NELEM(cases); i++) {
+        redisReply *r = simple_reply(cases[i].result, cases[i].reason, cases[i].seat, "u");
+        sg_decision d;
+        memset(&d, 0x5a, sizeof(d));
+        assert_int_equal(sg_decision_parse(r, &d), 0);
+        assert_int_equal(d.result, cases[i].want);
+        assert_string_equal(d.reason, cases[i].reason);
+        assert_int_equal(d.seat, cases[i].want_seat);
+        assert_string_equal(d.user, "u");
+        r_free(r);
+    }
+}
+
+static void test_parse_numbers_as_strings(void **state)
+{
+    (void)state;
+    /* numbers may come back as bulk strings, and a nil reads as 0 */
+    redisReply *r = decision_reply(&sample);
+    r_set(r, "floating", r_str("25"));
+    r_set(r, "epoch", r_str("123456789012"));
+    r_set(r, "expires_ms", r_str("9223372036854775807"));
+    r_set(r, "capacity", r_str("-3"));
+    r_set(r, "overdraft", r_str("1"));
+    r_set(r, "in_use", r_new(REDIS_REPLY_NIL));
+    r_set(r, "named", r_str(""));
+    sg_decision d;
+    assert_int_equal(sg_decision_parse(r, &d), 0);
+    assert_int_equal(d.floating, 25);
+    assert_int_equal(d.epoch, 123456789012LL);
+    assert_int_equal(d.expires_ms, 9223372036854775807LL);
+    assert_int_equal(d.capacity, -3);
+    assert_int_equal(d.overdraft, 1);
+    assert_int_equal(d.in_use, 0);
+    assert_int_equal(d.named, 0);
+    assert_int_equal(d.ttl_ms, 900000);
+    r_free(r);
+    /* names may be status replies */
+    r = decision_reply(&sample);
+    for (size_t i = 0; i < r->elements; i += 2)
+        r->element[i]->type = REDIS_REPLY_STATUS;
+    assert_int_equal(sg_decision_parse(r, &d), 0);
+    check_sample(&d);
+    r_free(r);
+}
+
+static void expect_backend_error(redisReply *r, const char *want)
+{
+    sg_decision d;
+    memset(&d, 0x5a, sizeof(d));
+    assert_int_equal(sg_decision_parse(r, &d), -1);
+    assert_int_equal(d.result, SG_ERROR_BACKEND);
+    assert_int_equal(d.seat, SG_SEAT_NONE);
+    assert_string_equal(d.reason, "backend_unavailable");
+    assert_true(d.err[0] != '\0');
+    assert_non_null(memchr(d.err, '\0', sizeof(d.err)));
+    assert_non_null(memchr(d.user, '\0', sizeof(d.user)));
+    assert_int_equal(d.in_use, 0);
+    assert_int_equal(d.expires_ms, 0);
+    assert_int_equal(d.overdraft, 0);
+    if (want && strstr(d.err, want) == NULL)
+        fail_msg("error '%s' does not mention '%s'", d.err, want);
+    assert_int_equal(sg_result_granted(d.result), 0);
+}
+
+static void test_parse_error_reply(void **state)
+{
+    (void)state;
+    redisReply *r = r_str_t(REDIS_REPLY_ERROR, "ERR Error running script: boom");
+    expect_backend_error(r, "ERR Error running script: boom");
+    r_free(r);
+    r = r_str_t(REDIS_REPLY_ERROR, "NOSCRIPT No matching script. Please use EVAL.");
+    expect_backend_error(r, "NOSCRIPT");
+    r_free(r);
+    r = r_str_t(REDIS_REPLY_ERROR, "NOPERM this user has no permissions to access the 'sg:{p}:conf' key");
+    expect_backend_error(r, "NOPERM");
+    r_free(r);
+    expect_backend_error(NULL, NULL);
+}
+
+static void test_parse_wrong_shape(void **state)
+{
+    (void)state;
+    /* fewer than 8 elements, or an odd number of them */
+    static const size_t counts[] = {0, 1, 2, 3, 4, 5, 6, 7, 9, 11, 13, 23, 25};
+    for (size_t i = 0; i < NELEM(counts); i++) {
+        redisReply *r = r_arr(counts[i]);
+        for (size_t k = 0; k < counts[i]; k++)
+            r->element[k] = r_str("granted_named");
+        expect_backend_error(r, "unexpected");
+        r_free(r);
+    }
+    /* a good decision with a name more or less */
+    redisReply *r = decision_reply(&sample);
+    r_append(r, r_str("extra"));
+    expect_backend_error(r, "unexpected");
+    r_free(r);
+    r = r_flat(3, "result", r_str("granted_named"), "reason", r_str("named_seat"), "seat",
+               r_str("named"));
+    expect_backend_error(r, "unexpected");
+    r_free(r);
+    /* not an array */
+    r = r_int(1);
+    expect_backend_error(r, "unexpected");
+    r_free(r);
+    r = r_new(REDIS_REPLY_NIL);
+    expect_backend_error(r, "unexpected");
+    r_free(r);
+    r = r_str("granted_named");
+    expect_backend_error(r, "unexpected");
+    r_free(r);
+    r = r_str_t(REDIS_REPLY_STATUS, "OK");
+    expect_backend_error(r, "unexpected");
+    r_free(r);
+    /* the old positional reply (12 values, no names) is refused */
+    r = r_arr(12);
+    static const char *const old[] = {"granted_named", "named_seat", "named"};
+    for (size_t k = 0; k < 12; k++)
+        r->element[k] = k < 3 ? r_str(old[k]) : (k == 11 ? r_str("alice") : r_int(0));
+    expect_backend_error(r, "malformed");
+    r_free(r);
+}
+
+static void test_parse_malformed_elements(void **state)
+{
+    (void)state;
+    /* unknown result names */
+    static const char *const bad[] = {"granted",
+                                      "GRANTED_NAMED",
+                                      "granted_named ",
+                                      " granted_named",
+                                      "ok",
+                                      "",
+                                      "granted_named_but_longer_than_the_buffer_is_wide_xxxxx"};
+    for (size_t i = 0; i < NELEM(bad); i++) {
+        redisReply *r = simple_reply(bad[i], "x", "named", "u");
+        expect_backend_error(r, "malformed");
+        r_free(r);
+    }
+    /* the result, reason, seat and user must be present, and strings */
+    for (size_t i = 0; i < NELEM(decision_str_names); i++) {
+        const char *name = decision_str_names[i];
+        redisReply *r = decision_reply(&sample);
+        r_drop(r, name);
+        expect_backend_error(r, "malformed");
+        r_free(r);
+        r = decision_reply(&sample);
+        r_set(r, name, r_int(1));
+        expect_backend_error(r, "malformed");
+        r_free(r);
+        r = decision_reply(&sample);
+        r_set(r, name, r_new(REDIS_REPLY_NIL));
+        expect_backend_error(r, "malformed");
+        r_free(r);
+        r = decision_reply(&sample);
+        r_set(r, name, r_arr(0));
+        expect_backend_error(r, "malformed");
+        r_free(r);
+        r = decision_reply(&sample);
+        r_set(r, name, r_str_t(REDIS_REPLY_ERROR, "ERR nested"));
+        expect_backend_error(r, "malformed");
+        r_free(r);
+        /* a name that is not a string is no name */
+        r = decision_reply(&sample);
+        long at = r_index(r, name);
+        r_free(r->element[at - 1]);
+        r->element[at - 1] = r_int(0);
+        expect_backend_error(r, "malformed");
+        r_free(r);
+        /* a name in a value position is no name */
+        r = decision_reply(&sample);
+        r_drop(r, name);
+        r_append(r, r_str("padding"));
+        r_append(r, r_str(name));
+        r_append(r, r_str("granted_named"));
+        r_append(r, r_str("padding2"));
+        expect_backend_error(r, "malformed");
+        r_free(r);
+        /* the names are case-sensitive */
+        r = decision_reply(&sample);
+        at = r_index(r, name);
+        r->element[at - 1]->str[0] = (char)toupper((unsigned char)name[0]);
+        expect_backend_error(r, "malformed");
+        r_free(r);
+    }
+}
+
+static void test_parse_long_strings_truncated(void **state)
+{
+    (void)state;
+    char reason[500], user[1000];
+    memset(reason, 'r', sizeof(reason) - 1);
+    reason[sizeof(reason) - 1] = '\0';
+    memset(user, 'u', sizeof(user) - 1);
+    user[sizeof(user) - 1] = '\0';
+    redisReply *r = simple_reply("denied_exhausted", reason, "none", user);
+    sg_decision d;
+    assert_int_equal(sg_decision_parse(r, &d), 0);
+    assert_int_equal(strlen(d.reason), sizeof(d.reason) - 1);
+    assert_int_equal(strlen(d.user), sizeof(d.user) - 1);
+    assert_int_equal(strncmp(d.reason, reason, sizeof(d.reason) - 1), 0);
+    assert_int_equal(strncmp(d.user, user, sizeof(d.user) - 1), 0);
+    r_free(r);
+    /* a user of exactly SG_IDENT_MAX bytes is whole */
+    user[SG_IDENT_MAX] = '\0';
+    r = simple_reply("granted_named", "named_seat", "named", user);
+    assert_int_equal(sg_decision_parse(r, &d), 0);
+    assert_string_equal(d.user, user);
+    r_free(r);
+    /* a long error reply is cut, not overrun */
+    char msg[2000];
+    memset(msg, 'e', sizeof(msg) - 1);
+    msg[sizeof(msg) - 1] = '\0';
+    r = r_str_t(REDIS_REPLY_ERROR, msg);
+    expect_backend_error(r, NULL);
+    assert_int_equal(sg_decision_parse(r, &d), -1);
+    assert_int_equal(strlen(d.err), sizeof(d.err) - 1);
+    r_free(r);
+}
+
+/* ---- sg_reply_field / sg_reply_ll / sg_reply_str ------------------------------------- */
+
+static void test_reply_field(void **state)
+{
+    (void)state;
+    redisReply *r = r_flat(5, "sessions", r_int(2), "seat", r_str("1"), "name", r_str("alice"),
+                           "nil", r_new(REDIS_REPLY_NIL), "list", r_arr(0));
+    assert_ptr_equal(sg_reply_field(r, "sessions"), r->element[1]);
+    assert_ptr_equal(sg_reply_field(r, "seat"), r->element[3]);
+    assert_ptr_equal(sg_reply_field(r, "list"), r->element[9]);
+    assert_null(sg_reply_field(r, "absent"));
+    assert_null(sg_reply_field(r, ""));
+    assert_null(sg_reply_field(r, "alice")); /* a value is no name */
+    assert_null(sg_reply_field(r, "session"));
+    assert_null(sg_reply_field(r, "sessions "));
+
+    assert_int_equal(sg_reply_ll(r, "sessions"), 2);
+    assert_int_equal(sg_reply_ll(r, "seat"), 1);
+    assert_int_equal(sg_reply_ll(r, "absent"), 0);
+    assert_int_equal(sg_reply_ll(r, "nil"), 0);
+    assert_int_equal(sg_reply_ll(r, "list"), 0);
+    assert_int_equal(sg_reply_ll(r, "name"), 0);
+
+    assert_string_equal(sg_reply_str(r, "name"), "alice");
+    assert_string_equal(sg_reply_str(r, "seat"), "1");
+    assert_null(sg_reply_str(r, "absent"));
+    assert_null(sg_reply_str(r, "sessions")); /* an integer is not a string */
+    assert_null(sg_reply_str(r, "nil"));
+    assert_null(sg_reply_str(r, "list"));
+    r_free(r);
+
+    /* a trailing name without a value is absent */
+    r = r_arr(3);
+    r->element[0] = r_str("a");
+    r->element[1] = r_int(7);
+    r->element[2] = r_str("b");
+    assert_int_equal(sg_reply_ll(r, "a"), 7);
+    assert_null(sg_reply_field(r, "b"));
+    assert_int_equal(sg_reply_ll(r, "b"), 0);
+    assert_null(sg_reply_str(r, "b"));
+    r_free(r);
+
+    /* duplicates: the first wins */
+    r = r_flat(3, "a", r_int(1), "a", r_int(2), "s", r_str("x"));
+    r_append(r, r_str("s"));
+    r_append(r, r_str("y"));
+    assert_int_equal(sg_reply_ll(r, "a"), 1);
+    assert_string_equal(sg_reply_str(r, "s"), "x");
+    r_free(r);
+
+    /* status values read as strings */
+    r = r_flat(1, "state", r_str_t(REDIS_REPLY_STATUS, "ready"));
+    assert_string_equal(sg_reply_str(r, "state"), "ready");
+    r_free(r);
+
+    /* not arrays, or nothing at all */
+    static const int types[] = {REDIS_REPLY_STRING, REDIS_REPLY_STATUS, REDIS_REPLY_ERROR};
+    for (size_t i = 0; i < NELEM(types); i++) {
+        r = r_str_t(types[i], "sessions");
+        assert_null(sg_reply_field(r, "sessions"));
+        assert_int_equal(sg_reply_ll(r, "sessions"), 0);
+        assert_null(sg_reply_str(r, "sessions"));
+        r_free(r);
+    }
+    r = r_int(5);
+    assert_null(sg_reply_field(r, "x"));
+    assert_int_equal(sg_reply_ll(r, "x"), 0);
+    r_free(r);
+    r = r_arr(0);
+    assert_null(sg_reply_field(r, "x"));
+    assert_int_equal(sg_reply_ll(r, "x"), 0);
+    assert_null(sg_reply_str(r, "x"));
+    r_free(r);
+    assert_null(sg_reply_field(NULL, "x"));
+    assert_int_equal(sg_reply_ll(NULL, "x"), 0);
+    assert_null(sg_reply_str(NULL, "x"));
+}
+
+/* ---- sg_release_parse ---------------------------------------------------------------- */
+
+static void release_ok(redisReply *r, long want_sessions, long want_seat)
+{
+    long sessions = -7, seat = -7;
+    assert_int_equal(sg_release_parse(r, &sessions, &seat), 0);
+    assert_int_equal(sessions, want_sessions);
+    assert_int_equal(seat, want_seat);
+    r_free(r);
+}
+
+static void release_bad(redisReply *r)
+{
+    long sessions = -7, seat = -7;
+    assert_int_equal(sg_release_parse(r, &sessions, &seat), -1);
+    r_free(r);
+}
+
+static void test_release_parse(void **state)
+{
+    (void)state;
+    release_ok(r_flat(2, "sessions", r_int(2), "seat", r_int(1)), 2, 1);
+    release_ok(r_flat(2, "seat", r_int(0), "sessions", r_int(1)), 1, 0);
+    release_ok(r_flat(2, "sessions", r_int(0), "seat", r_int(0)), 0, 0);
+    /* numbers as strings */
+    release_ok(r_flat(2, "sessions", r_str("3"), "seat", r_str("1")), 3, 1);
+    /* other names are ignored; the first of a duplicate wins */
+    release_ok(r_flat(4, "x", r_str("y"), "sessions", r_int(5), "seat", r_int(1), "seat",
+                      r_int(0)),
+               5, 1);
+    /* a nil value is present and reads as 0 */
+    release_ok(r_flat(2, "sessions", r_new(REDIS_REPLY_NIL), "seat", r_int(1)), 0, 1);
+
+    /* missing names */
+    release_bad(r_flat(1, "sessions", r_int(1)));
+    release_bad(r_flat(1, "seat", r_int(1)));
+    release_bad(r_flat(2, "session", r_int(1), "seats", r_int(1)));
+    release_bad(r_arr(0));
+    /* the old positional reply {sessions, seat} */
+    redisReply *r = r_arr(2);
+    r->element[0] = r_int(1);
+    r->element[1] = r_int(1);
+    release_bad(r);
+    /* a name without a value */
+    r = r_flat(1, "sessions", r_int(1));
+    r_append(r, r_str("seat"));
+    release_bad(r);
+    /* not arrays */
+    release_bad(r_str_t(REDIS_REPLY_ERROR, "ERR Error running script"));
+    release_bad(r_str_t(REDIS_REPLY_ERROR, "NOSCRIPT No matching script"));
+    release_bad(r_int(2));
+    release_bad(r_new(REDIS_REPLY_NIL));
+    release_bad(r_str("sessions"));
+    release_bad(NULL);
+}
+
+/* ---- sg_reply_is_noscript ------------------------------------------------------------ */
+
+static void test_noscript(void **state)
+{
+    (void)state;
+    redisReply *r = r_str_t(REDIS_REPLY_ERROR, "NOSCRIPT No matching script. Please use EVAL.");
+    assert_true(sg_reply_is_noscript(r));
+    r_free(r);
+    r = r_str_t(REDIS_REPLY_ERROR, "NOSCRIPT");
+    assert_true(sg_reply_is_noscript(r));
+    r_free(r);
+    r = r_str_t(REDIS_REPLY_ERROR, "ERR unknown command");
+    assert_false(sg_reply_is_noscript(r));
+    r_free(r);
+    r = r_str_t(REDIS_REPLY_ERROR, "NOSCRIP");
+    assert_false(sg_reply_is_noscript(r));
+    r_free(r);
+    r = r_str_t(REDIS_REPLY_ERROR, "noscript No matching script");
+    assert_false(sg_reply_is_noscript(r));
+    r_free(r);
+    r = r_str_t(REDIS_REPLY_ERROR, "ERR NOSCRIPT");
+    assert_false(sg_reply_is_noscript(r));
+    r_free(r);
+    r = r_str_t(REDIS_REPLY_ERROR, "");
+    assert_false(sg_reply_is_noscript(r));
+    r_free(r);
+    r = r_str_t(REDIS_REPLY_STATUS, "NOSCRIPT");
+    assert_false(sg_reply_is_noscript(r));
+    r_free(r);
+    r = r_str("NOSCRIPT No matching script");
+    assert_false(sg_reply_is_noscript(r));
+    r_free(r);
+    r = r_arr(0);
+    assert_false(sg_reply_is_noscript(r));
+    r_free(r);
+    r = r_flat(1, "NOSCRIPT", r_str("NOSCRIPT"));
+    assert_false(sg_reply_is_noscript(r));
+    r_free(r);
+    assert_false(sg_reply_is_noscript(NULL));
+}
+
+/* ---- sg_decision_error and sg_decision_message ----------------------------------------- */
+
+static void test_decision_error(void **state)
+{
+    (void)state;
+    sg_decision d;
+    memset(&d, 0x5a, sizeof(d));
+    sg_decision_error(&d, "redis 127.0.0.1:6379: Connection refused");
+    assert_int_equal(d.result, SG_ERROR_BACKEND);
+    assert_int_equal(d.seat, SG_SEAT_NONE);
+    assert_string_equal(d.reason, "backend_unavailable");
+    assert_string_equal(d.err, "redis 127.0.0.1:6379: Connection refused");
+    assert_string_equal(d.user, "");
+    assert_int_equal(d.in_use, 0);
+    assert_int_equal(d.floating, 0);
+    assert_int_equal(d.capacity, 0);
+    assert_int_equal(d.named, 0);
+    assert_int_equal(d.expires_ms, 0);
+    assert_int_equal(d.ttl_ms, 0);
+    assert_int_equal(d.epoch, 0);
+    assert_int_equal(d.overdraft, 0);
+    sg_decision_error(&d, NULL);
+    assert_true(d.err[0] != '\0');
+    assert_int_equal(d.result, SG_ERROR_BACKEND);
+    /* a long message is cut */
+    char msg[1000];
+    memset(msg, 'm', sizeof(msg) - 1);
+    msg[sizeof(msg) - 1] = '\0';
+    sg_decision_error(&d, msg);
+    assert_int_equal(strlen(d.err), sizeof(d.err) - 1);
+}
+
+static void message_has(const sg_decision *d, const char *feature, const char *want)
+{
+    char buf[256];
+    sg_decision_message(d, "technicians", feature, buf, sizeof(buf));
+    if (strstr(buf, want) == NULL)
+        fail_msg("message '%s' does not say '%s'", buf, want);
+}
+
+static void test_decision_message(void **state)
+{
+    (void)state;
+    for (int i = 0; i < SG_RESULT_COUNT; i++) {
+        sg_decision d;
+        memset(&d, 0, sizeof(d));
+        d.result = (sg_result)i;
+        d.floating = d.capacity = 10;
+        char buf[256];
+        sg_decision_message(&d, "technicians", "cmdb", buf, sizeof(buf));
+        assert_true(strlen(buf) > 0);
+        if (i != SG_GRANTED_FREE && i != SG_ERROR_BACKEND)
+            assert_non_null(strstr(buf, "technicians"));
+    }
+    sg_decision d;
+    memset(&d, 0, sizeof(d));
+    d.result = SG_DENIED_EXHAUSTED;
+    snprintf(d.reason, sizeof(d.reason), "all_floating_in_use");
+    d.floating = d.capacity = d.in_use = 10;
+    message_has(&d, NULL, "all 10 floating seats of pool technicians are in use");
+    d.capacity = 12; /* with overdraft: the seats that may be held */
+    message_has(&d, NULL, "all 12 floating seats");
+    d.capacity = 1;
+    message_has(&d, NULL, "the only floating seat of pool technicians is in use");
+    snprintf(d.reason, sizeof(d.reason), "reserved_for_group");
+    message_has(&d, NULL, "reserved for another group");
+    snprintf(d.reason, sizeof(d.reason), "group_cap_reached");
+    message_has(&d, NULL, "your group holds all the floating seats");
+
+    memset(&d, 0, sizeof(d));
+    d.result = SG_GRANTED_FLOATING;
+    d.in_use = 3;
+    d.floating = 10;
+    message_has(&d, NULL, "(3 of 10 in use)");
+    char buf[256];
+    sg_decision_message(&d, "technicians", NULL, buf, sizeof(buf));
+    assert_null(strstr(buf, "overdraft"));
+    d.overdraft = 1;
+    d.in_use = 11;
+    message_has(&d, NULL, "(11 of 10 in use), in overdraft");
+
+    memset(&d, 0, sizeof(d));
+    d.result = SG_DENIED_UNASSIGNED;
+    message_has(&d, NULL, "you have no seat in pool technicians");
+    static const struct {
+        const char *reason, *want;
+    } unassigned[] = {
+        {"no_identity", "no valid identity"},
+        {"invalid_identity", "no valid identity"},
+        {"invalid_on_behalf_of", "no valid identity"},
+        {"invalid_input", "no valid identity"},
+        {"unknown_pool", "pool technicians does not exist"},
+        {"service_account_needs_on_behalf_of", "must say on whose behalf"},
+        {"on_behalf_of_requires_service_account", "only a service account"},
+        {"on_behalf_of_is_service_account", "cannot act on behalf of another"},
+        {"no_named_seat", "you have no seat in pool technicians"},
+    };
+    for (size_t i = 0; i < NELEM(unassigned); i++) {
+        snprintf(d.reason, sizeof(d.reason), "%s", unassigned[i].reason);
+        message_has(&d, NULL, unassigned[i].want);
+    }
+
+    memset(&d, 0, sizeof(d));
+    d.result = SG_DENIED_FEATURE;
+    message_has(&d, "cmdb", "does not include the module cmdb");
+    message_has(&d, NULL, "required here");
+    message_has(&d, "", "required here");
+    d.result = SG_DENIED_DISABLED;
+    message_has(&d, NULL, "disabled");
+    d.result = SG_DENIED_MULTIPLEXING;
+    message_has(&d, NULL, "too many people");
+    d.result = SG_ERROR_BACKEND;
+    message_has(&d, NULL, "unavailable");
+    d.result = SG_RESULT_COUNT; /* out of range reads as unavailable */
+    message_has(&d, NULL, "unavailable");
+
+    /* a small buffer is cut, not overrun */
+    d.result = SG_DENIED_FEATURE;
+    char small[12];
+    memset(small, 'Q', sizeof(small));
+    sg_decision_message(&d, "technicians", "cmdb", small, 8);
+    assert_int_equal(strlen(small), 7);
+    assert_int_equal(small[8], 'Q');
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_keyname_every_key),
+        cmocka_unit_test(test_keyname_bounds),
+        cmocka_unit_test(test_key_mux),
+        cmocka_unit_test(test_decide_keys),
+        cmocka_unit_test(test_keys_share_one_slot),
+        cmocka_unit_test(test_script_hashes),
+        cmocka_unit_test(test_script_bodies_match_sources),
+        cmocka_unit_test(test_script_bodies_start_with_lib),
+        cmocka_unit_test(test_script_names_agree),
+        cmocka_unit_test(test_arg_value_helper),
+        cmocka_unit_test(test_decide_cmd_evalsha),
+        cmocka_unit_test(test_decide_cmd_check_and_defaults),
+        cmocka_unit_test(test_decide_cmd_numbers),
+        cmocka_unit_test(test_decide_cmd_on_behalf_of),
+        cmocka_unit_test(test_decide_cmd_eval_fallback),
+        cmocka_unit_test(test_decide_cmd_copies_inputs),
+        cmocka_unit_test(test_decide_cmd_reuse),
+        cmocka_unit_test(test_decide_cmd_longest_inputs),
+        cmocka_unit_test(test_decide_cmd_too_large),
+        cmocka_unit_test(test_release_cmd),
+        cmocka_unit_test(test_request_validate),
+        cmocka_unit_test(test_parse_good),
+        cmocka_unit_test(test_parse_any_order),
+        cmocka_unit_test(test_parse_minimal_and_absent),
+        cmocka_unit_test(test_parse_duplicate_takes_first),
+        cmocka_unit_test(test_parse_every_result_and_seat),
+        cmocka_unit_test(test_parse_numbers_as_strings),
+        cmocka_unit_test(test_parse_error_reply),
+        cmocka_unit_test(test_parse_wrong_shape),
+        cmocka_unit_test(test_parse_malformed_elements),
+        cmocka_unit_test(test_parse_long_strings_truncated),
+        cmocka_unit_test(test_reply_field),
+        cmocka_unit_test(test_release_parse),
+        cmocka_unit_test(test_noscript),
+        cmocka_unit_test(test_decision_error),
+        cmocka_unit_test(test_decision_message),
+    };
+    return cmocka_run_group_tests_name("cmd", tests, NULL, NULL);
+}
