@@ -112,6 +112,13 @@ static int cmd_kv(sg_cmd *cmd, const char *name, const char *value)
     return cmd_str(cmd, name) || cmd_str(cmd, value);
 }
 
+static int cmd_kvu(sg_cmd *cmd, const char *name, unsigned long long v)
+{
+    char tmp[32];
+    snprintf(tmp, sizeof(tmp), "%llu", v);
+    return cmd_kv(cmd, name, tmp);
+}
+
 static int cmd_kvl(sg_cmd *cmd, const char *name, long long v)
 {
     char tmp[32];
@@ -163,8 +170,8 @@ int sg_decide_cmd(const sg_request *rq, int use_eval, sg_cmd *cmd)
         cmd_kv(cmd, "pool", rq->pool) || cmd_kv(cmd, "user", rq->user) ||
         cmd_kv(cmd, "obo", rq->on_behalf_of) || cmd_kv(cmd, "feature", rq->feature) ||
         cmd_kv(cmd, "session", rq->session) || cmd_kvl(cmd, "lease", rq->ttl_s) ||
-        cmd_kv(cmd, "via", rq->via ? rq->via : "cli") || cmd_kv(cmd, "host", rq->host) ||
-        cmd_kvl(cmd, "pid", rq->pid) || cmd_kvl(cmd, "pstart", (long long)rq->pstart) ||
+        cmd_kv(cmd, "via", empty(rq->via) ? "cli" : rq->via) || cmd_kv(cmd, "host", rq->host) ||
+        cmd_kvl(cmd, "pid", rq->pid) || cmd_kvu(cmd, "pstart", rq->pstart) ||
         cmd_kv(cmd, "client", rq->client))
         return -1;
     return 0;
@@ -173,10 +180,12 @@ int sg_decide_cmd(const sg_request *rq, int use_eval, sg_cmd *cmd)
 int sg_release_cmd(const char *pool, const char *user, const char *session, const char *via,
                    const char *host, int use_eval, sg_cmd *cmd)
 {
+    if (empty(pool) || empty(user))
+        return -1;
     if (cmd_script(cmd, SG_SCRIPT_RELEASE, use_eval, SG_DECIDE_NKEYS) ||
         cmd_decide_keys(cmd, pool, "") || cmd_kv(cmd, "pool", pool) ||
         cmd_kv(cmd, "user", user) || cmd_kv(cmd, "session", session) ||
-        cmd_kv(cmd, "via", via ? via : "cli") || cmd_kv(cmd, "host", host))
+        cmd_kv(cmd, "via", empty(via) ? "cli" : via) || cmd_kv(cmd, "host", host))
         return -1;
     return 0;
 }

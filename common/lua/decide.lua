@@ -30,10 +30,10 @@ if ttl_s > max_lease then ttl_s = max_lease end
 local ttl_ms = ttl_s * 1000
 
 local function answer(result, reason, seat, expires, od)
-    return reply({result = result, reason = reason, seat = seat, user = eff,
-        in_use = redis.call('ZCOUNT', K('leases'), '(' .. now(), '+inf'),
-        floating = floating, capacity = capacity, named = named_n, expires_ms = expires,
-        ttl_ms = ttl_ms, epoch = num(c.epoch, 0), overdraft = od})
+    return {'result', result, 'reason', reason, 'seat', seat, 'user', eff,
+        'in_use', redis.call('ZCOUNT', K('leases'), '(' .. now(), '+inf'),
+        'floating', floating, 'capacity', capacity, 'named', named_n, 'expires_ms', expires,
+        'ttl_ms', ttl_ms, 'epoch', num(c.epoch, 0), 'overdraft', od}
 end
 
 -- denials of one identity for one reason are folded: the first of a window
@@ -104,7 +104,7 @@ if feature ~= '' and not has(c.features, feature) then
     return deny('denied_feature', 'feature_not_licensed')
 end
 
-local function grant(result, reason, seat, od)
+local function grant(result, reason, seat, od, held)
     if not acquire then
         local exp = 0
         if seat == 'floating' then exp = num(redis.call('ZSCORE', K('leases'), eff), 0) end
@@ -124,7 +124,7 @@ local function grant(result, reason, seat, od)
     end
     local ev, expires = nil, 0
     if seat == 'floating' then
-        local cur = num(redis.call('ZSCORE', K('leases'), eff), 0)
+        local cur = held or num(redis.call('ZSCORE', K('leases'), eff), 0)
         if cur <= now() then
             if cur > 0 then  -- a lapsed lease not purged yet: close it first
                 seat_drop(eff, 'expire', {at = cur, result = 'released', reason = 'lease_expired',
@@ -184,8 +184,9 @@ end
 if capacity <= 0 then
     return deny('denied_unassigned', 'no_named_seat')
 end
-if num(redis.call('ZSCORE', K('leases'), eff), 0) > now() then
-    return grant('granted_floating', 'holds_seat', 'floating', 0)
+local held = num(redis.call('ZSCORE', K('leases'), eff), 0)
+if held > now() then
+    return grant('granted_floating', 'holds_seat', 'floating', 0, held)
 end
 
 -- a new floating seat: lapsed leases go first (a bounded number), then the

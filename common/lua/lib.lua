@@ -34,16 +34,22 @@ local function has(list, item)
     return list ~= nil and string.find(list, ',' .. item .. ',', 1, true) ~= nil
 end
 
--- the pool's settings, read once per call; false when the pool is absent
+-- the pool's settings, read once per call (only the fields scripts use);
+-- false when the pool is absent
+local CONF_FIELDS = {'state', 'named', 'floating', 'overdraft', 'idle', 'max_lease', 'epoch',
+    'include', 'exclude', 'features', 'reserve', 'cap', 'countg', 'tracked', 'pending',
+    'mux_limit', 'mux_window', 'deny_fold', 'audit_retention', 'created'}
 local CONF
 local function conf()
     if CONF == nil then
-        local raw = redis.call('HGETALL', K('conf'))
-        if #raw == 0 then
+        local raw = redis.call('HMGET', K('conf'), unpack(CONF_FIELDS))
+        if not raw[1] then
             CONF = false
         else
             CONF = {}
-            for i = 1, #raw, 2 do CONF[raw[i]] = raw[i + 1] end
+            for i = 1, #CONF_FIELDS do
+                if raw[i] then CONF[CONF_FIELDS[i]] = raw[i] end
+            end
         end
     end
     return CONF

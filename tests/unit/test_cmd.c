@@ -24,8 +24,8 @@
 
 /* enum sg_key order */
 static const char *const key_suffix[SG_K_COUNT] = {
-    "conf", "named",   "users", "leases", "sess",     "sessidx", "sessinfo",
-    "gcount", "hg", "fold",  "audit",  "lastused", "stats",
+    "conf",   "named", "users", "leases", "sess",     "sessidx", "sessinfo",
+    "gcount", "hg",    "fold",  "audit",  "lastused", "stats",
 };
 
 /* what a decision and a release declare, in order, before the mux key */
@@ -35,8 +35,8 @@ static const char *const decide_key_suffix[SG_DECIDE_NKEYS - 1] = {
 
 /* the named arguments, in the order the builders send them */
 static const char *const decide_arg_names[] = {
-    "op", "pool", "user", "obo", "feature", "session", "lease",
-    "via", "host", "pid", "pstart", "client",
+    "op",    "pool", "user", "obo", "feature", "session",
+    "lease", "via",  "host", "pid", "pstart",  "client",
 };
 static const char *const release_arg_names[] = {"pool", "user", "session", "via", "host"};
 
@@ -48,8 +48,8 @@ static const char *const decision_num_names[] = {
 
 /* Makefile LUA order = enum sg_script order */
 static const char *const script_files[SG_SCRIPT_COUNT] = {
-    "common/lua/decide.lua",   "common/lua/release.lua",  "common/lua/pool_commit.lua",
-    "common/lua/pool_delete.lua", "common/lua/assign.lua", "common/lua/user_put.lua",
+    "common/lua/decide.lua",      "common/lua/release.lua", "common/lua/pool_commit.lua",
+    "common/lua/pool_delete.lua", "common/lua/assign.lua",  "common/lua/user_put.lua",
     "common/lua/user_apply.lua",  "common/lua/fsck.lua",
 };
 #define LIB_LUA "common/lua/lib.lua"
@@ -376,12 +376,18 @@ static void test_keyname_every_key(void **state)
         sg_key k;
         const char *want;
     } named[] = {
-        {SG_K_CONF, "sg:{p}:conf"},         {SG_K_NAMED, "sg:{p}:named"},
-        {SG_K_USERS, "sg:{p}:users"},       {SG_K_LEASES, "sg:{p}:leases"},
-        {SG_K_SESS, "sg:{p}:sess"},         {SG_K_SESSIDX, "sg:{p}:sessidx"},
-        {SG_K_SESSINFO, "sg:{p}:sessinfo"}, {SG_K_GCOUNT, "sg:{p}:gcount"},
-        {SG_K_HG, "sg:{p}:hg"},             {SG_K_FOLD, "sg:{p}:fold"},
-        {SG_K_AUDIT, "sg:{p}:audit"},       {SG_K_LASTUSED, "sg:{p}:lastused"},
+        {SG_K_CONF, "sg:{p}:conf"},
+        {SG_K_NAMED, "sg:{p}:named"},
+        {SG_K_USERS, "sg:{p}:users"},
+        {SG_K_LEASES, "sg:{p}:leases"},
+        {SG_K_SESS, "sg:{p}:sess"},
+        {SG_K_SESSIDX, "sg:{p}:sessidx"},
+        {SG_K_SESSINFO, "sg:{p}:sessinfo"},
+        {SG_K_GCOUNT, "sg:{p}:gcount"},
+        {SG_K_HG, "sg:{p}:hg"},
+        {SG_K_FOLD, "sg:{p}:fold"},
+        {SG_K_AUDIT, "sg:{p}:audit"},
+        {SG_K_LASTUSED, "sg:{p}:lastused"},
         {SG_K_STATS, "sg:{p}:stats"},
     };
     assert_int_equal(NELEM(named), SG_K_COUNT);
@@ -492,8 +498,8 @@ static void test_keys_share_one_slot(void **state)
         }
     }
     /* the global keys share the tag {_} */
-    static const char *const globals[] = {SG_KEY_POOLS, SG_KEY_USERS, SG_KEY_UVER,
-                                          SG_KEY_DISABLED, SG_KEY_SVC, SG_KEY_GROUP_PREFIX "ops"};
+    static const char *const globals[] = {SG_KEY_POOLS,    SG_KEY_USERS, SG_KEY_UVER,
+                                          SG_KEY_DISABLED, SG_KEY_SVC,   SG_KEY_GROUP_PREFIX "ops"};
     for (size_t g = 0; g < NELEM(globals); g++)
         assert_int_equal(keyslot(globals[g]), keyslot("_"));
     /* sanity of the slot function against the Redis documentation */
@@ -603,14 +609,13 @@ static void test_script_bodies_start_with_lib(void **state)
         const char *body = sg_script_body(dr[i]);
         long max = max_keys_index(body, script_files[dr[i]]);
         if (max > SG_DECIDE_NKEYS)
-            fail_msg("%s reads KEYS[%ld], past the %d keys it is given", script_files[dr[i]],
-                     max, SG_DECIDE_NKEYS);
+            fail_msg("%s reads KEYS[%ld], past the %d keys it is given", script_files[dr[i]], max,
+                     SG_DECIDE_NKEYS);
         /* positional arguments are gone: the scripts read A, not ARGV */
         if (strstr(body + nlib, "ARGV[") != NULL)
             fail_msg("%s reads ARGV by position", script_files[dr[i]]);
     }
-    assert_int_equal(max_keys_index(sg_script_body(SG_SCRIPT_DECIDE), "decide"),
-                     SG_DECIDE_NKEYS);
+    assert_int_equal(max_keys_index(sg_script_body(SG_SCRIPT_DECIDE), "decide"), SG_DECIDE_NKEYS);
     assert_non_null(strstr(sg_script_body(SG_SCRIPT_DECIDE), "KEYS[10]"));
     free(lib);
 }
@@ -700,15 +705,17 @@ static void test_script_names_agree(void **state)
 
     /* the reply names the parsers read are the names the scripts answer with */
     for (size_t i = 0; i < NELEM(decision_str_names); i++) {
-        char pat[64];
+        char pat[64], pat2[64];
         snprintf(pat, sizeof(pat), "%s = ", decision_str_names[i]);
-        if (strstr(decide, pat) == NULL)
+        snprintf(pat2, sizeof(pat2), "'%s', ", decision_str_names[i]);
+        if (strstr(decide, pat) == NULL && strstr(decide, pat2) == NULL)
             fail_msg("decide.lua never answers %s", decision_str_names[i]);
     }
     for (size_t i = 0; i < NELEM(decision_num_names); i++) {
-        char pat[64];
+        char pat[64], pat2[64];
         snprintf(pat, sizeof(pat), "%s = ", decision_num_names[i]);
-        if (strstr(decide, pat) == NULL)
+        snprintf(pat2, sizeof(pat2), "'%s', ", decision_num_names[i]);
+        if (strstr(decide, pat) == NULL && strstr(decide, pat2) == NULL)
             fail_msg("decide.lua never answers %s", decision_num_names[i]);
     }
     assert_non_null(strstr(release, "reply({sessions = "));
@@ -861,8 +868,8 @@ static void test_decide_cmd_evalsha(void **state)
     check_script(&cmd, SG_SCRIPT_DECIDE, 0);
     check_keys(&cmd, "technicians", "");
     static const char *const want[] = {
-        "acquire", "technicians", "alice", "", "cmdb", "tty1-4242", "600",
-        "pam", "jump1.example.com", "4242", "987654321", "10.0.0.9",
+        "acquire", "technicians",       "alice", "",          "cmdb",     "tty1-4242", "600",
+        "pam",     "jump1.example.com", "4242",  "987654321", "10.0.0.9",
     };
     check_decide_args(&cmd, want);
 }
@@ -878,8 +885,8 @@ static void test_decide_cmd_check_and_defaults(void **state)
     check_argv_lengths(&cmd);
     check_script(&cmd, SG_SCRIPT_DECIDE, 0);
     check_keys(&cmd, "p", "");
-    static const char *const want[] = {"check", "p", "bob", "", "", "", "0",
-                                       "cli",   "",  "0",   "0", ""};
+    static const char *const want[] = {"check", "p",   "bob", "",  "",  "",
+                                       "0",     "cli", "",    "0", "0", ""};
     check_decide_args(&cmd, want);
     /* "" strings are sent as "" like NULL ones */
     rq.on_behalf_of = "";
@@ -945,9 +952,9 @@ static void test_decide_cmd_on_behalf_of(void **state)
     assert_int_equal(sg_decide_cmd(&rq, 0, &cmd), 0);
     check_argv_lengths(&cmd);
     check_keys(&cmd, "technicians", "svc-teams");
-    static const char *const want[] = {"acquire", "technicians", "svc-teams", "carol",
-                                       "",        "",            "0",         "nginx",
-                                       "web1",    "0",           "0",         "192.0.2.1"};
+    static const char *const want[] = {"acquire", "technicians", "svc-teams", "carol", "",
+                                       "",        "0",           "nginx",     "web1",  "0",
+                                       "0",       "192.0.2.1"};
     check_decide_args(&cmd, want);
     /* an empty on-behalf-of is no on-behalf-of: the mux key of nobody */
     rq.on_behalf_of = "";
@@ -1076,9 +1083,18 @@ static void test_decide_cmd_longest_inputs(void **state)
     assert_int_equal(sg_decide_cmd(&rq, 0, &cmd), 0);
     check_argv_lengths(&cmd);
     check_keys(&cmd, pool, user);
-    const char *want[] = {"acquire", pool,    user,         obo,          feat,
-                          sess,      "31536000", "nginx",   host,         "2147483647",
-                          "18446744073709551", "2001:db8::1234:5678:9abc:def0"};
+    const char *want[] = {"acquire",
+                          pool,
+                          user,
+                          obo,
+                          feat,
+                          sess,
+                          "31536000",
+                          "nginx",
+                          host,
+                          "2147483647",
+                          "18446744073709551",
+                          "2001:db8::1234:5678:9abc:def0"};
     check_decide_args(&cmd, want);
     /* the same with EVAL */
     assert_int_equal(sg_decide_cmd(&rq, 1, &cmd), 0);
@@ -1308,8 +1324,8 @@ static void test_parse_minimal_and_absent(void **state)
     (void)state;
     /* the four strings alone (8 elements) are a decision; absent numbers are 0
      * (decide.lua answers unknown_pool this way) */
-    redisReply *r = r_flat(4, "result", r_str("denied_unassigned"), "reason",
-                           r_str("unknown_pool"), "seat", r_str("none"), "user", r_str("dave"));
+    redisReply *r = r_flat(4, "result", r_str("denied_unassigned"), "reason", r_str("unknown_pool"),
+                           "seat", r_str("none"), "user", r_str("dave"));
     sg_decision d;
     memset(&d, 0x5a, sizeof(d));
     assert_int_equal(sg_decision_parse(r, &d), 0);
@@ -1374,8 +1390,8 @@ static void test_parse_duplicate_takes_first(void **state)
     r_free(r);
     /* and the other way round */
     r = r_flat(6, "result", r_str("denied_exhausted"), "in_use", r_int(99), "reason",
-               r_str("all_floating_in_use"), "seat", r_str("none"), "user", r_str("bob"),
-               "result", r_str("granted_named"));
+               r_str("all_floating_in_use"), "seat", r_str("none"), "user", r_str("bob"), "result",
+               r_str("granted_named"));
     assert_int_equal(sg_decision_parse(r, &d), 0);
     assert_int_equal(d.result, SG_DENIED_EXHAUSTED);
     assert_int_equal(d.in_use, 99);
@@ -1498,7 +1514,8 @@ static void test_parse_error_reply(void **state)
     r = r_str_t(REDIS_REPLY_ERROR, "NOSCRIPT No matching script. Please use EVAL.");
     expect_backend_error(r, "NOSCRIPT");
     r_free(r);
-    r = r_str_t(REDIS_REPLY_ERROR, "NOPERM this user has no permissions to access the 'sg:{p}:conf' key");
+    r = r_str_t(REDIS_REPLY_ERROR,
+                "NOPERM this user has no permissions to access the 'sg:{p}:conf' key");
     expect_backend_error(r, "NOPERM");
     r_free(r);
     expect_backend_error(NULL, NULL);
@@ -1749,8 +1766,7 @@ static void test_release_parse(void **state)
     /* numbers as strings */
     release_ok(r_flat(2, "sessions", r_str("3"), "seat", r_str("1")), 3, 1);
     /* other names are ignored; the first of a duplicate wins */
-    release_ok(r_flat(4, "x", r_str("y"), "sessions", r_int(5), "seat", r_int(1), "seat",
-                      r_int(0)),
+    release_ok(r_flat(4, "x", r_str("y"), "sessions", r_int(5), "seat", r_int(1), "seat", r_int(0)),
                5, 1);
     /* a nil value is present and reads as 0 */
     release_ok(r_flat(2, "sessions", r_new(REDIS_REPLY_NIL), "seat", r_int(1)), 0, 1);
