@@ -7,8 +7,8 @@
 #   uncached  the same + `seatgate bench;` without a zone: every request asks
 #             Redis (EVALSHA decide, pipelined on the worker's link)
 #   lua       the same check in access_by_lua with resty.redis (keepalive
-#             pool): EVALSHA of the same decide.lua with the same 11 KEYS and
-#             11 ARGV as the module's acquire (sg_decide_cmd), 403/503 unless
+#             pool): EVALSHA of the same decide script with the same 10 KEYS
+#             and named ARGV as the module's acquire (sg_decide_cmd), 403/503 unless
 #             granted
 # Every row uses the same identity (auth_basic, 50 users bench0..bench49
 # taken in turn by tests/bench/wrk-users.lua, the users of bench_core and
@@ -36,7 +36,6 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 MODULE=${SEATGATE_NGX_MODULE:-$B/ngx_http_seatgate_module.so}
 LUA_MODS="/usr/lib/nginx/modules/ndk_http_module.so /usr/lib/nginx/modules/ngx_http_lua_module.so"
 WRK_SCRIPT=$ROOT/tests/bench/wrk-users.lua
-DECIDE=$ROOT/common/lua/decide.lua
 
 for need in "$NGINX" wrk curl; do
     if ! command -v "$need" >/dev/null 2>&1; then
@@ -67,6 +66,9 @@ if [ ! -f "$B/gen/scripts.c" ]; then
     exit 0
 fi
 SHA=$(sed -n 's/^    "\([0-9a-f]\{40\}\)",$/\1/p' "$B/gen/scripts.c" | head -1)
+# the decide script as embedded: the shared library, then decide.lua
+DECIDE=$(mktemp)
+cat "$ROOT/common/lua/lib.lua" "$ROOT/common/lua/decide.lua" >"$DECIDE"
 if [ "$(sha1sum "$DECIDE" | cut -d' ' -f1)" != "$SHA" ]; then
     echo "nginx: $DECIDE does not match $B/gen/scripts.c (rebuild); aborted" >&2
     exit 1
@@ -105,7 +107,7 @@ stop_all() {
         fi
     done
 }
-cleanup() { stop_all; rm -rf "$DIR"; }
+cleanup() { stop_all; rm -rf "$DIR" "$DECIDE"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP PIPE
 
@@ -123,8 +125,8 @@ while [ $i -lt $USERS ]; do
 done >"$DIR/htpasswd"
 
 # the Lua peer: the module's acquire, argument for argument (common/core.c
-# sg_decide_cmd: keys conf..stats and mux with an empty service account; op,
-# user, on-behalf-of, feature, session, via, host, pid, client, ttl, pool)
+# sg_decide_cmd: the ten keys of sg_decide_keys and mux with an empty service
+# account, then the named arguments; the reply is read by name)
 cat >"$DIR/lua/sgbench.lua" <<EOF
 local redis = require "$RESTY"
 local M = {}
@@ -137,11 +139,12 @@ local BODY = f:read("*a")
 f:close()
 
 local function call(red, cmd, script, user, client)
-    return red[cmd](red, script, 11,
-        K .. "conf", K .. "named", K .. "leases", K .. "sess", K .. "sessidx",
-        K .. "sessinfo", K .. "users", K .. "audit", K .. "lastused", K .. "stats",
-        K .. "mux:",
-        "acquire", user, "", "", "", "nginx", HOST, "0", client, "0", POOL)
+    return red[cmd](red, script, 10,
+        K .. "leases", K .. "sess", K .. "sessidx", K .. "sessinfo", K .. "gcount",
+        K .. "hg", K .. "fold", K .. "lastused", K .. "stats", K .. "mux:",
+        "op", "acquire", "pool", POOL, "user", user, "obo", "", "feature", "",
+        "session", "", "lease", "0", "via", "nginx", "host", HOST, "pid", "0",
+        "pstart", "0", "client", client)
 end
 
 function M.check()
@@ -168,11 +171,13 @@ function M.check()
         return ngx.exit(503)
     end
     red:set_keepalive(60000, 64)
-    local result = res[1]
+    local r = {}
+    for i = 1, #res - 1, 2 do r[res[i]] = res[i + 1] end
+    local result = r.result
     if type(result) == "string" and result:sub(1, 8) == "granted_" then
         return
     end
-    ngx.header["X-Seatgate-Reason"] = res[2]
+    ngx.header["X-Seatgate-Reason"] = r.reason
     return ngx.exit(result == "denied_exhausted" and 503 or 403)
 end
 

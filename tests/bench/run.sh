@@ -32,7 +32,7 @@ PIP=$(echo $pips | tr ' ' '\n' | median)
 # redis-benchmark: the same decide script for one user (a renewal), EVALSHA
 SHA=$(sed -n 's/^    "\([0-9a-f]\{40\}\)",$/\1/p' "$B/gen/scripts.c" | head -1)
 K="sg:{bench}"
-ARGS="EVALSHA $SHA 11 $K:conf $K:named $K:leases $K:sess $K:sessidx $K:sessinfo $K:users $K:audit $K:lastused $K:stats $K:mux: acquire bench0 '' '' '' bench bench 0 '' 0 bench"
+ARGS="EVALSHA $SHA 10 $K:leases $K:sess $K:sessidx $K:sessinfo $K:gcount $K:hg $K:fold $K:lastused $K:stats $K:mux: op acquire pool bench user bench0 obo '' feature '' session '' lease 0 via bench host bench pid 0 pstart 0 client ''"
 rb() { # $1 = pipeline depth
     vals=""
     for _ in $(seq "$ROUNDS"); do
@@ -50,6 +50,9 @@ printf '%-44s %14s %10s\n' "redis-benchmark EVALSHA decide, 1 conn" "$RB1" "1.00
 printf '%-44s %14s %10s\n' "libseatgate sg_decide, 1 conn" "$SEQ" "$(ratio "$SEQ" "$RB1")"
 printf '%-44s %14s %10s\n' "redis-benchmark EVALSHA decide, -P 32" "$RB32" "1.00"
 printf '%-44s %14s %10s\n' "libseatgate pipelined, depth 32" "$PIP" "$(ratio "$PIP" "$RB32")"
+
+echo
+/usr/bin/python3 "$ROOT/tests/bench/bench_model.py" --build "$B" || echo "model bench failed"
 
 for extra in "$ROOT"/tests/bench/run-*.sh; do
     [ -f "$extra" ] || continue

@@ -1,0 +1,290 @@
+#!/usr/bin/python3
+"""make bench, seat model rows (issue 9): Redis server time per decision,
+beside a trivial script in the same Redis; the same decisions at 100 and at
+100,000 holders and with reservation/cap rules; memory for 100,000 users
+and 1,000 pools; `seatctl user import` of 100,000 users; `seatctl reap` with
+1,000 pools and 50,000 sessions of other hosts.
+
+Server time comes from INFO commandstats (usec_per_call of EVALSHA), so the
+client's speed does not enter it. Targets are printed beside the figures;
+nothing here fails the build.
+
+Environment: BENCH_USERS (100000), BENCH_POOLS (1000), BENCH_OTHER_SESSIONS
+(50000), BENCH_CALLS (5000 decisions per row).
+"""
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+
+import redis  # noqa: E402
+
+import helpers  # noqa: E402
+
+USERS = int(os.environ.get("BENCH_USERS", "100000"))
+POOLS = int(os.environ.get("BENCH_POOLS", "1000"))
+OTHER = int(os.environ.get("BENCH_OTHER_SESSIONS", "50000"))
+CALLS = int(os.environ.get("BENCH_CALLS", "5000"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Bench:
+    def __init__(self, build):
+        self.build = build
+        self.tmp = tempfile.mkdtemp(prefix="sg-bench-model-")
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.tmp],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.r = redis.Redis(port=self.port, decode_responses=True)
+        for _ in range(100):
+            try:
+                self.r.ping()
+                break
+            except redis.exceptions.ConnectionError:
+                time.sleep(0.05)
+        self.url = "redis://127.0.0.1:%d" % self.port
+        self.sha = self.r.script_load(helpers.script_body("decide"))
+        self.trivial = self.r.script_load("return 1")
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def seatctl(self, *args, stdin=None, env=None):
+        t = time.monotonic()
+        p = subprocess.run([os.path.join(self.build, "seatctl"), "--redis", self.url,
+                            "--timeout", "60000"] + list(args),
+                           input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           env=env, check=False)
+        if p.returncode != 0:
+            raise RuntimeError("seatctl %s: %s" % (" ".join(args[:3]), p.stderr.decode()))
+        return time.monotonic() - t, p.stdout.decode()
+
+    def evalsha_us(self, calls, sha=None, rounds=1):
+        """Server time per call of a list of (keys, args), in microseconds
+        (the best of rounds runs: the rows that are idempotent repeat)."""
+        sha = sha or self.sha
+        best = None
+        for _ in range(rounds):
+            self.r.config_resetstat()
+            for i in range(0, len(calls), 1000):
+                p = self.r.pipeline(transaction=False)
+                for keys, args in calls[i:i + 1000]:
+                    p.evalsha(sha, len(keys), *(keys + args))
+                last = p.execute()
+            us = self.r.info("commandstats")["cmdstat_evalsha"]["usec_per_call"]
+            best = us if best is None else min(best, us)
+        return best, helpers.reply_dict(last[-1]) if sha == self.sha else {}
+
+    def fill_holders(self, pool, n, prefix):
+        calls = [helpers.decide_call(pool, "%s%d" % (prefix, i), lease=3600) for i in range(n)]
+        for i in range(0, n, 2000):
+            p = self.r.pipeline(transaction=False)
+            for keys, args in calls[i:i + 2000]:
+                p.evalsha(self.sha, len(keys), *(keys + args))
+            p.execute()
+
+
+def row(label, value, unit, target=None, ok=None):
+    t = target or ""
+    if target and ok is not None:
+        t = "%s %s" % (target, "PASS" if ok else "FAIL")
+    print("%-52s %12s %-8s %s" % (label, value, unit, t))
+
+
+def decision_rows(b):
+    print("server time per decision (INFO commandstats, EVALSHA usec_per_call, %d calls)" % CALLS)
+    b.seatctl("pool", "set", "t", "--named", "5", "--floating", str(CALLS * 2),
+              "--idle-timeout", "1h")
+    b.seatctl("assign", "t", "nm")
+    keys, args = helpers.decide_call("t", "nm")
+    triv1, _ = b.evalsha_us([(["sg:{t}:leases"], [])] * CALLS, b.trivial, 3)
+    trivn, _ = b.evalsha_us([(keys, args)] * CALLS, b.trivial, 3)
+    row("trivial 'return 1', 1 key, no arguments", "%.2f" % triv1, "us")
+    row("trivial 'return 1', a decision's 10 keys and 24 args", "%.2f" % trivn, "us")
+    named, _ = b.evalsha_us([helpers.decide_call("t", "nm")] * CALLS, rounds=3)
+    grant, d = b.evalsha_us([helpers.decide_call("t", "g%d" % i) for i in range(CALLS)])
+    assert d["result"] == "granted_floating", d
+    renew, d = b.evalsha_us([helpers.decide_call("t", "g%d" % i) for i in range(CALLS)], rounds=3)
+    assert d["reason"] == "holds_seat", d
+    b.seatctl("pool", "set", "t", "--floating", str(CALLS))
+    deny, d = b.evalsha_us([helpers.decide_call("t", "x%d" % (i % 100)) for i in range(CALLS)],
+                           rounds=3)
+    assert d["result"] == "denied_exhausted", d
+    for label, v, k in (("named renewal", named, 3), ("floating renewal", renew, 3),
+                        ("new floating grant", grant, 5), ("denial (all seats in use)", deny, 3)):
+        row(label, "%.2f" % v, "us", "%.1fx trivial (target <= %dx)" % (v / triv1, k),
+            v <= k * triv1)
+    print("  (beside the trivial script with the same keys and arguments: named %.1fx, "
+          "floating renewal %.1fx, new grant %.1fx, denial %.1fx)" % (
+              named / trivn, renew / trivn, grant / trivn, deny / trivn))
+    return {"named": named, "renew": renew, "grant": grant, "deny": deny}
+
+
+def scale_rows(b):
+    print()
+    print("the same decisions with 100 and with 100,000 holders, and with rules "
+          "(target: within 1.5x)")
+    big = 100000
+    out = {}
+    for pool, holders, rules in (("small", 100, ()), ("large", big, ()),
+                                 ("ruled", big, ("--reserve", "g1=10", "--cap", "g2=%d" % big,
+                                                 "--include", "g1", "--include", "g2",
+                                                 "--include", "all"))):
+        b.seatctl("pool", "set", pool, "--named", "5", "--floating", str(holders + CALLS * 2),
+                  "--idle-timeout", "1h", *rules)
+        b.seatctl("assign", pool, "nm")
+        if rules:
+            # everyone in group all; every tenth in g1 and g2
+            lines = ["user,groups,disabled,service_account"]
+            for i in range(holders):
+                lines.append("%s%d,all%s,0,0" % (pool, i, ";g1;g2" if i % 10 == 0 else ""))
+            for i in range(CALLS):
+                lines.append("n%s%d,all%s,0,0" % (pool, i, ";g2" if i % 2 else ""))
+            for u in ("nm", "zz"):
+                lines.append("%s,all,0,0" % u)
+            b.seatctl("user", "import", "-", stdin=("\n".join(lines) + "\n").encode())
+        b.fill_holders(pool, holders, pool)
+        named, _ = b.evalsha_us([helpers.decide_call(pool, "nm")] * CALLS, rounds=3)
+        renew, d = b.evalsha_us([helpers.decide_call(pool, "%s%d" % (pool, i % holders))
+                                 for i in range(CALLS)], rounds=3)
+        assert d["reason"] == "holds_seat", d
+        grant, d = b.evalsha_us([helpers.decide_call(pool, "n%s%d" % (pool, i))
+                                 for i in range(CALLS)])
+        assert d["result"] == "granted_floating", d
+        b.seatctl("pool", "set", pool, "--floating", str(holders + CALLS))
+        deny, d = b.evalsha_us([helpers.decide_call(pool, "zz")] * CALLS, rounds=3)
+        assert d["result"] == "denied_exhausted", d
+        out[pool] = (named, renew, grant, deny)
+        row("%s: %d holders%s" % (pool, holders, ", reserve+cap+include" if rules else ""),
+            "%.1f/%.1f/%.1f/%.1f" % out[pool], "us", "named/renew/grant/deny")
+    for i, what in enumerate(("named renewal", "floating renewal", "new grant", "denial")):
+        lo = min(out[p][i] for p in out)
+        hi = max(out[p][i] for p in out)
+        row("  %s: largest / smallest" % what, "%.2f" % (hi / lo), "x", "<= 1.5x", hi / lo <= 1.5)
+
+
+def population_rows(b):
+    print()
+    print("memory, import and reap at %d users and %d pools" % (USERS, POOLS))
+    b.r.flushall()
+    base = b.r.info("memory")["used_memory"]
+    csv = ["user,groups,disabled,service_account"]
+    for i in range(USERS):
+        # groups of 1,000; 0.5% disabled; 50 service accounts
+        csv.append("u%d,grp%d;dept%d,%d,%d" % (i, i % 100, i % 7, 1 if i % 200 == 0 else 0,
+                                               1 if i < 50 else 0))
+    data = ("\n".join(csv) + "\n").encode()
+    secs, out = b.seatctl("user", "import", "-", stdin=data)
+    row("seatctl user import of %d users" % USERS, "%.0f" % (USERS / secs), "users/s",
+        "(target >= 20000)", USERS / secs >= 20000)
+    users_mem = b.r.info("memory")["used_memory"] - base
+    t = time.monotonic()
+    for i in range(POOLS):
+        rules = []
+        if i % 10 == 0:  # one pool in ten has a group rule
+            rules = ["--include", "grp%d" % (i // 10 % 100)]
+        b.seatctl("pool", "set", "pool%d" % i, "--named", "20", "--floating", "50", *rules)
+    pool_secs = time.monotonic() - t
+    total = b.r.info("memory")["used_memory"] - base
+    row("registry: %d users (records, group sets)" % USERS, "%.1f" % (users_mem / 2**20), "MB")
+    row("+ %d pools (%d with a group rule)" % (POOLS, (POOLS + 9) // 10), "%.1f" % ((total - users_mem) / 2**20),
+        "MB", "(pool set %.1f ms each)" % (pool_secs * 1000 / POOLS))
+    row("total for %d users and %d pools" % (USERS, POOLS), "%.1f" % (total / 2**20), "MB",
+        "(target < 256 MB)", total < 256 * 2**20)
+    per_user = users_mem / USERS
+    row("  per user in the registry", "%.0f" % per_user, "bytes")
+
+    # 50,000 sessions of other hosts spread over the pools, and ten of ours
+    calls, idx = [], {}
+    for i in range(OTHER):
+        host = "other%d" % (i % 200)
+        pool = "pool%d" % (i % POOLS)
+        sid = "pam-%s-%d-1" % (host, i)
+        calls.append(helpers.decide_call(pool, "u%d" % (1000 + i % 50000), session=sid,
+                                         lease=43200, via="pam", host=host, pid=i + 2, pstart=1))
+        idx.setdefault(host, {})["%s\tu%d\t%s" % (pool, 1000 + i % 50000, sid)] = \
+            "pid=%d\tpstart=1\tboot=x\tlease=43200\trenewed=%d" % (i + 2, time.time() * 1000)
+    for i in range(0, len(calls), 2000):
+        p = b.r.pipeline(transaction=False)
+        for keys, args in calls[i:i + 2000]:
+            p.evalsha(b.sha, len(keys), *(keys + args))
+        p.execute()
+    p = b.r.pipeline(transaction=False)
+    for host, fields in idx.items():
+        p.hset("sg:host:" + host, mapping=fields)
+    p.execute()
+    me = "benchhost"
+    sleeper = subprocess.Popen(["sleep", "120"])
+    try:
+        with open("/proc/%d/stat" % sleeper.pid) as f:
+            pstart = int(f.read().rsplit(")", 1)[1].split()[19])
+        for i in range(10):
+            pool = "pool%d" % i
+            sid = "pam-%s-%d-%d" % (me, sleeper.pid, i)
+            keys, args = helpers.decide_call(pool, "u%d" % (60000 + i), session=sid,
+                                             lease=43200, via="pam", host=me,
+                                             pid=sleeper.pid, pstart=pstart)
+            b.r.evalsha(b.sha, len(keys), *(keys + args))
+            b.r.hset("sg:host:" + me, "%s\tu%d\t%s" % (pool, 60000 + i, sid),
+                     "pid=%d\tpstart=%d\tboot=\tlease=43200\trenewed=%d" % (
+                         sleeper.pid, pstart, time.time() * 1000))
+        conf = os.path.join(b.tmp, "seatgate.conf")
+        with open(conf, "w") as f:
+            f.write("host_id = %s\n" % me)
+        times = []
+        for _ in range(5):
+            b.r.config_resetstat()
+            secs, _ = b.seatctl("--config", conf, "reap")
+            times.append(secs)
+        cmds = sum(v["calls"] for k, v in b.r.info("commandstats").items()
+                   if not k.startswith("cmdstat_config"))
+        times.sort()
+        row("seatctl reap: %d pools, %d other hosts' sessions" % (POOLS, OTHER),
+            "%.1f" % (times[2] * 1000), "ms", "(target < 100 ms; %d commands)" % cmds,
+            times[2] < 0.1)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    # status and sessions of a large pool
+    b.seatctl("pool", "set", "wide", "--floating", "200000", "--idle-timeout", "1h")
+    b.fill_holders("wide", 100000, "w")
+    secs, _ = b.seatctl("status", "wide")
+    row("seatctl status of a pool with 100,000 holders", "%.0f" % (secs * 1000), "ms")
+    secs, _ = b.seatctl("sessions", "wide")
+    row("seatctl sessions of a pool with 100,000 sessions", "%.0f" % (secs * 1000), "ms")
+    row("memory in the end", "%.1f" % ((b.r.info("memory")["used_memory"] - base) / 2**20),
+        "MB")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    a = ap.parse_args()
+    b = Bench(a.build)
+    try:
+        print("seat model (redis %s)" % b.r.info("server")["redis_version"])
+        decision_rows(b)
+        scale_rows(b)
+        population_rows(b)
+    finally:
+        b.close()
+
+
+if __name__ == "__main__":
+    main()
