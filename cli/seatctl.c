@@ -534,7 +534,10 @@ static char **users_from(const char *path, size_t *n)
     size_t cap = 16, k = 0;
     char **v = malloc(sizeof(*v) * cap);
     long line = 0;
-    for (char *p = buf; v && p && *p;) {
+    char *start = buf;
+    if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
+        start += 3; /* a UTF-8 byte order mark */
+    for (char *p = start; v && p && *p;) {
         char *nl = strchr(p, '\n');
         if (nl)
             *nl = '\0';
@@ -1150,6 +1153,9 @@ int main(int argc, char **argv)
             die_usage("unknown option");
         }
     }
+    /* after "--" every word is an argument, even one that starts with '-' */
+    while (optind < argc)
+        o.pos[o.npos++] = argv[optind++];
     json_out = o.json;
     if (o.npos == 0) {
         if (o.help) {

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define seterr sg_err_rc
 #define CHUNK "500"
@@ -45,8 +46,8 @@ static int find_streams(sg_conn *c, const char *pool, stream_t **out, size_t *n,
     *n = 0;
     if (pool) {
         char e[SG_ERR_MAX];
-        if (sg_valid_name(pool, e, sizeof(e)) != 0)
-            return seterr(err, errlen, SG_EINPUT, "--pool: %s", e);
+        if (strcmp(pool, "_") != 0 && sg_valid_name(pool, e, sizeof(e)) != 0)
+            return seterr(err, errlen, SG_EINPUT, "--pool: %s (or _ for the user registry)", e);
         stream_t *s = calloc(1, sizeof(*s));
         if (s == NULL)
             return seterr(err, errlen, SG_EBACKEND, "out of memory");
@@ -200,7 +201,48 @@ int sg_audit_read(sg_conn *c, const sg_audit_query *q, sg_audit_fn fn, void *ud,
         block = 50;
     char blk[16];
     snprintf(blk, sizeof(blk), "%d", block);
-    while (rc == SG_OK && !stop && q->follow && n > 0) {
+    struct timespec last_scan;
+    clock_gettime(CLOCK_MONOTONIC, &last_scan);
+    while (rc == SG_OK && !stop && q->follow) {
+        /* every pool's stream: pick up the streams of pools created since */
+        struct timespec nowts;
+        clock_gettime(CLOCK_MONOTONIC, &nowts);
+        if (q->pool == NULL && (n == 0 || nowts.tv_sec - last_scan.tv_sec >= 2)) {
+            last_scan = nowts;
+            stream_t *more = NULL;
+            size_t nm = 0;
+            rc = find_streams(c, NULL, &more, &nm, err, errlen);
+            if (rc != SG_OK)
+                break;
+            size_t add = 0;
+            for (size_t j = 0; j < nm; j++) {
+                int known = 0;
+                for (size_t i = 0; i < n && !known; i++)
+                    known = strcmp(s[i].key, more[j].key) == 0;
+                if (!known)
+                    more[add++] = more[j];
+            }
+            if (add) {
+                stream_t *ns = realloc(s, sizeof(*s) * (n + add));
+                if (ns == NULL) {
+                    free(more);
+                    rc = seterr(err, errlen, SG_EBACKEND, "out of memory");
+                    break;
+                }
+                s = ns;
+                for (size_t j = 0; j < add; j++) {
+                    s[n + j] = more[j];
+                    snprintf(s[n + j].last, sizeof(s[n + j].last), "0-0");
+                }
+                n += add;
+            }
+            free(more);
+        }
+        if (n == 0) {
+            struct timespec pause = {0, (long)block * 1000000L};
+            nanosleep(&pause, NULL);
+            continue;
+        }
         const char **av = malloc(sizeof(*av) * (2 * n + 6));
         if (av == NULL) {
             rc = seterr(err, errlen, SG_EBACKEND, "out of memory");

@@ -376,8 +376,6 @@ def test_assign_from_bad_user_names_the_line(seatctl, rdb, tmp_path):
     assert db_snapshot(rdb) == snap
 
 
-@pytest.mark.xfail(strict=True, reason="assign --from keeps a UTF-8 byte order mark as part of "
-                   "the first user name: U+FEFF 'ann' gets the seat, 'ann' does not")
 def test_assign_from_file_with_byte_order_mark(seatctl, seatctl_json, rdb, tmp_path):
     """A user list saved by a Windows editor starts with a UTF-8 BOM (user
     import skips it); the first user must be 'ann', not U+FEFF 'ann'."""
@@ -459,8 +457,6 @@ def test_user_show_unregistered_user(seatctl, seatctl_json):
     assert seatctl("user", "show", " bad").rc == EX_USAGE
 
 
-@pytest.mark.xfail(strict=True, reason="user show counts lapsed sessions not yet purged: "
-                   "sessions 1 with seat none, while pool show says 0 sessions")
 def test_user_show_counts_only_live_sessions(seatctl, seatctl_json, rdb):
     """A session whose lease lapsed is no session: user show must agree with
     the seat it shows (none) and with pool show (0 live sessions)."""
@@ -774,8 +770,6 @@ def test_audit_follow_with_user_filter(seatctl, rdb, redis_server, seatctl_conf)
             [("p", "grant", "dave", ""), ("q", "grant", "bridge", "dave")]
 
 
-@pytest.mark.xfail(strict=True, reason="audit --follow without --pool follows only the streams "
-                   "that existed when it started: a pool created later is never shown")
 def test_audit_follow_sees_a_pool_created_later(seatctl, rdb, redis_server, seatctl_conf):
     """A SIEM feed started before a pool was created must see that pool's entries."""
     seatctl("pool", "set", "p", "--floating", "2", check=EX_OK)
@@ -790,8 +784,6 @@ def test_audit_follow_sees_a_pool_created_later(seatctl, rdb, redis_server, seat
         assert ok, [(e["pool"], e["ev"], e["user"]) for e in seen]
 
 
-@pytest.mark.xfail(strict=True, reason="audit --follow on a database with no audit stream yet "
-                   "exits at once (exit 0) instead of following")
 def test_audit_follow_on_an_empty_database_keeps_running(seatctl, rdb, redis_server,
                                                          seatctl_conf):
     """Started on a fresh install, --follow waits for the first entries."""
