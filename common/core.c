@@ -358,6 +358,7 @@ int sg_decision_parse(const struct redisReply *r, sg_decision *d)
     d->ttl_ms = sg_reply_ll(r, "ttl_ms");
     d->epoch = sg_reply_ll(r, "epoch");
     d->overdraft = (int)sg_reply_ll(r, "overdraft");
+    d->now_ms = sg_reply_ll(r, "now");
     return 0;
 }
 

@@ -82,6 +82,7 @@ typedef struct {
     long long ttl_ms;       /* lease length granted */
     long long epoch;        /* pool epoch: changes on every admin change of the pool */
     int overdraft;          /* 1 if this grant went into overdraft */
+    long long now_ms;       /* server time of the decision (ms since epoch) */
     char err[SG_ERR_MAX];   /* set for SG_ERROR_BACKEND */
 } sg_decision;
 

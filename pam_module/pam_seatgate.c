@@ -279,7 +279,7 @@ static int run_hook(pam_handle_t *pamh, hook_t hook, int argc, const char **argv
         if (hook == HOOK_OPEN) {
             /* this host's index of sessions, which reap reads */
             sg_host_session hs = {.pid = pid, .pstart = pstart,
-                                  .lease_s = d.ttl_ms / 1000, .renewed_ms = d.expires_ms - d.ttl_ms};
+                                  .lease_s = d.ttl_ms / 1000, .renewed_ms = d.now_ms};
             snprintf(hs.pool, sizeof(hs.pool), "%s", c.cfg.pool);
             snprintf(hs.user, sizeof(hs.user), "%s", d.user[0] ? d.user : user);
             snprintf(hs.session, sizeof(hs.session), "%s", sid);
