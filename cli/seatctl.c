@@ -576,7 +576,8 @@ static int do_assign(opts_t *o, sg_conn *c, int assign)
     if (o->from) {
         if (n)
             die_usage("give users as arguments or with --from, not both");
-        users = (const char **)users_from(o->from, &n);
+        users = (const char **)o->users;
+        n = o->nusers;
     } else if (n == 0) {
         die_usage("usage: seatctl %s POOL USER... | --from FILE", assign ? "assign" : "unassign");
     }
@@ -841,9 +842,9 @@ static const struct cmd cmds[] = {
      "--include and --exclude replace their list (an empty value clears it); --no-feature,\n"
      "--no-include and --no-exclude remove one item. --max-lease caps every lease a client\n"
      "asks for (default 12h). A shrink is enforced at once: lowering --floating below the\n"
-     "seats held takes back the floating seats whose leases end soonest, lowering --named\n"
-     "below the users assigned takes back the named seats least recently used; each is\n"
-     "audited as a revocation with reason pool_shrunk and listed in the output.\n"
+     "seats held takes back the floating seats whose leases end soonest (audit revoke),\n"
+     "lowering --named below the users assigned takes back the named seats least recently\n"
+     "used (audit unassign); both with reason pool_shrunk, and listed in the output.\n"
      "--audit-retention (default 400d) keeps audit entries by time; --deny-fold\n"
      "(default 60s, 0 = off) folds repeated denials of one user for one reason."},
     {"pool", "show", 0, 1, a_none, cmd_pool_show, "pool show [POOL] [--json]",
@@ -870,7 +871,7 @@ static const struct cmd cmds[] = {
     {"user", "show", 1, 1, a_none, cmd_user_show, "user show USER [--json]",
      "A user's record and, for every pool, the seat held, sessions and last use."},
     {"check", NULL, 2, 2, a_check, cmd_check,
-     "check POOL USER [--feature F] [--on-behalf-of U] [--json]",
+     "check POOL USER [--feature F] [--on-behalf-of U] [--session ID] [--json]",
      "Explain the decision for USER without taking or renewing anything.\n"
      "Exit 0 if it would be granted, 1 if denied."},
     {"acquire", NULL, 2, 2, a_acquire, cmd_acquire,
@@ -1245,6 +1246,11 @@ int main(int argc, char **argv)
     char err[SG_ERR_MAX];
     if (sg_url_parse(url, &u, err, sizeof(err)) != 0)
         die_usage("%s", err);
+    /* files are read and validated before connecting */
+    if (cmd->run == cmd_user_import)
+        prepare_user_import(&o);
+    if ((cmd->run == cmd_assign || cmd->run == cmd_unassign) && o.from)
+        o.users = users_from(o.from, &o.nusers);
     sg_conn *c = sg_conn_open(&u, timeout, err, sizeof(err));
     if (c == NULL) {
         if (json_out) {

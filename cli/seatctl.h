@@ -24,6 +24,12 @@ typedef struct {
     int seen[64];
     char **pos;
     int npos;
+    /* input read and validated before connecting (a bad file is exit 2 even
+     * with Redis down): user import rows, assign --from users */
+    sg_user_row *rows;
+    size_t nrows;
+    char **users;
+    size_t nusers;
 } opts_t;
 
 extern int json_out;
@@ -36,6 +42,7 @@ void fmt_time(long long ms, char *buf, size_t len);
 char *read_all(const char *path, size_t *len, char *err, size_t errlen);
 
 /* cli/seatctl_users.c */
+void prepare_user_import(opts_t *o);
 int cmd_user_import(opts_t *o, sg_conn *c);
 int cmd_user_show(opts_t *o, sg_conn *c);
 int cmd_doctor(opts_t *o, sg_conn *c);

@@ -5,7 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-int cmd_user_import(opts_t *o, sg_conn *c)
+/* Reads and validates the whole file before seatctl connects. */
+void prepare_user_import(opts_t *o)
 {
     char err[SG_ERR_MAX];
     const char *path = o->npos ? o->pos[0] : "-";
@@ -13,14 +14,20 @@ int cmd_user_import(opts_t *o, sg_conn *c)
     char *buf = read_all(path, &len, err, sizeof(err));
     if (buf == NULL)
         die_usage("%s", err);
-    sg_user_row *rows = NULL;
-    size_t n = 0;
-    if (sg_user_csv_parse(buf, len, &rows, &n, err, sizeof(err)) != 0) {
+    if (sg_user_csv_parse(buf, len, &o->rows, &o->nrows, err, sizeof(err)) != 0) {
         free(buf);
         fprintf(stderr, "seatctl: %s: %s; nothing was imported\n", path, err);
-        return EX_USAGE;
+        exit(EX_USAGE);
     }
     free(buf);
+}
+
+int cmd_user_import(opts_t *o, sg_conn *c)
+{
+    char err[SG_ERR_MAX];
+    sg_user_row *rows = o->rows;
+    size_t n = o->nrows;
+    o->rows = NULL;
     long changed = 0, unchanged = 0;
     int rc = sg_user_import(c, rows, n, "cli", &changed, &unchanged, err, sizeof(err));
     free(rows);

@@ -1691,14 +1691,12 @@ static void expected_projection(const char *rec, const char *tracked, char *buf,
     sg_buf_free(&g);
 }
 
-/* flags and groups of a projection, without the version */
-static void projection_core(const char *rec, char *buf, size_t len)
+/* flags and tracked groups of a projection, without the version, in the
+ * form expected_projection gives ("" for a record that projects to nothing:
+ * groups a rule no longer names are left in place and are not drift) */
+static void projection_core(const char *rec, const char *tracked, char *buf, size_t len)
 {
-    buf[0] = '\0';
-    if (rec == NULL || strlen(rec) < 3)
-        return;
-    const char *g = strchr(rec + 2, ',');
-    snprintf(buf, len, "%c%c%s", rec[0], rec[1], g ? g : ",");
+    expected_projection(rec, tracked, buf, len);
 }
 
 static int doctor_projection(sg_conn *c, const char *pool, int fix, sg_doctor_fn fn, void *ud,
@@ -1785,7 +1783,7 @@ static int doctor_projection(sg_conn *c, const char *pool, int fix, sg_doctor_fn
     for (size_t i = 0; rc == SG_OK && sel && i < k; i++) {
         char a[1200], b[1200];
         expected_projection(rows[i].rec, tracked, a, sizeof(a));
-        projection_core(have[i], b, sizeof(b));
+        projection_core(have[i], tracked, b, sizeof(b));
         if (strcmp(a, b) != 0) {
             if (drift < 5 && fn) {
                 char d[SG_ERR_MAX + 64];

@@ -19,7 +19,7 @@
 struct redisReply;
 struct redisContext;
 
-#define SG_VERSION "0.1.0"
+#define SG_VERSION "0.2.0"
 
 /* ---- limits -------------------------------------------------------------- */
 #define SG_IDENT_MAX 256   /* bytes in a user, group or session id */
