@@ -261,7 +261,7 @@ static int read_records(sg_conn *c, urow *rows, size_t n, char *err, size_t errl
 
 /* Apply rows[] (user, rec) to one pool's projection, in batches. */
 static int apply_pool(sg_conn *c, const char *pool, urow *const *rows, size_t n,
-                      const char *via, const char *desc, long *revoked, char *err,
+                      const char *via, const char *desc, int quiet, long *revoked, char *err,
                       size_t errlen)
 {
     static const sg_key which[] = {SG_K_USERS, SG_K_LEASES, SG_K_SESS,  SG_K_SESSIDX,
@@ -281,8 +281,8 @@ static int apply_pool(sg_conn *c, const char *pool, urow *const *rows, size_t n,
             }
         }
         const char *kv[] = {"pool", pool, "via", via ? via : "cli", "host", host,
-                            "desc", desc, "records", b.p ? b.p : ""};
-        redisReply *r = sg_script_kv(c, SG_SCRIPT_USER_APPLY, ks.v, ks.n, kv, 10, err, errlen);
+                            "desc", desc, "records", b.p ? b.p : "", "quiet", quiet ? "1" : "0"};
+        redisReply *r = sg_script_kv(c, SG_SCRIPT_USER_APPLY, ks.v, ks.n, kv, 12, err, errlen);
         sg_buf_free(&b);
         if (r == NULL)
             return SG_EBACKEND;
@@ -378,7 +378,7 @@ static int apply_everywhere(sg_conn *c, urow *rows, size_t n, const char *via, l
             else if (k > 1)
                 snprintf(desc, sizeof(desc), "user records changed (%zu users)", k);
             if (k)
-                rc = apply_pool(c, pools[p], sel, k, via, desc, revoked, err, errlen);
+                rc = apply_pool(c, pools[p], sel, k, via, desc, 0, revoked, err, errlen);
         }
         if (rc != SG_OK)
             break;
@@ -536,7 +536,7 @@ static int project(sg_conn *c, const char *pool, const char *groups, int flags,
                 sel[k++] = &rows[i];
         if (k == 0)
             break;
-        rc = apply_pool(c, pool, sel, k, via, "projected for the pool's rules", NULL, err,
+        rc = apply_pool(c, pool, sel, k, via, "projected for the pool's rules", 1, NULL, err,
                         errlen);
         for (size_t i = 0; rc == SG_OK && i < n; i++) {
             if (rows[i].rec) {
@@ -685,6 +685,10 @@ int sg_pool_set(sg_conn *c, const sg_pool *p, const char *via, sg_pool_outcome *
         kv[n++] = projected;
         kv[n++] = "flags";
         kv[n++] = flags_done ? "1" : "0";
+        char pc[24];
+        snprintf(pc, sizeof(pc), "%ld", count);
+        kv[n++] = "projected_count";
+        kv[n++] = pc;
         redisReply *r = sg_script_kv(c, SG_SCRIPT_POOL_COMMIT, ks.v, ks.n, kv, n, err, errlen);
         if (r == NULL) {
             rc = SG_EBACKEND;
@@ -1811,7 +1815,7 @@ static int doctor_projection(sg_conn *c, const char *pool, int fix, sg_doctor_fn
                     freeReplyObject(x);
             }
             rc = apply_pool(c, pool, sel, (size_t)drift, "doctor", "repaired by seatctl doctor",
-                            NULL, err, errlen);
+                            0, NULL, err, errlen);
         }
     }
     free(sel);

@@ -7,7 +7,8 @@
 --             features_del include_del exclude_del (remove items),
 --             reserve_set cap_set (",group=k," merged in), reserve_del cap_del
 --    projected (",g," groups whose members the caller has just projected),
---    flags ('1' once the caller projected disabled users and service accounts)
+--    flags ('1' once the caller projected disabled users and service accounts),
+--    projected_count (user records projected, for the audit entry)
 -- Reply: status created|updated|refused|project, message, groups (project:
 --        the groups to project first), flags (project: '1' to project the
 --        flags too), revoked and unassigned (users who lost a seat to a shrink)
@@ -108,6 +109,9 @@ for g in string.gmatch(cur.pending or ',', '[^,]+') do
     if not has(projected, g) then pending = pending .. g .. ',' end
 end
 local desc = A.desc or ''
+if num(A.projected_count, 0) > 0 then
+    desc = desc .. (desc ~= '' and ' ' or '') .. 'users_projected=' .. A.projected_count
+end
 local fields = {'state', 'ready', 'tracked', need, 'countg', countg, 'pending', pending,
     'updated', math.floor(now() / 1000)}
 for f, _ in pairs(defaults) do fields[#fields + 1] = f fields[#fields + 1] = v[f] end

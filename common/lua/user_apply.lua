@@ -1,6 +1,9 @@
 -- user_apply: bring the pool's projection of user records up to date.
 -- KEYS: the pool's users leases sess sessidx sessinfo gcount hg conf
--- A: pool via host desc records = lines "user\trecord" (global records)
+-- A: pool via host desc records = lines "user\trecord" (global records),
+--    quiet ('1': a projection for rules being added or a pool being created:
+--    one summary instead of an audit entry and a cache revocation per user;
+--    seats taken back are still audited and published)
 -- Reply: applied (records that changed the projection), revoked (seats taken)
 -- The projection keeps, per user, only what this pool's rules read: the
 -- disabled and service-account flags and the groups the pool tracks (those
@@ -30,7 +33,9 @@ for _, l in ipairs(lines(A.records)) do
         end
         if p.dis ~= o.dis or p.svc ~= o.svc or pg ~= o.groups then
             applied = applied + 1
-            audit('user_set', {user = u, reason = A.desc or '', pid = ''})
+            if A.quiet ~= '1' then
+                audit('user_set', {user = u, reason = A.desc or '', pid = ''})
+            end
             local held = num(redis.call('ZSCORE', K('leases'), u), 0) > 0
             local why = (p.dis and 'user_disabled') or excluded_reason(c, pg) or
                 (p.svc and 'service_account')
@@ -43,9 +48,9 @@ for _, l in ipairs(lines(A.records)) do
                 count_out(u)
                 count_in(u, pg)
             end
-            publish_revoke(u)
+            if A.quiet ~= '1' then publish_revoke(u) end
         end
     end
 end
-if applied > 0 then redis.call('HINCRBY', K('conf'), 'epoch', 1) end
+if applied > 0 and A.quiet ~= '1' then redis.call('HINCRBY', K('conf'), 'epoch', 1) end
 return reply({applied = applied, revoked = revoked})
