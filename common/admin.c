@@ -4,6 +4,7 @@
 
 #include <hiredis/hiredis.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -776,6 +777,46 @@ static int live_bound(sg_conn *c, const char *pool, char *bound, size_t blen, ch
     return SG_OK;
 }
 
+/* One field of a pool's conf hash into sg_pool_info (unknown fields are skipped). */
+static void conf_field(sg_pool_info *out, const char *f, const char *v)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } longs[] = {
+        {"named", offsetof(sg_pool_info, named)},
+        {"floating", offsetof(sg_pool_info, floating)},
+        {"idle", offsetof(sg_pool_info, idle_s)},
+        {"max_lease", offsetof(sg_pool_info, max_lease_s)},
+        {"overdraft", offsetof(sg_pool_info, overdraft_pct)},
+        {"mux_limit", offsetof(sg_pool_info, mux_limit)},
+        {"mux_window", offsetof(sg_pool_info, mux_window_s)},
+        {"audit_retention", offsetof(sg_pool_info, audit_retention_s)},
+        {"deny_fold", offsetof(sg_pool_info, deny_fold_s)},
+    },
+      lists[] = {
+          {"features", offsetof(sg_pool_info, features)},
+          {"include", offsetof(sg_pool_info, include)},
+          {"exclude", offsetof(sg_pool_info, exclude)},
+          {"reserve", offsetof(sg_pool_info, reserve)},
+          {"cap", offsetof(sg_pool_info, cap)},
+      };
+    for (size_t i = 0; i < sizeof(longs) / sizeof(longs[0]); i++)
+        if (strcmp(f, longs[i].name) == 0) {
+            *(long *)((char *)out + longs[i].off) = atol(v);
+            return;
+        }
+    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+        if (strcmp(f, lists[i].name) == 0) {
+            unlist(v, (char *)out + lists[i].off, sizeof(out->features));
+            return;
+        }
+    if (strcmp(f, "epoch") == 0)
+        out->epoch = atoll(v);
+    else if (strcmp(f, "state") == 0)
+        snprintf(out->state, sizeof(out->state), "%s", v);
+}
+
 int sg_pool_get(sg_conn *c, const char *pool, sg_pool_info *out, char *err, size_t errlen)
 {
     char e[SG_ERR_MAX];
@@ -820,41 +861,8 @@ int sg_pool_get(sg_conn *c, const char *pool, sg_pool_info *out, char *err, size
         out->max_lease_s = 43200;
         out->audit_retention_s = 400L * 86400;
         out->deny_fold_s = 60;
-        for (size_t i = 0; i + 1 < r[0]->elements; i += 2) {
-            const char *f = r[0]->element[i]->str, *v = r[0]->element[i + 1]->str;
-            if (strcmp(f, "named") == 0)
-                out->named = atol(v);
-            else if (strcmp(f, "floating") == 0)
-                out->floating = atol(v);
-            else if (strcmp(f, "idle") == 0)
-                out->idle_s = atol(v);
-            else if (strcmp(f, "max_lease") == 0)
-                out->max_lease_s = atol(v);
-            else if (strcmp(f, "overdraft") == 0)
-                out->overdraft_pct = atol(v);
-            else if (strcmp(f, "mux_limit") == 0)
-                out->mux_limit = atol(v);
-            else if (strcmp(f, "mux_window") == 0)
-                out->mux_window_s = atol(v);
-            else if (strcmp(f, "audit_retention") == 0)
-                out->audit_retention_s = atol(v);
-            else if (strcmp(f, "deny_fold") == 0)
-                out->deny_fold_s = atol(v);
-            else if (strcmp(f, "epoch") == 0)
-                out->epoch = atoll(v);
-            else if (strcmp(f, "state") == 0)
-                snprintf(out->state, sizeof(out->state), "%s", v);
-            else if (strcmp(f, "features") == 0)
-                unlist(v, out->features, sizeof(out->features));
-            else if (strcmp(f, "include") == 0)
-                unlist(v, out->include, sizeof(out->include));
-            else if (strcmp(f, "exclude") == 0)
-                unlist(v, out->exclude, sizeof(out->exclude));
-            else if (strcmp(f, "reserve") == 0)
-                unlist(v, out->reserve, sizeof(out->reserve));
-            else if (strcmp(f, "cap") == 0)
-                unlist(v, out->cap, sizeof(out->cap));
-        }
+        for (size_t i = 0; i + 1 < r[0]->elements; i += 2)
+            conf_field(out, r[0]->element[i]->str, r[0]->element[i + 1]->str);
         if (strcmp(out->state, "ready") != 0)
             rc = seterr(err, errlen, SG_EINPUT, "no such pool: %s (being created)", pool);
         out->capacity = out->floating + out->floating * out->overdraft_pct / 100;
