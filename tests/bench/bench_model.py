@@ -130,6 +130,9 @@ def decision_rows(b):
                         ("new floating grant", grant, 5), ("denial (all seats in use)", deny, 3)):
         row(label, "%.2f" % v, "us", "%.1fx trivial (target <= %dx)" % (v / triv1, k),
             v <= k * triv1)
+    n = b.r.xlen("sg:{t}:audit")
+    size = b.r.memory_usage("sg:{t}:audit", samples=0)
+    row("audit stream: bytes per entry (%d entries)" % n, "%.0f" % (size / n), "bytes")
     print("  (beside the trivial script with the same keys and arguments: named %.1fx, "
           "floating renewal %.1fx, new grant %.1fx, denial %.1fx)" % (
               named / trivn, renew / trivn, grant / trivn, deny / trivn))
