@@ -1626,7 +1626,6 @@ ngx_http_seatgate_deny(ngx_http_request_t *r, ngx_http_seatgate_ctx_t *ctx,
     ngx_uint_t                 i, status, json;
     ngx_http_err_page_t       *err_page;
     ngx_http_core_loc_conf_t  *clcf;
-    u_char                     buf[NGX_TIME_T_LEN];
     u_char                     text[512];
 
     status = (ctx->result == SG_DENIED_EXHAUSTED
@@ -1640,12 +1639,20 @@ ngx_http_seatgate_deny(ngx_http_request_t *r, ngx_http_seatgate_ctx_t *ctx,
     }
 
     if (status == NGX_HTTP_SERVICE_UNAVAILABLE) {
-        value.data = buf;
-        value.len = ngx_sprintf(buf, "%T",
+
+        /* the header is sent after this returns (an error_page answers
+         * later): its value lives in the request's pool */
+
+        value.data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+        if (value.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        value.len = ngx_sprintf(value.data, "%T",
                                 ctx->result == SG_ERROR_BACKEND
                                 ? ngx_min(slcf->retry_after, 5)
                                 : slcf->retry_after)
-                    - buf;
+                    - value.data;
 
         if (ngx_http_seatgate_add_header(r, "Retry-After", &value) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -1857,6 +1864,9 @@ ngx_http_seatgate_add_header(ngx_http_request_t *r, char *name,
     h->key.data = (u_char *) name;
     h->key.len = ngx_strlen(name);
     h->value = *value;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
 
     return NGX_OK;
 }

@@ -56,6 +56,7 @@ def sanitizer_env(prefix):
     env["LD_PRELOAD"] = os.path.realpath(lib)
     # nginx itself frees little at exit: leak reports would be nginx's, not ours
     env["ASAN_OPTIONS"] = ("detect_leaks=0:abort_on_error=1:disable_coredump=1:"
+                           "detect_stack_use_after_return=1:"
                            "log_path=%s/logs/asan" % prefix)
     env["UBSAN_OPTIONS"] = ("print_stacktrace=1:halt_on_error=1:"
                             "log_path=%s/logs/ubsan" % prefix)

@@ -241,3 +241,23 @@ def test_error_page_takes_over_the_body(seatctl, nginx):
     assert r.status_code == 403
     assert "custom page" in r.text
     assert r.headers["X-Seatgate-Reason"] == "no_named_seat"
+
+
+def test_retry_after_survives_an_error_page(seatctl, nginx):
+    """issue 10 finding 1: with an error_page for 503 the Retry-After header
+    is sent after the deny handler returned; its value must live in request
+    memory, not in the handler's stack frame (under SANITIZE=1 nginx runs
+    with detect_stack_use_after_return=1, which aborts on the old code)."""
+    setup_pools(seatctl, floating=1)
+    servers = SERVERS.replace("location /app/ {",
+                              "error_page 503 /busy.html;\n"
+                              "    location = /busy.html { internal; auth_basic off;"
+                              " return 503 'busy $seatgate_reason\\n'; }\n"
+                              "    location /app/ {")
+    ng = nginx(servers)
+    assert ng.get("/app/index.html", "bob").status_code == 200
+    for _ in range(20):
+        r = ng.get("/app/index.html", "carol")
+        assert r.status_code == 503 and "busy" in r.text
+        assert r.headers.get("Retry-After", "").isdigit(), r.headers
+        assert r.headers["X-Seatgate-Reason"] == "all_floating_in_use"
