@@ -31,6 +31,8 @@ struct redisContext;
 #define SG_DEFAULT_TIMEOUT_MS 1000
 #define SG_DEFAULT_IDLE_S 900
 #define SG_REVOKE_CHANNEL "seatgate:revoke"
+/* the session a request without a session id holds (the web tier's): decide.lua uses it too */
+#define SG_WEB_SESSION "-"
 
 /* ---- decisions ------------------------------------------------------------ */
 typedef enum {

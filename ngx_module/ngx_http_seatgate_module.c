@@ -1262,8 +1262,11 @@ ngx_http_seatgate_send(ngx_http_seatgate_redis_t *rd,
     static sg_cmd                 cmd;
 
     if (p->kind == NGX_HTTP_SEATGATE_RELEASE) {
-        rc = sg_release_cmd(p->pool, p->user, NULL, "nginx", p->host,
-                            (int) p->eval, &cmd);
+        /* the portal logout ends the web session only: the user's other
+         * sessions (a PAM login) keep the seat */
+
+        rc = sg_release_cmd(p->pool, p->user, SG_WEB_SESSION, "nginx",
+                            p->host, (int) p->eval, &cmd);
 
     } else {
         rc = sg_decide_cmd(&p->rq, (int) p->eval, &cmd);

@@ -153,3 +153,25 @@ def test_metrics(seatctl, rdb, nginx):
     assert set(leases(rdb, "other")) == {"dave", "erin"}
     seatctl("release", "other", "erin", check=EX_OK)
     assert ng.metrics()['seatgate_seats_in_use{pool="other"}'] == 1
+
+
+def test_portal_logout_leaves_the_pam_session_and_its_seat(seatctl, rdb, nginx):
+    """issue 10 finding 9: the portal logout ends the web session only; the
+    same user's open console (PAM) session keeps the seat, which goes when
+    that session ends."""
+    make_pools(seatctl)
+    ng = nginx(SERVERS)
+    seatctl("acquire", "tech", "bob", "--session", "pam-host1-4242-99", "--lease", "1h",
+            check=EX_OK)
+    assert ng.get("/app/index.html", "bob").status_code == 200
+    assert ng.get("/app/index.html", "carol").status_code == 200
+    r = ng.get("/logout", "bob")
+    assert r.status_code == 200
+    assert r.headers["X-Seatgate-Reason"] == "session_closed"
+    assert set(leases(rdb, "tech")) == {"bob", "carol"}
+    members = rdb.zrange("sg:{tech}:sess", 0, -1)
+    assert "bob\0pam-host1-4242-99" in members and "bob\0-" not in members
+    # a third user still finds the pool full: bob's console keeps his seat
+    assert ng.get("/app/index.html", "dave").status_code == 503
+    seatctl("release", "tech", "bob", "--session", "pam-host1-4242-99", check=EX_OK)
+    assert set(leases(rdb, "tech")) == {"carol"}
