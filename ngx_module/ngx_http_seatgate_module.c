@@ -154,6 +154,7 @@ typedef struct {
     ngx_str_t                        pool;
     ngx_http_seatgate_pool_t        *pool_stats;
     ngx_http_complex_value_t        *user;
+    ngx_flag_t                       user_default;   /* $remote_user, not set */
     ngx_http_complex_value_t        *on_behalf_of;
     ngx_str_t                        feature;
     ngx_uint_t                       fail;
@@ -2629,6 +2630,7 @@ ngx_http_seatgate_create_loc_conf(ngx_conf_t *cf)
 
     conf->mode = NGX_CONF_UNSET;
     conf->user = NGX_CONF_UNSET_PTR;
+    conf->user_default = NGX_CONF_UNSET;
     conf->on_behalf_of = NGX_CONF_UNSET_PTR;
     conf->fail = NGX_CONF_UNSET_UINT;
     conf->retry_after = NGX_CONF_UNSET;
@@ -2646,6 +2648,7 @@ ngx_http_seatgate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_seatgate_loc_conf_t *conf = child;
 
     ngx_str_t                          remote_user;
+    ngx_http_core_loc_conf_t          *clcf;
     ngx_http_compile_complex_value_t   ccv;
 
     if (conf->mode == NGX_CONF_UNSET) {
@@ -2656,6 +2659,13 @@ ngx_http_seatgate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (conf->mode == NGX_CONF_UNSET) {
         conf->mode = NGX_HTTP_SEATGATE_NONE;
+    }
+
+    if (conf->user != NGX_CONF_UNSET_PTR) {
+        conf->user_default = 0;
+
+    } else if (prev->user != NGX_CONF_UNSET_PTR && prev->user != NULL) {
+        conf->user_default = prev->user_default;
     }
 
     ngx_conf_merge_ptr_value(conf->user, prev->user, NULL);
@@ -2681,9 +2691,35 @@ ngx_http_seatgate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
             return NGX_CONF_ERROR;
         }
 
+        conf->user_default = 1;
+
         if (prev->user == NGX_CONF_UNSET_PTR || prev->user == NULL) {
             prev->user = conf->user;
+            prev->user_default = 1;
         }
+    }
+
+    /*
+     * "satisfy any" lets a request in through any one access handler: one let
+     * in by "allow" has passed no authentication, and $remote_user is then
+     * whatever the client wrote in its Authorization header. A seat taken
+     * under such a name is a seat anyone can take, so the default identity
+     * is refused there: seatgate_user must be set on purpose.
+     */
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (conf->mode == NGX_HTTP_SEATGATE_ON && conf->user_default == 1
+        && clcf->satisfy == NGX_HTTP_SATISFY_ANY)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"seatgate\" under \"satisfy any\" with the default "
+                           "identity $remote_user: a request let in by "
+                           "another access rule has no verified user; set "
+                           "\"seatgate_user\" to an identity that only "
+                           "authentication sets (location \"%V\")",
+                           &clcf->name);
+        return NGX_CONF_ERROR;
     }
 
     ngx_conf_merge_ptr_value(conf->on_behalf_of, prev->on_behalf_of, NULL);

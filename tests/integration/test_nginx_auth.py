@@ -29,6 +29,7 @@ server {
         deny all;
         auth_basic "seatgate";
         auth_basic_user_file {htpasswd};
+        seatgate_user $remote_user;   # under satisfy any it must be set on purpose
         alias {prefix}/html/;
     }
 
@@ -57,6 +58,7 @@ server {
         auth_request /_auth;
         auth_basic "seatgate";
         auth_basic_user_file {htpasswd};
+        seatgate_user $remote_user;
         alias {prefix}/html/;
     }
 

@@ -145,3 +145,36 @@ def test_example_configs_pass_nginx_t(tmp_path, name):
     p = subprocess.run([NGINX, "-t", "-p", str(tmp_path), "-c", str(conf), "-e", "stderr"],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     assert p.returncode == 0, p.stdout
+
+
+@pytest.mark.parametrize("where", ["location", "server"])
+def test_satisfy_any_with_the_default_identity_is_refused(nginx, where):
+    """issue 10 finding 6: under satisfy any a request let in by an allow
+    rule has no verified user, and the default $remote_user is whatever the
+    client sent; nginx -t refuses it and names seatgate_user."""
+    seat = "seatgate tech;"
+    servers = """
+server {
+    listen 127.0.0.1:{port};
+    %s
+    location /any/ {
+        %s
+        satisfy any;
+        allow 127.0.0.1;
+        deny all;
+        auth_basic "x";
+        auth_basic_user_file /dev/null;
+        root html;
+    }
+}
+""" % (seat if where == "server" else "", seat if where == "location" else "")
+    rc, out = conf_test(nginx, servers)
+    assert rc != 0, out
+    assert '"satisfy any"' in out and '"seatgate_user"' in out and "/any/" in out, out
+    # chosen on purpose, it is accepted (the documented trade-off)
+    rc, out = conf_test(nginx, servers.replace("satisfy any;",
+                                               "satisfy any; seatgate_user $remote_user;"))
+    assert rc == 0, out
+    # satisfy all keeps the default
+    rc, out = conf_test(nginx, servers.replace("satisfy any;", ""))
+    assert rc == 0, out
