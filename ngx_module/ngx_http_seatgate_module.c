@@ -64,6 +64,7 @@
 
 #define NGX_HTTP_SEATGATE_POOLS_MAX   256
 #define NGX_HTTP_SEATGATE_LATENCIES   12
+#define NGX_HTTP_SEATGATE_EVICT_MAX   64
 #define NGX_HTTP_SEATGATE_STATS_SIZE  (256 * 1024)
 #define NGX_HTTP_SEATGATE_KEY_MAX     (2 * SG_POOL_MAX + 2 * SG_IDENT_MAX + 4)
 
@@ -135,7 +136,10 @@ typedef struct {
 typedef struct {
     ngx_http_seatgate_shctx_t       *sh;
     ngx_slab_pool_t                 *shpool;
+    ngx_shm_zone_t                  *shm_zone;
     ngx_msec_t                       ttl;
+    ngx_msec_t                       full_logged;   /* this worker's */
+    ngx_uint_t                       full_misses;
 } ngx_http_seatgate_zone_t;
 
 
@@ -2071,6 +2075,7 @@ ngx_http_seatgate_cache_store(ngx_http_seatgate_zone_t *z,
 {
     size_t                     size, eff_len, reason_len;
     uint32_t                   hash;
+    ngx_uint_t                 n;
     ngx_msec_t                 life;
     ngx_rbtree_node_t         *node;
     ngx_http_seatgate_node_t  *sn;
@@ -2108,14 +2113,40 @@ ngx_http_seatgate_cache_store(ngx_http_seatgate_zone_t *z,
 
     node = ngx_slab_alloc_locked(z->shpool, size);
 
-    if (node == NULL) {
-        ngx_http_seatgate_cache_expire(z, 1);
+    /*
+     * A full zone: the least recently used entries go until the new one
+     * fits. One eviction is not always enough: the slab allocator keeps
+     * pages per size class, so freeing an entry of another size frees no
+     * room for this one until its page empties.
+     */
 
-        node = ngx_slab_alloc_locked(z->shpool, size);
-        if (node == NULL) {
-            ngx_shmtx_unlock(&z->shpool->mutex);
-            return;
+    for (n = 0; node == NULL && n < NGX_HTTP_SEATGATE_EVICT_MAX; n++) {
+
+        if (ngx_queue_empty(&z->sh->queue)) {
+            break;
         }
+
+        ngx_http_seatgate_cache_expire(z, 1);
+        node = ngx_slab_alloc_locked(z->shpool, size);
+    }
+
+    if (node == NULL) {
+        ngx_shmtx_unlock(&z->shpool->mutex);
+
+        /* said at most once a minute per worker, with the count since */
+
+        z->full_misses++;
+
+        if (ngx_current_msec - z->full_logged >= 60000 || z->full_logged == 0) {
+            ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                          "seatgate zone \"%V\" is full: %ui decisions could not "
+                          "be cached; make it larger", &z->shm_zone->shm.name,
+                          z->full_misses);
+            z->full_logged = ngx_current_msec ? ngx_current_msec : 1;
+            z->full_misses = 0;
+        }
+
+        return;
     }
 
     sn = (ngx_http_seatgate_node_t *) &node->color;
@@ -2916,6 +2947,7 @@ ngx_http_seatgate_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     shm_zone->init = ngx_http_seatgate_init_zone;
     shm_zone->data = z;
+    z->shm_zone = shm_zone;
 
     smcf->zone = shm_zone;
 

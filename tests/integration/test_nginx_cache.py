@@ -152,3 +152,21 @@ def test_feature_change_reaches_cached_grants(seatctl, nginx):
     seatctl("pool", "set", "tech", "--features", "change-advanced", check=EX_OK)
     assert time_until(lambda: get(ng, "alice", "/cmdb/index.html").status_code == 403) < BOUND
     assert get(ng, "alice").status_code == 200
+
+
+def test_a_full_zone_keeps_caching_and_says_so(seatctl, nginx):
+    """issue 10 finding 7: in a full zone, entries of a size class the full
+    pages do not hold were never cached, silently. Now the least recently
+    used entries make room until the new one fits, and a zone that still
+    cannot hold it is logged (rate-limited)."""
+    seatctl("pool", "set", "tech", "--floating", "100000", "--idle-timeout", "1h", check=EX_OK)
+    ng = nginx(SERVERS, zone="sgfull:32k")
+    for i in range(400):                      # short names fill the zone
+        assert get(ng, "u%d" % i).status_code == 200
+    cached = 0
+    for i in range(6):                        # a size class of its own
+        name = "probe-%d-%s" % (i, "x" * 120)
+        assert get(ng, name).status_code == 200
+        cached += sg(get(ng, name))["cache"] == "HIT"
+    assert cached == 6
+    assert "is full" not in ng.log() or "seatgate zone \"sgfull\"" in ng.log()
