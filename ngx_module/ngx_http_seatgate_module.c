@@ -2832,9 +2832,12 @@ ngx_http_seatgate_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     smcf->redis = rc;
 
-    /* counters shared by the workers, kept across reloads */
+    /*
+     * counters shared by the workers, kept across reloads; the ':' in the
+     * name keeps it apart from every zone a directive can name (NAME:SIZE)
+     */
 
-    ngx_str_set(&name, "seatgate_stats");
+    ngx_str_set(&name, "seatgate:stats");
 
     smcf->stats_zone = ngx_shared_memory_add(cf, &name,
                                              NGX_HTTP_SEATGATE_STATS_SIZE,

@@ -178,3 +178,11 @@ server {
     # satisfy all keeps the default
     rc, out = conf_test(nginx, servers.replace("satisfy any;", ""))
     assert rc == 0, out
+
+
+def test_any_zone_name_is_free_for_the_cache(nginx):
+    """issue 10 finding 8: the module's own counters zone took the name
+    seatgate_stats, so seatgate_zone seatgate_stats:1m failed."""
+    servers = "server { listen 127.0.0.1:{port}; location / { seatgate tech; root html; } }"
+    rc, out = conf_test(nginx, servers, zone="seatgate_stats:1m")
+    assert rc == 0, out
