@@ -2682,6 +2682,16 @@ ngx_http_seatgate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_core_loc_conf_t          *clcf;
     ngx_http_compile_complex_value_t   ccv;
 
+    /* a logout takes no seat: "seatgate POOL" beside it is a mistake */
+
+    if (conf->release.len && conf->mode == NGX_HTTP_SEATGATE_ON) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"seatgate %V\" and \"seatgate_release %V\" in one "
+                           "location: a logout takes no seat; remove \"seatgate\"",
+                           &conf->pool, &conf->release);
+        return NGX_CONF_ERROR;
+    }
+
     if (conf->mode == NGX_CONF_UNSET) {
         conf->mode = prev->mode;
         conf->pool = prev->pool;

@@ -71,6 +71,8 @@ BAD = [
     ("loc", "seatgate_retry_after soon;", ['"seatgate_retry_after" directive invalid value']),
     ("loc", "seatgate_release 'a b';", ['invalid pool "a b"', '"seatgate_release"']),
     ("srv", "seatgate_release tech;", ['"seatgate_release" directive is not allowed here']),
+    ("loc", "seatgate tech; seatgate_release tech;",
+     ['"seatgate tech" and "seatgate_release tech" in one location']),
     ("srv", "seatgate_metrics;", ['"seatgate_metrics" directive is not allowed here']),
     ("loc", "seatgate_metrics on;", ['invalid number of arguments in "seatgate_metrics"']),
     ("srv", "seatgate_redis redis://127.0.0.1:1;",

@@ -15,7 +15,7 @@ server {
     %(sg)s
     location /app/ { seatgate tech; alias {prefix}/html/; }
     location /other/ { seatgate other; alias {prefix}/html/; }
-    location = /logout { seatgate tech; seatgate_release tech; }
+    location = /logout { seatgate_release tech; }
     location = /sso-logout {
         seatgate_release tech;
         proxy_set_header X-Seatgate-Result $seatgate_result;
