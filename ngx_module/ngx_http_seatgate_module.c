@@ -189,6 +189,7 @@ struct ngx_http_seatgate_ctx_s {
     ngx_str_t                        identity;  /* authenticated identity */
     ngx_str_t                        on_behalf_of;
     ngx_str_t                        pool;
+    ngx_str_t                        feature;   /* what was decided for */
     ngx_int_t                        slot;
     long long                        floating;
 
@@ -241,6 +242,8 @@ static ngx_int_t ngx_http_seatgate_release_handler(ngx_http_request_t *r,
     ngx_http_seatgate_loc_conf_t *slcf);
 static ngx_int_t ngx_http_seatgate_metrics_handler(ngx_http_request_t *r);
 static void ngx_http_seatgate_metrics_resume(ngx_http_request_t *r);
+static ngx_http_seatgate_ctx_t *ngx_http_seatgate_get_ctx(
+    ngx_http_request_t *r, ngx_uint_t *redirected);
 static ngx_http_seatgate_ctx_t *ngx_http_seatgate_create_ctx(
     ngx_http_request_t *r);
 static ngx_int_t ngx_http_seatgate_identity(ngx_http_request_t *r,
@@ -503,7 +506,7 @@ ngx_http_seatgate_handler(ngx_http_request_t *r)
 {
     size_t                          len;
     ngx_str_t                       user, obo;
-    ngx_uint_t                      renew;
+    ngx_uint_t                      renew, redirected;
     ngx_http_seatgate_ctx_t        *ctx;
     ngx_http_seatgate_zone_t       *z;
     ngx_http_seatgate_pending_t    *p;
@@ -527,9 +530,9 @@ ngx_http_seatgate_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_seatgate_module);
+    ctx = ngx_http_seatgate_get_ctx(r, &redirected);
 
-    if (ctx) {
+    if (ctx && !redirected) {
         if (ctx->state == NGX_HTTP_SEATGATE_WAITING) {
             return NGX_AGAIN;
         }
@@ -537,12 +540,47 @@ ngx_http_seatgate_handler(ngx_http_request_t *r)
         return ngx_http_seatgate_finish(r, ctx, slcf);
     }
 
-    ctx = ngx_http_seatgate_create_ctx(r);
-    if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    if (ctx) {
+
+        /*
+         * An internal redirect (index, try_files, error_page, rewrite ...
+         * last) of a request already decided: one request, one decision.
+         * A denial being answered by its error_page, a free location, or
+         * the same pool and feature keep the decision (and what the log
+         * variables say); only another pool or feature is decided anew.
+         */
+
+        if (ctx->state == NGX_HTTP_SEATGATE_WAITING) {
+            return NGX_AGAIN;
+        }
+
+        if (!sg_result_granted(ctx->result)
+            || slcf->mode == NGX_HTTP_SEATGATE_OFF
+            || (ctx->seat != SG_SEAT_FREE
+                && ctx->pool.len == slcf->pool.len
+                && ngx_strncmp(ctx->pool.data, slcf->pool.data,
+                               slcf->pool.len) == 0
+                && ctx->feature.len == slcf->feature.len
+                && ngx_strncmp(ctx->feature.data, slcf->feature.data,
+                               slcf->feature.len) == 0))
+        {
+            return NGX_DECLINED;
+        }
+
+        ctx->result = SG_GRANTED_FREE;
+        ctx->seat = SG_SEAT_NONE;
+        ngx_str_set(&ctx->reason, "");
+        ctx->cached = 0;
+
+    } else {
+        ctx = ngx_http_seatgate_create_ctx(r);
+        if (ctx == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
 
     ctx->pool = slcf->pool;
+    ctx->feature = slcf->feature;
     ctx->slot = slcf->pool_stats ? slcf->pool_stats->slot : -1;
     ctx->state = NGX_HTTP_SEATGATE_DONE;
 
@@ -1082,6 +1120,39 @@ ngx_http_seatgate_metrics_resume(ngx_http_request_t *r)
 
     ngx_http_finalize_request(r, ngx_http_seatgate_respond(r, NGX_HTTP_OK,
                                                            &body, 2));
+}
+
+
+/*
+ * The request's context, also after an internal redirect: nginx clears the
+ * modules' contexts then, so it is found again through the pool cleanup
+ * that holds it (the technique of ngx_http_realip_module).
+ */
+
+static ngx_http_seatgate_ctx_t *
+ngx_http_seatgate_get_ctx(ngx_http_request_t *r, ngx_uint_t *redirected)
+{
+    ngx_pool_cleanup_t       *cln;
+    ngx_http_seatgate_ctx_t  *ctx;
+
+    *redirected = 0;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_seatgate_module);
+
+    if (ctx || !(r->internal || r->filter_finalize)) {
+        return ctx;
+    }
+
+    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_http_seatgate_cleanup) {
+            ctx = cln->data;
+            ngx_http_set_ctx(r, ctx, ngx_http_seatgate_module);
+            *redirected = 1;
+            return ctx;
+        }
+    }
+
+    return NULL;
 }
 
 
@@ -1667,11 +1738,16 @@ ngx_http_seatgate_deny(ngx_http_request_t *r, ngx_http_seatgate_ctx_t *ctx,
         }
     }
 
-    /* an error_page for the status takes over the body */
+    /*
+     * an error_page for the status takes over the body: nginx's own
+     * special response handler decides, on the same conditions it uses
+     * (not inside an error_page unless recursive_error_pages, and while
+     * the request may still change its URI)
+     */
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
-    if (clcf->error_pages) {
+    if (!r->error_page && clcf->error_pages && r->uri_changes != 0) {
         err_page = clcf->error_pages->elts;
 
         for (i = 0; i < clcf->error_pages->nelts; i++) {
@@ -2515,9 +2591,10 @@ ngx_http_seatgate_variable(ngx_http_request_t *r,
 {
     const char               *s;
     ngx_str_t                 value;
+    ngx_uint_t                redirected;
     ngx_http_seatgate_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r->main, ngx_http_seatgate_module);
+    ctx = ngx_http_seatgate_get_ctx(r->main, &redirected);
 
     if (ctx == NULL || ctx->state == NGX_HTTP_SEATGATE_NEW || ctx->metrics) {
         v->not_found = 1;
