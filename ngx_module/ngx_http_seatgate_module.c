@@ -65,6 +65,7 @@
 #define NGX_HTTP_SEATGATE_POOLS_MAX   256
 #define NGX_HTTP_SEATGATE_LATENCIES   12
 #define NGX_HTTP_SEATGATE_EVICT_MAX   64
+#define NGX_HTTP_SEATGATE_POOL_GENS   256        /* a power of 2 */
 #define NGX_HTTP_SEATGATE_STATS_SIZE  (256 * 1024)
 #define NGX_HTTP_SEATGATE_KEY_MAX     (2 * SG_POOL_MAX + 2 * SG_IDENT_MAX + 4)
 
@@ -107,12 +108,26 @@ typedef struct {
 } ngx_http_seatgate_stats_t;
 
 
+/*
+ * Revocation generations: a counter per pool (and per pool for freed seats)
+ * and per hashed (pool, user) slot. A cached decision records the counters
+ * of its pool and of its two users (the identity and the effective user) as
+ * they were when Redis was asked; a revocation only increments a counter
+ * (O(1), no lock, no walk), and an entry whose counters moved is stale. A
+ * hash collision only makes an unrelated entry ask Redis again.
+ */
+typedef struct {
+    uint32_t                         slot[3];   /* pool, identity, effective */
+    uint32_t                         gen[4];    /* the same, then freed seats */
+} ngx_http_seatgate_gens_t;
+
+
 /* a cached decision; the key is "POOL\0USER\0ON_BEHALF_OF\0FEATURE" */
 typedef struct {
     u_char                           color;
     u_char                           result;
     u_char                           seat;
-    u_char                           raced;     /* revoked while in flight */
+    u_char                           negative;  /* a denial, cached briefly */
     u_short                          len;       /* key */
     u_short                          eff_len;   /* effective user */
     u_char                           reason_len;
@@ -121,6 +136,7 @@ typedef struct {
     ngx_msec_t                       expires;
     ngx_msec_t                       refresh;
     ngx_msec_t                       refreshing;
+    ngx_http_seatgate_gens_t         gens;
     u_char                           data[1];   /* key, effective, reason */
 } ngx_http_seatgate_node_t;
 
@@ -129,7 +145,10 @@ typedef struct {
     ngx_rbtree_t                     rbtree;
     ngx_rbtree_node_t                sentinel;
     ngx_queue_t                      queue;
-    ngx_atomic_t                     revoke_seq;
+    ngx_uint_t                       user_mask;    /* user slots - 1 */
+    ngx_atomic_t                     pool_gen[NGX_HTTP_SEATGATE_POOL_GENS];
+    ngx_atomic_t                     free_gen[NGX_HTTP_SEATGATE_POOL_GENS];
+    ngx_atomic_t                     user_gen[1];  /* user_mask + 1 of them */
 } ngx_http_seatgate_shctx_t;
 
 
@@ -138,6 +157,7 @@ typedef struct {
     ngx_slab_pool_t                 *shpool;
     ngx_shm_zone_t                  *shm_zone;
     ngx_msec_t                       ttl;
+    ngx_msec_t                       deny_ttl;      /* 0: denials not cached */
     ngx_msec_t                       full_logged;   /* this worker's */
     ngx_uint_t                       full_misses;
 } ngx_http_seatgate_zone_t;
@@ -209,7 +229,7 @@ typedef struct {
     ngx_int_t                        slot;
     ngx_msec_t                       asked;
     uint64_t                         start_us;
-    ngx_atomic_uint_t                revoke_seq;
+    ngx_http_seatgate_gens_t         gens;      /* when Redis was asked */
     sg_request                       rq;
     size_t                           key_len;
     u_char                           key[NGX_HTTP_SEATGATE_KEY_MAX];
@@ -242,6 +262,7 @@ static ngx_int_t ngx_http_seatgate_release_handler(ngx_http_request_t *r,
     ngx_http_seatgate_loc_conf_t *slcf);
 static ngx_int_t ngx_http_seatgate_metrics_handler(ngx_http_request_t *r);
 static void ngx_http_seatgate_metrics_resume(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_seatgate_str_eq(ngx_str_t *a, ngx_str_t *b);
 static ngx_http_seatgate_ctx_t *ngx_http_seatgate_get_ctx(
     ngx_http_request_t *r, ngx_uint_t *redirected);
 static ngx_http_seatgate_ctx_t *ngx_http_seatgate_create_ctx(
@@ -289,6 +310,12 @@ static void ngx_http_seatgate_cache_store(ngx_http_seatgate_zone_t *z,
     ngx_http_seatgate_pending_t *p, sg_decision *d);
 static void ngx_http_seatgate_cache_drop(ngx_http_seatgate_zone_t *z,
     u_char *key, size_t len, ngx_uint_t unmark);
+static void ngx_http_seatgate_gens_read(ngx_http_seatgate_zone_t *z,
+    ngx_http_seatgate_pending_t *p);
+static ngx_uint_t ngx_http_seatgate_gens_fresh(ngx_http_seatgate_zone_t *z,
+    ngx_http_seatgate_node_t *sn);
+static uint32_t ngx_http_seatgate_user_slot(ngx_http_seatgate_zone_t *z,
+    u_char *pool, size_t pool_len, u_char *user, size_t user_len);
 static void ngx_http_seatgate_cache_revoke(ngx_http_seatgate_zone_t *z,
     u_char *pool, size_t pool_len, u_char *user, size_t user_len);
 static ngx_http_seatgate_node_t *ngx_http_seatgate_cache_find(
@@ -351,7 +378,7 @@ static ngx_command_t  ngx_http_seatgate_commands[] = {
       NULL },
 
     { ngx_string("seatgate_zone"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE123,
       ngx_http_seatgate_zone,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
@@ -557,12 +584,8 @@ ngx_http_seatgate_handler(ngx_http_request_t *r)
         if (!sg_result_granted(ctx->result)
             || slcf->mode == NGX_HTTP_SEATGATE_OFF
             || (ctx->seat != SG_SEAT_FREE
-                && ctx->pool.len == slcf->pool.len
-                && ngx_strncmp(ctx->pool.data, slcf->pool.data,
-                               slcf->pool.len) == 0
-                && ctx->feature.len == slcf->feature.len
-                && ngx_strncmp(ctx->feature.data, slcf->feature.data,
-                               slcf->feature.len) == 0))
+                && ngx_http_seatgate_str_eq(&ctx->pool, &slcf->pool)
+                && ngx_http_seatgate_str_eq(&ctx->feature, &slcf->feature)))
         {
             return NGX_DECLINED;
         }
@@ -1123,6 +1146,14 @@ ngx_http_seatgate_metrics_resume(ngx_http_request_t *r)
 }
 
 
+static ngx_uint_t
+ngx_http_seatgate_str_eq(ngx_str_t *a, ngx_str_t *b)
+{
+    return a->len == b->len
+           && (a->len == 0 || ngx_strncmp(a->data, b->data, a->len) == 0);
+}
+
+
 /*
  * The request's context, also after an internal redirect: nginx clears the
  * modules' contexts then, so it is found again through the pool cleanup
@@ -1307,7 +1338,7 @@ ngx_http_seatgate_submit(ngx_http_seatgate_ctx_t *ctx,
 
     if (w->smcf->zone) {
         z = w->smcf->zone->data;
-        p->revoke_seq = z->sh->revoke_seq;
+        ngx_http_seatgate_gens_read(z, p);
     }
 
     p->ctx = ctx;
@@ -1466,7 +1497,10 @@ ngx_http_seatgate_done(ngx_http_seatgate_redis_t *rd,
     }
 
     if (z) {
-        if (sg_result_granted(d.result)) {
+        if (sg_result_granted(d.result)
+            || (d.result != SG_ERROR_BACKEND && z->deny_ttl))
+        {
+            /* a grant, or a denial for a short while (negative cache) */
             ngx_http_seatgate_cache_store(z, p, &d);
 
         } else {
@@ -2102,8 +2136,17 @@ ngx_http_seatgate_cache_lookup(ngx_http_seatgate_zone_t *z, u_char *key,
         return NGX_DECLINED;
     }
 
+    if (!ngx_http_seatgate_gens_fresh(z, sn)) {
+
+        /* revoked (or, for a denial, a seat was freed in the pool) */
+
+        ngx_http_seatgate_cache_delete(z, sn);
+        ngx_shmtx_unlock(&z->shpool->mutex);
+        return NGX_DECLINED;
+    }
+
     age = now - sn->confirmed;
-    covered = !sn->raced && ngx_http_seatgate_covered(sn->confirmed);
+    covered = ngx_http_seatgate_covered(sn->confirmed);
 
     if (!covered && age >= NGX_HTTP_SEATGATE_UNCOVERED) {
         ngx_shmtx_unlock(&z->shpool->mutex);
@@ -2131,8 +2174,9 @@ ngx_http_seatgate_cache_lookup(ngx_http_seatgate_zone_t *z, u_char *key,
         *p = '\0';
     }
 
-    if (((ngx_msec_int_t) (now - sn->refresh) >= 0
-         || (!covered && age >= NGX_HTTP_SEATGATE_UNCOVERED / 2))
+    if (!sn->negative
+        && ((ngx_msec_int_t) (now - sn->refresh) >= 0
+            || (!covered && age >= NGX_HTTP_SEATGATE_UNCOVERED / 2))
         && (sn->refreshing == 0 || now - sn->refreshing > 10000))
     {
         sn->refreshing = now ? now : 1;
@@ -2159,7 +2203,7 @@ ngx_http_seatgate_cache_store(ngx_http_seatgate_zone_t *z,
     eff_len = ngx_strlen(d->user);
     reason_len = ngx_min(ngx_strlen(d->reason), 255);
 
-    life = z->ttl;
+    life = sg_result_granted(d->result) ? z->ttl : z->deny_ttl;
 
     if (d->ttl_ms > 0 && (ngx_msec_t) d->ttl_ms < life) {
         life = (ngx_msec_t) d->ttl_ms;
@@ -2230,7 +2274,8 @@ ngx_http_seatgate_cache_store(ngx_http_seatgate_zone_t *z,
     node->key = hash;
     sn->result = (u_char) d->result;
     sn->seat = (u_char) d->seat;
-    sn->raced = (z->sh->revoke_seq != p->revoke_seq);
+    sn->negative = !sg_result_granted(d->result);
+    sn->gens = p->gens;
     sn->len = (u_short) p->key_len;
     sn->eff_len = (u_short) eff_len;
     sn->reason_len = (u_char) reason_len;
@@ -2275,53 +2320,105 @@ ngx_http_seatgate_cache_drop(ngx_http_seatgate_zone_t *z, u_char *key,
 
 /* "POOL\tUSER" drops USER's grants (as user or effective user) in POOL */
 
+static uint32_t
+ngx_http_seatgate_pool_slot(u_char *pool, size_t pool_len)
+{
+    return ngx_crc32_short(pool, pool_len) & (NGX_HTTP_SEATGATE_POOL_GENS - 1);
+}
+
+
+static uint32_t
+ngx_http_seatgate_user_slot(ngx_http_seatgate_zone_t *z, u_char *pool,
+    size_t pool_len, u_char *user, size_t user_len)
+{
+    uint32_t  crc;
+
+    ngx_crc32_init(crc);
+    ngx_crc32_update(&crc, pool, pool_len);
+    ngx_crc32_update(&crc, (u_char *) "", 1);
+    ngx_crc32_update(&crc, user, user_len);
+    ngx_crc32_final(crc);
+
+    return crc & z->sh->user_mask;
+}
+
+
+/* the counters a decision about to be asked of Redis depends on */
+
+static void
+ngx_http_seatgate_gens_read(ngx_http_seatgate_zone_t *z,
+    ngx_http_seatgate_pending_t *p)
+{
+    size_t                      pool_len, user_len, obo_len;
+    ngx_http_seatgate_gens_t   *g;
+    ngx_http_seatgate_shctx_t  *sh;
+
+    sh = z->sh;
+    g = &p->gens;
+
+    pool_len = ngx_strlen(p->pool);
+    user_len = ngx_strlen(p->user);
+    obo_len = ngx_strlen(p->obo);
+
+    g->slot[0] = ngx_http_seatgate_pool_slot((u_char *) p->pool, pool_len);
+    g->slot[1] = ngx_http_seatgate_user_slot(z, (u_char *) p->pool, pool_len,
+                                             (u_char *) p->user, user_len);
+    g->slot[2] = obo_len
+                 ? ngx_http_seatgate_user_slot(z, (u_char *) p->pool, pool_len,
+                                               (u_char *) p->obo, obo_len)
+                 : g->slot[1];
+
+    g->gen[0] = (uint32_t) sh->pool_gen[g->slot[0]];
+    g->gen[1] = (uint32_t) sh->user_gen[g->slot[1]];
+    g->gen[2] = (uint32_t) sh->user_gen[g->slot[2]];
+    g->gen[3] = (uint32_t) sh->free_gen[g->slot[0]];
+}
+
+
+static ngx_uint_t
+ngx_http_seatgate_gens_fresh(ngx_http_seatgate_zone_t *z,
+    ngx_http_seatgate_node_t *sn)
+{
+    ngx_http_seatgate_gens_t   *g;
+    ngx_http_seatgate_shctx_t  *sh;
+
+    sh = z->sh;
+    g = &sn->gens;
+
+    return g->gen[0] == (uint32_t) sh->pool_gen[g->slot[0]]
+           && g->gen[1] == (uint32_t) sh->user_gen[g->slot[1]]
+           && g->gen[2] == (uint32_t) sh->user_gen[g->slot[2]]
+           && (!sn->negative
+               || g->gen[3] == (uint32_t) sh->free_gen[g->slot[0]]);
+}
+
+
+/*
+ * A revocation for a user (or, user_len 0, the whole pool) of a pool: the
+ * decisions that depend on it become stale, and so do the pool's cached
+ * denials (a revocation frees a seat). O(1): counters only.
+ */
+
 static void
 ngx_http_seatgate_cache_revoke(ngx_http_seatgate_zone_t *z, u_char *pool,
     size_t pool_len, u_char *user, size_t user_len)
 {
-    u_char                    *u, *end;
-    size_t                     ulen;
-    ngx_queue_t               *q, *next;
-    ngx_http_seatgate_node_t  *sn;
+    uint32_t                    ps;
+    ngx_http_seatgate_shctx_t  *sh;
 
-    ngx_shmtx_lock(&z->shpool->mutex);
+    sh = z->sh;
+    ps = ngx_http_seatgate_pool_slot(pool, pool_len);
 
-    (void) ngx_atomic_fetch_add(&z->sh->revoke_seq, 1);
+    if (user_len) {
+        (void) ngx_atomic_fetch_add(
+            &sh->user_gen[ngx_http_seatgate_user_slot(z, pool, pool_len,
+                                                      user, user_len)], 1);
 
-    for (q = ngx_queue_head(&z->sh->queue);
-         q != ngx_queue_sentinel(&z->sh->queue);
-         q = next)
-    {
-        next = ngx_queue_next(q);
-        sn = ngx_queue_data(q, ngx_http_seatgate_node_t, queue);
-
-        if (sn->len <= pool_len || sn->data[pool_len] != '\0'
-            || ngx_memcmp(sn->data, pool, pool_len) != 0)
-        {
-            continue;
-        }
-
-        if (user_len) {
-            u = sn->data + pool_len + 1;
-            end = sn->data + sn->len;
-            ulen = 0;
-
-            while (u + ulen < end && u[ulen] != '\0') {
-                ulen++;
-            }
-
-            if (!(ulen == user_len && ngx_memcmp(u, user, ulen) == 0)
-                && !(sn->eff_len == user_len
-                     && ngx_memcmp(sn->data + sn->len, user, user_len) == 0))
-            {
-                continue;
-            }
-        }
-
-        ngx_http_seatgate_cache_delete(z, sn);
+    } else {
+        (void) ngx_atomic_fetch_add(&sh->pool_gen[ps], 1);
     }
 
-    ngx_shmtx_unlock(&z->shpool->mutex);
+    (void) ngx_atomic_fetch_add(&sh->free_gen[ps], 1);
 }
 
 
@@ -2996,8 +3093,26 @@ ngx_http_seatgate_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     z->ttl = 30000;
+    z->deny_ttl = 2000;
 
     for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "deny_ttl=", 9) == 0) {
+
+            s.len = value[i].len - 9;
+            s.data = value[i].data + 9;
+
+            ms = ngx_parse_time(&s, 0);
+            if (ms == NGX_ERROR) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid deny_ttl \"%V\" in \"%V\" "
+                                   "directive", &value[i], &cmd->name);
+                return NGX_CONF_ERROR;
+            }
+
+            z->deny_ttl = (ngx_msec_t) ms;
+            continue;
+        }
 
         if (ngx_strncmp(value[i].data, "ttl=", 4) == 0) {
 
@@ -3300,6 +3415,7 @@ ngx_http_seatgate_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_http_seatgate_zone_t  *oz = data;
 
     size_t                     len;
+    ngx_uint_t                 slots;
     ngx_http_seatgate_zone_t  *z;
 
     z = shm_zone->data;
@@ -3318,18 +3434,26 @@ ngx_http_seatgate_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         return NGX_OK;
     }
 
-    z->sh = ngx_slab_alloc(z->shpool, sizeof(ngx_http_seatgate_shctx_t));
+    /* a user slot per 64 bytes of zone, a power of 2 in [256, 65536] */
+
+    for (slots = 256;
+         slots < 65536 && slots * 64 < shm_zone->shm.size;
+         slots *= 2)
+    { /* void */ }
+
+    z->sh = ngx_slab_calloc(z->shpool, sizeof(ngx_http_seatgate_shctx_t)
+                                       + (slots - 1) * sizeof(ngx_atomic_t));
     if (z->sh == NULL) {
         return NGX_ERROR;
     }
 
+    z->sh->user_mask = slots - 1;
     z->shpool->data = z->sh;
 
     ngx_rbtree_init(&z->sh->rbtree, &z->sh->sentinel,
                     ngx_http_seatgate_rbtree_insert_value);
 
     ngx_queue_init(&z->sh->queue);
-    z->sh->revoke_seq = 0;
 
     len = sizeof(" in seatgate zone \"\"") + shm_zone->shm.name.len;
 
