@@ -941,11 +941,17 @@ ngx_http_seatgate_redis_write_handler(ngx_event_t *wev)
 
     redisAsyncHandleWrite(rd->ac);
 
+    /*
+     * rd outlives its connections: whether or not the write freed the
+     * context (an error closes it), the flag goes, or the next connection's
+     * writes would never be posted
+     */
+
+    rd->writing = 0;
+
     if (rd->conn != c || rd->ac == NULL) {
         return;
     }
-
-    rd->writing = 0;
 
     /*
      * A partial write leaves bytes in hiredis's buffer: under edge-triggered
