@@ -1591,8 +1591,16 @@ ngx_http_seatgate_wait(ngx_http_request_t *r, ngx_http_seatgate_ctx_t *ctx,
 
     ngx_add_timer(&ctx->wake, smcf->redis->timeout);
 
+    /*
+     * parked as limit_req parks a delayed request: only the wake event
+     * resumes the phases (a write event on the client connection in the
+     * meantime must not run them, nor run them a second time between the
+     * reply and the posted wake event)
+     */
+
     if (resume == ngx_http_core_run_phases) {
         r->read_event_handler = ngx_http_test_reading;
+        r->write_event_handler = ngx_http_request_empty_handler;
     }
 }
 
@@ -1661,6 +1669,7 @@ ngx_http_seatgate_wake_handler(ngx_event_t *ev)
 
     if (ctx->resume == ngx_http_core_run_phases) {
         r->read_event_handler = ngx_http_block_reading;
+        r->write_event_handler = ngx_http_core_run_phases;
     }
 
     ngx_http_set_log_request(c->log, r);
