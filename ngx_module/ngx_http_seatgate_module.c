@@ -66,6 +66,7 @@
 #define NGX_HTTP_SEATGATE_LATENCIES   12
 #define NGX_HTTP_SEATGATE_EVICT_MAX   64
 #define NGX_HTTP_SEATGATE_POOL_GENS   256        /* a power of 2 */
+#define NGX_HTTP_SEATGATE_FLIGHTS     256        /* a power of 2 */
 #define NGX_HTTP_SEATGATE_STATS_SIZE  (256 * 1024)
 #define NGX_HTTP_SEATGATE_KEY_MAX     (2 * SG_POOL_MAX + 2 * SG_IDENT_MAX + 4)
 
@@ -96,6 +97,7 @@ typedef struct {
     ngx_atomic_t                     cache_misses;
     ngx_atomic_t                     renewals;
     ngx_atomic_t                     revocations;
+    ngx_atomic_t                     shared_flights; /* misses that shared a call */
     ngx_atomic_t                     releases;
     ngx_atomic_t                     redis_commands;
     ngx_atomic_t                     redis_errors;
@@ -198,6 +200,8 @@ struct ngx_http_seatgate_ctx_s {
     ngx_http_request_t              *request;
     ngx_queue_t                      pending;
     ngx_uint_t                       waiting;
+    void                            *leader;    /* single flight: the op */
+    ngx_queue_t                      follow;    /* in the leader's followers */
     ngx_event_t                      wake;      /* timeout, then resume */
     ngx_http_seatgate_resume_pt      resume;
     ngx_uint_t                       state;
@@ -215,7 +219,6 @@ struct ngx_http_seatgate_ctx_s {
 
     unsigned                         released:1;
     unsigned                         metrics:1;
-    unsigned                         timed_out:1;
     unsigned                         cached:1;
 };
 
@@ -230,6 +233,9 @@ typedef struct {
     ngx_msec_t                       asked;
     uint64_t                         start_us;
     ngx_http_seatgate_gens_t         gens;      /* when Redis was asked */
+    ngx_queue_t                      followers; /* ctxs waiting on this op */
+    ngx_queue_t                      flight;    /* in the worker's index */
+    ngx_uint_t                       in_flight;
     sg_request                       rq;
     size_t                           key_len;
     u_char                           key[NGX_HTTP_SEATGATE_KEY_MAX];
@@ -252,6 +258,8 @@ typedef struct {
     ngx_msec_t                       sub_seen;
     ngx_uint_t                       sub_live;
     ngx_uint_t                       exiting;
+    /* decisions on their way to Redis, by key (single flight) */
+    ngx_queue_t                      flights[NGX_HTTP_SEATGATE_FLIGHTS];
 } ngx_http_seatgate_worker_t;
 
 
@@ -263,6 +271,10 @@ static ngx_int_t ngx_http_seatgate_release_handler(ngx_http_request_t *r,
 static ngx_int_t ngx_http_seatgate_metrics_handler(ngx_http_request_t *r);
 static void ngx_http_seatgate_metrics_resume(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_seatgate_str_eq(ngx_str_t *a, ngx_str_t *b);
+static ngx_http_seatgate_pending_t *ngx_http_seatgate_flight_find(u_char *key,
+    size_t len);
+static void ngx_http_seatgate_flight_add(ngx_http_seatgate_pending_t *p);
+static void ngx_http_seatgate_flight_remove(ngx_http_seatgate_pending_t *p);
 static ngx_http_seatgate_ctx_t *ngx_http_seatgate_get_ctx(
     ngx_http_request_t *r, ngx_uint_t *redirected);
 static ngx_http_seatgate_ctx_t *ngx_http_seatgate_create_ctx(
@@ -702,6 +714,19 @@ ngx_http_seatgate_handler(ngx_http_request_t *r)
         (void) ngx_atomic_fetch_add(&ngx_http_seatgate_stats->cache_misses, 1);
     }
 
+    /* single flight: the same question already on its way is shared */
+
+    p = ngx_http_seatgate_flight_find(key, len);
+
+    if (p) {
+        ctx->leader = p;
+        ngx_queue_insert_tail(&p->followers, &ctx->follow);
+        (void) ngx_atomic_fetch_add(&ngx_http_seatgate_stats->shared_flights,
+                                    1);
+        ngx_http_seatgate_wait(r, ctx, ngx_http_core_run_phases);
+        return NGX_AGAIN;
+    }
+
     p = ngx_http_seatgate_pending(r, ctx, NGX_HTTP_SEATGATE_DECIDE,
                                   &slcf->pool, &user, &obo, &slcf->feature,
                                   slcf->pool_stats->slot);
@@ -725,9 +750,62 @@ ngx_http_seatgate_handler(ngx_http_request_t *r)
         return ngx_http_seatgate_finish(r, ctx, slcf);
     }
 
+    ngx_http_seatgate_flight_add(p);
+
     ngx_http_seatgate_wait(r, ctx, ngx_http_core_run_phases);
 
     return NGX_AGAIN;
+}
+
+
+/* the worker's index of decisions on their way to Redis (single flight) */
+
+static ngx_http_seatgate_pending_t *
+ngx_http_seatgate_flight_find(u_char *key, size_t len)
+{
+    ngx_queue_t                  *b, *q;
+    ngx_http_seatgate_pending_t  *p;
+
+    if (ngx_http_seatgate_worker == NULL) {
+        return NULL;
+    }
+
+    b = &ngx_http_seatgate_worker->flights[ngx_crc32_short(key, len)
+                                           & (NGX_HTTP_SEATGATE_FLIGHTS - 1)];
+
+    for (q = ngx_queue_head(b); q != ngx_queue_sentinel(b);
+         q = ngx_queue_next(q))
+    {
+        p = ngx_queue_data(q, ngx_http_seatgate_pending_t, flight);
+
+        if (p->key_len == len && ngx_memcmp(p->key, key, len) == 0) {
+            return p;
+        }
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_http_seatgate_flight_add(ngx_http_seatgate_pending_t *p)
+{
+    ngx_queue_t  *b;
+
+    b = &ngx_http_seatgate_worker->flights[ngx_crc32_short(p->key, p->key_len)
+                                           & (NGX_HTTP_SEATGATE_FLIGHTS - 1)];
+    ngx_queue_insert_tail(b, &p->flight);
+    p->in_flight = 1;
+}
+
+
+static void
+ngx_http_seatgate_flight_remove(ngx_http_seatgate_pending_t *p)
+{
+    if (p->in_flight) {
+        ngx_queue_remove(&p->flight);
+        p->in_flight = 0;
+    }
 }
 
 
@@ -1278,6 +1356,7 @@ ngx_http_seatgate_pending(ngx_http_request_t *r, ngx_http_seatgate_ctx_t *ctx,
     p->op.send = ngx_http_seatgate_send;
     p->op.done = ngx_http_seatgate_done;
     p->op.data = p;
+    ngx_queue_init(&p->followers);
     p->kind = kind;
     p->slot = slot;
 
@@ -1398,6 +1477,7 @@ ngx_http_seatgate_done(ngx_http_seatgate_redis_t *rd,
     uint64_t                         us;
     ngx_uint_t                       i;
     sg_decision                      d;
+    ngx_queue_t                     *q;
     ngx_http_seatgate_ctx_t         *ctx;
     ngx_http_seatgate_zone_t        *z;
     ngx_http_seatgate_stats_t       *st;
@@ -1512,6 +1592,8 @@ ngx_http_seatgate_done(ngx_http_seatgate_redis_t *rd,
 
 apply:
 
+    ngx_http_seatgate_flight_remove(p);
+
     ctx = p->ctx;
 
     if (ctx && ngx_http_seatgate_worker
@@ -1524,6 +1606,22 @@ apply:
         }
 
         if (--ctx->waiting == 0) {
+            ngx_http_seatgate_wake(ctx);
+        }
+    }
+
+    /* the requests that shared this question get the same answer */
+
+    while (!ngx_queue_empty(&p->followers)) {
+        q = ngx_queue_head(&p->followers);
+        ngx_queue_remove(q);
+
+        ctx = ngx_queue_data(q, ngx_http_seatgate_ctx_t, follow);
+        ctx->leader = NULL;
+
+        if (ngx_http_seatgate_worker && !ngx_http_seatgate_worker->exiting) {
+            ngx_http_seatgate_count(d.result, p->slot);
+            ngx_http_seatgate_apply(ctx, &d);
             ngx_http_seatgate_wake(ctx);
         }
     }
@@ -1643,7 +1741,6 @@ ngx_http_seatgate_wake_handler(ngx_event_t *ev)
         }
 
         ctx->state = NGX_HTTP_SEATGATE_DONE;
-        ctx->timed_out = 1;
 
         ngx_http_seatgate_detach(ctx);
 
@@ -1686,6 +1783,11 @@ ngx_http_seatgate_detach(ngx_http_seatgate_ctx_t *ctx)
     ngx_queue_t                  *q;
     ngx_http_seatgate_pending_t  *p;
 
+    if (ctx->leader) {
+        ngx_queue_remove(&ctx->follow);
+        ctx->leader = NULL;
+    }
+
     while (!ngx_queue_empty(&ctx->pending)) {
         q = ngx_queue_head(&ctx->pending);
         ngx_queue_remove(q);
@@ -1693,13 +1795,18 @@ ngx_http_seatgate_detach(ngx_http_seatgate_ctx_t *ctx)
         p = ngx_queue_data(q, ngx_http_seatgate_pending_t, link);
         p->ctx = NULL;
 
-        /* not sent yet: never send it; sent: its reply still feeds the cache */
+        /*
+         * not sent yet: never send it (unless other requests share it);
+         * sent: its reply still feeds the cache and the sharers
+         */
 
-        if (ngx_http_seatgate_worker
+        if (ngx_queue_empty(&p->followers)
+            && ngx_http_seatgate_worker
             && ngx_http_seatgate_redis_cancel(&ngx_http_seatgate_worker->cmd,
                                               &p->op)
                == NGX_OK)
         {
+            ngx_http_seatgate_flight_remove(p);
             ngx_free(p);
         }
     }
@@ -3601,6 +3708,7 @@ ngx_http_seatgate_init(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_seatgate_init_process(ngx_cycle_t *cycle)
 {
+    ngx_uint_t                      i;
     ngx_http_seatgate_worker_t     *w;
     ngx_http_seatgate_main_conf_t  *smcf;
 
@@ -3624,6 +3732,10 @@ ngx_http_seatgate_init_process(ngx_cycle_t *cycle)
     }
 
     w->smcf = smcf;
+
+    for (i = 0; i < NGX_HTTP_SEATGATE_FLIGHTS; i++) {
+        ngx_queue_init(&w->flights[i]);
+    }
 
     ngx_http_seatgate_worker = w;
 

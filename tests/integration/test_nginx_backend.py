@@ -231,3 +231,40 @@ def test_unix_socket_with_password_and_db(tmp_path, nginx):
         assert wait_for(lambda: "AUTH failed" in ng2.log()), ng2.tail()
     finally:
         srv.stop()
+
+
+def test_concurrent_misses_share_one_redis_call(own_redis, nginx):
+    """issue 10 finding 3 (single flight): requests of one user and pool
+    that miss the cache while the question is on its way to Redis share
+    that one call and get its answer (counted in Redis)."""
+    make_pool(own_redis)
+    ng = nginx(SERVERS, redis_url=own_redis.url, workers=1, timeout="3s", zone=None)
+    assert ng.get("/app/index.html", headers=user("bob")).status_code == 200  # connected
+    c = redislib.Redis(host="127.0.0.1", port=own_redis.port, decode_responses=True)
+
+    def scripts():
+        st = c.info("commandstats")
+        return sum(st.get(k, {}).get("calls", 0) for k in ("cmdstat_evalsha", "cmdstat_eval"))
+
+    before = scripts()
+
+    def stall():
+        redislib.Redis(host="127.0.0.1", port=own_redis.port,
+                       socket_timeout=10).execute_command("DEBUG", "SLEEP", "0.5")
+
+    staller = threading.Thread(target=stall)
+    staller.start()
+    time.sleep(0.1)
+    results = []
+
+    def one():
+        results.append(ng.get("/app/index.html", headers=user("carol")).status_code)
+
+    threads = [threading.Thread(target=one) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    staller.join(10)
+    assert results == [200] * 8
+    assert scripts() - before == 1
