@@ -17,8 +17,7 @@
 NGX_DEB_SRC    := /usr/share/nginx/src
 NGINX_SRC      ?=
 NGX_MOD_DIR    := $(abspath ngx_module)
-NGX_MOD_SRCS   := ngx_module/ngx_http_seatgate_module.c ngx_module/ngx_http_seatgate_redis.c \
-                  ngx_module/ngx_http_seatgate_redis.h
+NGX_MOD_SRCS   := $(wildcard ngx_module/*.c ngx_module/*.h) ngx_module/config
 NGX_CC_OPT     := -g -O2 -fstack-protector-strong -Wformat -Werror=format-security -fPIC \
                   -Wdate-time -Werror -I$(abspath common)
 NGX_LD_OPT     := -Wl,-z,relro -Wl,-z,now -fPIC

@@ -1,0 +1,667 @@
+
+/*
+ * ngx_http_seatgate_module: denials, metrics and counters.
+ *
+ * A denial answers 403 or 503 with Retry-After, X-Seatgate-Reason and a
+ * short HTML or JSON body (or the status alone where an error_page takes
+ * over); seatgate_metrics answers in Prometheus text from the counters
+ * the workers share.
+ */
+
+
+#include "ngx_http_seatgate.h"
+
+
+static void ngx_http_seatgate_metrics_resume(ngx_http_request_t *r);
+static u_char *ngx_http_seatgate_message(u_char *p, u_char *last,
+    ngx_http_seatgate_ctx_t *ctx);
+
+
+ngx_int_t
+ngx_http_seatgate_metrics_handler(ngx_http_request_t *r)
+{
+    ngx_uint_t                      i;
+    ngx_str_t                       pool, user, empty;
+    ngx_http_seatgate_ctx_t        *ctx;
+    ngx_http_seatgate_pool_t      **pools;
+    ngx_http_seatgate_pending_t    *p;
+    ngx_http_seatgate_main_conf_t  *smcf;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx = ngx_http_seatgate_create_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->metrics = 1;
+
+    smcf = ngx_http_get_module_main_conf(r, ngx_http_seatgate_module);
+
+    /*
+     * Seats in use come from the core itself: a read-only "check" per pool
+     * (it takes nothing and writes no audit) answers the live lease count.
+     */
+
+    pools = smcf->pools.elts;
+    ngx_str_set(&user, NGX_HTTP_SEATGATE_PROBE_USER);
+    ngx_str_null(&empty);
+
+    for (i = 0; i < smcf->pools.nelts; i++) {
+        if (pools[i]->slot < 0) {
+            continue;
+        }
+
+        pool = pools[i]->name;
+
+        p = ngx_http_seatgate_pending(r, ctx, NGX_HTTP_SEATGATE_PROBE, &pool,
+                                      &user, &empty, &empty, pools[i]->slot);
+        if (p == NULL) {
+            break;
+        }
+
+        p->rq.op = SG_OP_CHECK;
+
+        if (ngx_http_seatgate_submit(ctx, p) != NGX_OK) {
+            ngx_free(p);
+            break;
+        }
+    }
+
+    r->main->count++;
+
+    if (ctx->waiting) {
+        ngx_http_seatgate_wait(r, ctx, ngx_http_seatgate_metrics_resume);
+
+    } else {
+        ngx_http_seatgate_metrics_resume(r);
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_seatgate_metrics_resume(ngx_http_request_t *r)
+{
+    static const struct {
+        const char  *name;
+        const char  *help;
+        size_t       offset;
+    } gauges[] = {
+        { "seats_in_use", "Floating seats held, by pool.",
+          offsetof(ngx_http_seatgate_pool_stats_t, in_use) },
+        { "seats_floating", "Floating seats bought, by pool.",
+          offsetof(ngx_http_seatgate_pool_stats_t, floating) },
+        { "seats_capacity", "Floating seats with overdraft, by pool.",
+          offsetof(ngx_http_seatgate_pool_stats_t, capacity) },
+        { "seats_named", "Named seats bought, by pool.",
+          offsetof(ngx_http_seatgate_pool_stats_t, named) },
+    };
+
+    u_char                          *p;
+    size_t                           size;
+    ngx_str_t                        body;
+    ngx_buf_t                       *b;
+    ngx_uint_t                       i, j, k, up, sub, npools;
+    ngx_atomic_uint_t                cum;
+    ngx_http_seatgate_stats_t       *st;
+    ngx_http_seatgate_pool_stats_t  *ps;
+
+    st = ngx_http_seatgate_stats;
+
+    /* a reload may add pools meanwhile: one snapshot sizes and bounds all */
+
+    npools = ngx_min(st->npools, NGX_HTTP_SEATGATE_POOLS_MAX);
+
+    size = 8192 + npools * (SG_RESULT_COUNT + 6) * (SG_POOL_MAX + 128);
+
+    b = ngx_create_temp_buf(r->pool, size);
+    if (b == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    p = b->last;
+
+#define SG_HELP(name, type, help)                                             \
+    p = ngx_sprintf(p, "# HELP seatgate_" name " " help "\n"                  \
+                       "# TYPE seatgate_" name " " type "\n")
+
+    SG_HELP("decisions_total", "counter",
+            "Seat decisions by result (cached ones included).");
+
+    for (i = 0; i < SG_RESULT_COUNT; i++) {
+        p = ngx_sprintf(p, "seatgate_decisions_total{result=\"%s\"} %uA\n",
+                        sg_result_name((sg_result) i), st->decisions[i]);
+    }
+
+    SG_HELP("pool_decisions_total", "counter",
+            "Seat decisions by pool and result.");
+
+    for (j = 0; j < npools; j++) {
+        ps = &st->pools[j];
+
+        for (i = 0; i < SG_RESULT_COUNT; i++) {
+            p = ngx_sprintf(p, "seatgate_pool_decisions_total"
+                               "{pool=\"%s\",result=\"%s\"} %uA\n",
+                            ps->name, sg_result_name((sg_result) i),
+                            ps->decisions[i]);
+        }
+    }
+
+    for (k = 0; k < sizeof(gauges) / sizeof(gauges[0]); k++) {
+        p = ngx_sprintf(p, "# HELP seatgate_%s %s\n# TYPE seatgate_%s gauge\n",
+                        gauges[k].name, gauges[k].help, gauges[k].name);
+
+        for (j = 0; j < npools; j++) {
+            ps = &st->pools[j];
+            if (ps->known) {
+                p = ngx_sprintf(p, "seatgate_%s{pool=\"%s\"} %uA\n",
+                                gauges[k].name, ps->name,
+                                *(ngx_atomic_t *) ((u_char *) ps
+                                                   + gauges[k].offset));
+            }
+        }
+    }
+
+    SG_HELP("cache_hits_total", "counter",
+            "Decisions answered from the shared cache.");
+    p = ngx_sprintf(p, "seatgate_cache_hits_total %uA\n", st->cache_hits);
+
+    SG_HELP("cache_misses_total", "counter",
+            "Decisions that had to ask Redis.");
+    p = ngx_sprintf(p, "seatgate_cache_misses_total %uA\n", st->cache_misses);
+
+    SG_HELP("lease_renewals_total", "counter",
+            "Background renewals of cached leases.");
+    p = ngx_sprintf(p, "seatgate_lease_renewals_total %uA\n", st->renewals);
+
+    SG_HELP("revocations_total", "counter",
+            "Revocation messages received (summed over workers).");
+    p = ngx_sprintf(p, "seatgate_revocations_total %uA\n", st->revocations);
+
+    SG_HELP("releases_total", "counter", "Seats released by logout.");
+    p = ngx_sprintf(p, "seatgate_releases_total %uA\n", st->releases);
+
+    SG_HELP("redis_commands_total", "counter", "Redis commands sent.");
+    p = ngx_sprintf(p, "seatgate_redis_commands_total %uA\n",
+                    st->redis_commands);
+
+    SG_HELP("redis_errors_total", "counter",
+            "Redis failures: link down, lost reply, error reply, timeout.");
+    p = ngx_sprintf(p, "seatgate_redis_errors_total %uA\n", st->redis_errors);
+
+    SG_HELP("redis_timeouts_total", "counter",
+            "Requests that waited their whole timeout for Redis.");
+    p = ngx_sprintf(p, "seatgate_redis_timeouts_total %uA\n",
+                    st->redis_timeouts);
+
+    SG_HELP("redis_latency_seconds", "histogram",
+            "Round trip of a Redis command.");
+
+    cum = 0;
+
+    for (i = 0; i < NGX_HTTP_SEATGATE_LATENCIES; i++) {
+        cum += st->latency[i];
+        p = ngx_sprintf(p, "seatgate_redis_latency_seconds_bucket"
+                           "{le=\"%uL.%06uL\"} %uA\n",
+                        ngx_http_seatgate_latency_us[i] / 1000000,
+                        ngx_http_seatgate_latency_us[i] % 1000000, cum);
+    }
+
+    cum += st->latency[NGX_HTTP_SEATGATE_LATENCIES];
+
+    p = ngx_sprintf(p, "seatgate_redis_latency_seconds_bucket{le=\"+Inf\"} "
+                       "%uA\n"
+                       "seatgate_redis_latency_seconds_sum %uA.%06uA\n"
+                       "seatgate_redis_latency_seconds_count %uA\n",
+                    cum, st->latency_sum_us / 1000000,
+                    st->latency_sum_us % 1000000, st->latency_count);
+
+    up = 0;
+    sub = 0;
+
+    if (ngx_http_seatgate_worker) {
+        up = (ngx_http_seatgate_worker->cmd.state
+              == NGX_HTTP_SEATGATE_REDIS_READY);
+        sub = ngx_http_seatgate_covered(ngx_current_msec);
+    }
+
+    SG_HELP("redis_up", "gauge",
+            "1 when the answering worker's Redis link is up.");
+    p = ngx_sprintf(p, "seatgate_redis_up %ui\n", up);
+
+    SG_HELP("revocation_subscription_up", "gauge",
+            "1 when the answering worker's revocation subscription is live.");
+    p = ngx_sprintf(p, "seatgate_revocation_subscription_up %ui\n", sub);
+
+#undef SG_HELP
+
+    b->last = p;
+
+    body.data = b->pos;
+    body.len = b->last - b->pos;
+
+    ngx_http_finalize_request(r, ngx_http_seatgate_respond(r, NGX_HTTP_OK,
+                                                           &body, 2));
+}
+
+
+ngx_int_t
+ngx_http_seatgate_deny(ngx_http_request_t *r, ngx_http_seatgate_ctx_t *ctx,
+    ngx_http_seatgate_loc_conf_t *slcf)
+{
+    u_char                    *p, *last, *msg, *msg_end;
+    size_t                     len;
+    ngx_str_t                  body, value;
+    ngx_uint_t                 i, status, json;
+    ngx_http_err_page_t       *err_page;
+    ngx_http_core_loc_conf_t  *clcf;
+    u_char                     text[512];
+
+    status = (ctx->result == SG_DENIED_EXHAUSTED
+              || ctx->result == SG_ERROR_BACKEND)
+             ? NGX_HTTP_SERVICE_UNAVAILABLE : NGX_HTTP_FORBIDDEN;
+
+    if (ngx_http_seatgate_add_header(r, "X-Seatgate-Reason", &ctx->reason)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (status == NGX_HTTP_SERVICE_UNAVAILABLE) {
+
+        /* the header is sent after this returns (an error_page answers
+         * later): its value lives in the request's pool */
+
+        value.data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+        if (value.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        value.len = ngx_sprintf(value.data, "%T",
+                                ctx->result == SG_ERROR_BACKEND
+                                ? ngx_min(slcf->retry_after, 5)
+                                : slcf->retry_after)
+                    - value.data;
+
+        if (ngx_http_seatgate_add_header(r, "Retry-After", &value) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    /*
+     * an error_page for the status takes over the body: nginx's own
+     * special response handler decides, on the same conditions it uses
+     * (not inside an error_page unless recursive_error_pages, and while
+     * the request may still change its URI)
+     */
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (!r->error_page && clcf->error_pages && r->uri_changes != 0) {
+        err_page = clcf->error_pages->elts;
+
+        for (i = 0; i < clcf->error_pages->nelts; i++) {
+            if (err_page[i].status == (ngx_int_t) status) {
+                return status;
+            }
+        }
+    }
+
+    msg = text;
+    msg_end = ngx_http_seatgate_message(text, text + sizeof(text), ctx);
+
+    json = ngx_http_seatgate_wants_json(r);
+
+    if (json) {
+        len = sizeof("{\"result\":\"\",\"reason\":\"\",\"pool\":\"\","
+                     "\"user\":\"\",\"seat\":\"none\",\"message\":\"\"}\n")
+              + 64 + ctx->reason.len
+              + ngx_escape_json(NULL, ctx->pool.data, ctx->pool.len)
+              + ctx->pool.len
+              + ngx_escape_json(NULL, ctx->user.data, ctx->user.len)
+              + ctx->user.len
+              + ngx_escape_json(NULL, msg, msg_end - msg) + (msg_end - msg);
+
+        p = ngx_pnalloc(r->pool, len);
+        if (p == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        body.data = p;
+
+        p = ngx_sprintf(p, "{\"result\":\"%s\",\"reason\":\"%V\",\"pool\":\"",
+                        sg_result_name(ctx->result), &ctx->reason);
+        p = (u_char *) ngx_escape_json(p, ctx->pool.data, ctx->pool.len);
+        p = ngx_cpymem(p, "\",\"user\":\"", sizeof("\",\"user\":\"") - 1);
+        p = (u_char *) ngx_escape_json(p, ctx->user.data, ctx->user.len);
+        p = ngx_cpymem(p, "\",\"seat\":\"none\",\"message\":\"",
+                       sizeof("\",\"seat\":\"none\",\"message\":\"") - 1);
+        p = (u_char *) ngx_escape_json(p, msg, msg_end - msg);
+        last = ngx_cpymem(p, "\"}\n", 3);
+
+    } else {
+        len = sizeof("<html>\n<head><title></title></head>\n<body>\n"
+                     "<h1></h1>\n<p></p>\n<p><small></small></p>\n"
+                     "</body>\n</html>\n")
+              + 2 * 64 + ctx->reason.len
+              + (msg_end - msg)
+              + ngx_escape_html(NULL, msg, msg_end - msg);
+
+        p = ngx_pnalloc(r->pool, len);
+        if (p == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        body.data = p;
+
+        p = ngx_sprintf(p, "<html>\n<head><title>%s</title></head>\n<body>\n"
+                           "<h1>%s</h1>\n<p>",
+                        status == NGX_HTTP_FORBIDDEN
+                        ? "403 No seat" : "503 No seat available",
+                        status == NGX_HTTP_FORBIDDEN
+                        ? "No seat" : "No seat available");
+        p = (u_char *) ngx_escape_html(p, msg, msg_end - msg);
+        last = ngx_sprintf(p, "</p>\n<p><small>%V</small></p>\n"
+                              "</body>\n</html>\n", &ctx->reason);
+    }
+
+    body.len = last - body.data;
+
+    ngx_http_finalize_request(r, ngx_http_seatgate_respond(r, status, &body,
+                                                           json));
+    return NGX_DONE;
+}
+
+
+ngx_int_t
+ngx_http_seatgate_respond(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *body, ngx_uint_t json)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_str_t     cc;
+    ngx_chain_t   out;
+
+    rc = ngx_http_discard_request_body(r);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = body->len;
+
+    if (json == 2) {
+        ngx_str_set(&r->headers_out.content_type,
+                    "text/plain; version=0.0.4; charset=utf-8");
+
+    } else if (json) {
+        ngx_str_set(&r->headers_out.content_type, "application/json");
+
+    } else {
+        ngx_str_set(&r->headers_out.content_type, "text/html; charset=utf-8");
+    }
+
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    ngx_str_set(&cc, "no-store");
+
+    if (ngx_http_seatgate_add_header(r, "Cache-Control", &cc) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->pos = body->data;
+    b->last = body->data + body->len;
+    b->memory = body->len ? 1 : 0;
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+ngx_uint_t
+ngx_http_seatgate_wants_json(ngx_http_request_t *r)
+{
+    u_char           *json, *html;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len != sizeof("Accept") - 1
+            || ngx_strncasecmp(h[i].key.data, (u_char *) "Accept",
+                               sizeof("Accept") - 1) != 0)
+        {
+            continue;
+        }
+
+        json = ngx_strlcasestrn(h[i].value.data,
+                                h[i].value.data + h[i].value.len,
+                                (u_char *) "json", 4 - 1);
+        if (json == NULL) {
+            return 0;
+        }
+
+        html = ngx_strlcasestrn(h[i].value.data,
+                                h[i].value.data + h[i].value.len,
+                                (u_char *) "html", 4 - 1);
+
+        return html == NULL || json < html;
+    }
+
+    return 0;
+}
+
+
+ngx_int_t
+ngx_http_seatgate_add_header(ngx_http_request_t *r, char *name,
+    ngx_str_t *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) name;
+    h->key.len = ngx_strlen(name);
+    h->value = *value;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+
+    return NGX_OK;
+}
+
+
+static u_char *
+ngx_http_seatgate_message(u_char *p, u_char *last,
+    ngx_http_seatgate_ctx_t *ctx)
+{
+    size_t                         n;
+    sg_decision                    d;
+    ngx_http_seatgate_loc_conf_t  *slcf;
+    char                           pool[SG_POOL_MAX + 1];
+    char                           feature[SG_POOL_MAX + 1];
+
+    /* the sentence comes from the core, as in the PAM conversation */
+
+    slcf = ngx_http_get_module_loc_conf(ctx->request, ngx_http_seatgate_module);
+
+    ngx_memzero(&d, sizeof(sg_decision));
+    d.result = ctx->result;
+    d.floating = ctx->floating;
+    d.capacity = ctx->floating;
+
+    /* an unset ngx_str_t has data == NULL: copy only what is there */
+
+    n = ngx_min(ctx->reason.len, sizeof(d.reason) - 1);
+    if (n) {
+        ngx_memcpy(d.reason, ctx->reason.data, n);
+    }
+
+    n = ngx_min(ctx->pool.len, SG_POOL_MAX);
+    if (n) {
+        ngx_memcpy(pool, ctx->pool.data, n);
+    }
+    pool[n] = '\0';
+
+    n = ngx_min(slcf->feature.len, SG_POOL_MAX);
+    if (n) {
+        ngx_memcpy(feature, slcf->feature.data, n);
+    }
+    feature[n] = '\0';
+
+    if (last - p < 2) {
+        return p;
+    }
+
+    sg_decision_message(&d, pool, feature, (char *) p, last - p);
+
+    *p = ngx_toupper(*p);
+
+    return p + ngx_strlen(p);
+}
+
+
+void
+ngx_http_seatgate_count(sg_result result, ngx_int_t slot)
+{
+    ngx_http_seatgate_stats_t  *st;
+
+    st = ngx_http_seatgate_stats;
+
+    if (st == NULL || (int) result < 0 || result >= SG_RESULT_COUNT) {
+        return;
+    }
+
+    (void) ngx_atomic_fetch_add(&st->decisions[result], 1);
+
+    if (slot >= 0 && slot < NGX_HTTP_SEATGATE_POOLS_MAX) {
+        (void) ngx_atomic_fetch_add(&st->pools[slot].decisions[result], 1);
+    }
+}
+
+
+uint64_t
+ngx_http_seatgate_now_us(void)
+{
+    struct timespec  ts;
+
+    (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+
+ngx_int_t
+ngx_http_seatgate_init_stats_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_http_seatgate_main_conf_t *osmcf = data;
+
+    ngx_uint_t                      i, j;
+    ngx_slab_pool_t                *shpool;
+    ngx_http_seatgate_stats_t      *st;
+    ngx_http_seatgate_pool_t      **pools;
+    ngx_http_seatgate_main_conf_t  *smcf;
+
+    smcf = shm_zone->data;
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (osmcf) {
+        st = osmcf->stats;
+
+    } else if (shm_zone->shm.exists) {
+        st = shpool->data;
+
+    } else {
+        st = ngx_slab_calloc(shpool, sizeof(ngx_http_seatgate_stats_t));
+        if (st == NULL) {
+            return NGX_ERROR;
+        }
+
+        shpool->data = st;
+    }
+
+    smcf->stats = st;
+
+    /* each pool keeps its slot (and its counters) across reloads */
+
+    pools = smcf->pools.elts;
+
+    for (i = 0; i < smcf->pools.nelts; i++) {
+
+        for (j = 0; j < st->npools; j++) {
+            if (ngx_strlen(st->pools[j].name) == pools[i]->name.len
+                && ngx_strncmp(st->pools[j].name, pools[i]->name.data,
+                               pools[i]->name.len)
+                   == 0)
+            {
+                break;
+            }
+        }
+
+        if (j == st->npools) {
+            if (j == NGX_HTTP_SEATGATE_POOLS_MAX) {
+                ngx_log_error(NGX_LOG_WARN, shm_zone->shm.log, 0,
+                              "seatgate: no metrics for pool \"%V\": "
+                              "more than %d pools", &pools[i]->name,
+                              NGX_HTTP_SEATGATE_POOLS_MAX);
+                continue;
+            }
+
+            ngx_cpystrn(st->pools[j].name, pools[i]->name.data,
+                        pools[i]->name.len + 1);
+
+            /* running workers (of the old cycle) read npools, then names */
+            ngx_memory_barrier();
+
+            st->npools++;
+        }
+
+        pools[i]->slot = j;
+    }
+
+    return NGX_OK;
+}
