@@ -123,7 +123,6 @@ ngx_http_seatgate_redis_connect(ngx_http_seatgate_redis_t *rd)
         ac = redisAsyncConnect((char *) a->ip, a->port);
     }
 
-    rd->started = ngx_current_msec;
 
     if (ac == NULL) {
         ngx_log_error(NGX_LOG_ERR, rd->log, 0,

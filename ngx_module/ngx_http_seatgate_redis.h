@@ -98,7 +98,6 @@ struct ngx_http_seatgate_redis_s {
     ngx_event_t                        retry;     /* reconnect backoff */
     ngx_event_t                        watchdog;  /* connect or reply */
                                                   /* overdue */
-    ngx_msec_t                         started;   /* connect attempt */
     ngx_msec_t                         backoff;
     ngx_uint_t                         failures;
     ngx_msec_t                         up_since;
