@@ -883,6 +883,7 @@ static void
 ngx_http_seatgate_redis_read_handler(ngx_event_t *rev)
 {
     int                         n;
+    ngx_uint_t                  i;
     ngx_connection_t           *c;
     ngx_http_seatgate_redis_t  *rd;
 
@@ -892,10 +893,12 @@ ngx_http_seatgate_redis_read_handler(ngx_event_t *rev)
     /*
      * redisAsyncHandleRead() reads at most 16 KB: under edge-triggered
      * events drain the socket while it reports unread bytes, and read once
-     * more after a pending EOF so that a closed peer is noticed now.
+     * more after a pending EOF so that a closed peer is noticed now. A
+     * flood (of revocation messages, say) is read a bounded amount per
+     * event loop turn: the rest comes after the other events of the turn.
      */
 
-    for ( ;; ) {
+    for (i = 0; /* void */; i++) {
         redisAsyncHandleRead(rd->ac);
 
         if (rd->conn != c || rd->ac == NULL) {
@@ -912,6 +915,11 @@ ngx_http_seatgate_redis_read_handler(ngx_event_t *rev)
         }
 
         if (n > 0) {
+            if (i + 1 >= NGX_HTTP_SEATGATE_REDIS_READS) {
+                ngx_post_event(rev, &ngx_posted_events);
+                return;
+            }
+
             continue;
         }
 

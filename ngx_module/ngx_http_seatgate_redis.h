@@ -24,6 +24,10 @@
 #include <seatgate.h>
 
 
+/* reads of 16 KB at most per event loop turn (1 MB) */
+#define NGX_HTTP_SEATGATE_REDIS_READS  64
+
+
 #define NGX_HTTP_SEATGATE_REDIS_DOWN        0
 #define NGX_HTTP_SEATGATE_REDIS_CONNECTING  1
 #define NGX_HTTP_SEATGATE_REDIS_HANDSHAKE   2
