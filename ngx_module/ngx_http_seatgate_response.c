@@ -105,6 +105,35 @@ ngx_http_seatgate_metrics_resume(ngx_http_request_t *r)
           offsetof(ngx_http_seatgate_pool_stats_t, named) },
     };
 
+    static const struct {
+        const char  *name;
+        const char  *help;
+        size_t       offset;
+    } counters[] = {
+        { "cache_hits_total", "Decisions answered from the shared cache.",
+          offsetof(ngx_http_seatgate_stats_t, cache_hits) },
+        { "cache_misses_total", "Decisions that had to ask Redis.",
+          offsetof(ngx_http_seatgate_stats_t, cache_misses) },
+        { "shared_flights_total",
+          "Cache misses answered by a call another request made (single flight).",
+          offsetof(ngx_http_seatgate_stats_t, shared_flights) },
+        { "lease_renewals_total", "Background renewals of cached leases.",
+          offsetof(ngx_http_seatgate_stats_t, renewals) },
+        { "revocations_total",
+          "Revocation messages received (summed over workers).",
+          offsetof(ngx_http_seatgate_stats_t, revocations) },
+        { "releases_total", "Seats released by logout.",
+          offsetof(ngx_http_seatgate_stats_t, releases) },
+        { "redis_commands_total", "Redis commands sent.",
+          offsetof(ngx_http_seatgate_stats_t, redis_commands) },
+        { "redis_errors_total",
+          "Redis failures: link down, lost reply, error reply, timeout.",
+          offsetof(ngx_http_seatgate_stats_t, redis_errors) },
+        { "redis_timeouts_total",
+          "Requests that waited their whole timeout for Redis.",
+          offsetof(ngx_http_seatgate_stats_t, redis_timeouts) },
+    };
+
     u_char                          *p;
     size_t                           size;
     ngx_str_t                        body;
@@ -171,37 +200,13 @@ ngx_http_seatgate_metrics_resume(ngx_http_request_t *r)
         }
     }
 
-    SG_HELP("cache_hits_total", "counter",
-            "Decisions answered from the shared cache.");
-    p = ngx_sprintf(p, "seatgate_cache_hits_total %uA\n", st->cache_hits);
-
-    SG_HELP("cache_misses_total", "counter",
-            "Decisions that had to ask Redis.");
-    p = ngx_sprintf(p, "seatgate_cache_misses_total %uA\n", st->cache_misses);
-
-    SG_HELP("lease_renewals_total", "counter",
-            "Background renewals of cached leases.");
-    p = ngx_sprintf(p, "seatgate_lease_renewals_total %uA\n", st->renewals);
-
-    SG_HELP("revocations_total", "counter",
-            "Revocation messages received (summed over workers).");
-    p = ngx_sprintf(p, "seatgate_revocations_total %uA\n", st->revocations);
-
-    SG_HELP("releases_total", "counter", "Seats released by logout.");
-    p = ngx_sprintf(p, "seatgate_releases_total %uA\n", st->releases);
-
-    SG_HELP("redis_commands_total", "counter", "Redis commands sent.");
-    p = ngx_sprintf(p, "seatgate_redis_commands_total %uA\n",
-                    st->redis_commands);
-
-    SG_HELP("redis_errors_total", "counter",
-            "Redis failures: link down, lost reply, error reply, timeout.");
-    p = ngx_sprintf(p, "seatgate_redis_errors_total %uA\n", st->redis_errors);
-
-    SG_HELP("redis_timeouts_total", "counter",
-            "Requests that waited their whole timeout for Redis.");
-    p = ngx_sprintf(p, "seatgate_redis_timeouts_total %uA\n",
-                    st->redis_timeouts);
+    for (k = 0; k < sizeof(counters) / sizeof(counters[0]); k++) {
+        p = ngx_sprintf(p, "# HELP seatgate_%s %s\n# TYPE seatgate_%s counter\n"
+                           "seatgate_%s %uA\n",
+                        counters[k].name, counters[k].help, counters[k].name,
+                        counters[k].name,
+                        *(ngx_atomic_t *) ((u_char *) st + counters[k].offset));
+    }
 
     SG_HELP("redis_latency_seconds", "histogram",
             "Round trip of a Redis command.");
