@@ -44,6 +44,9 @@ static ngx_int_t ngx_http_seatgate_finish(ngx_http_request_t *r,
 static ngx_int_t ngx_http_seatgate_release_handler(ngx_http_request_t *r,
     ngx_http_seatgate_loc_conf_t *slcf);
 static ngx_uint_t ngx_http_seatgate_str_eq(ngx_str_t *a, ngx_str_t *b);
+static ngx_int_t ngx_http_seatgate_time_param(ngx_conf_t *cf,
+    ngx_command_t *cmd, ngx_str_t *v, char *name, ngx_uint_t zero_ok,
+    ngx_msec_t *ms);
 static ngx_http_seatgate_ctx_t *ngx_http_seatgate_get_ctx(
     ngx_http_request_t *r, ngx_uint_t *redirected);
 static ngx_int_t ngx_http_seatgate_identity(ngx_http_request_t *r,
@@ -1583,14 +1586,52 @@ ngx_http_seatgate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 }
 
 
+/*
+ * A "name=TIME" parameter of a directive: NGX_OK with *ms set, NGX_DECLINED
+ * when the parameter is another one, NGX_ERROR (logged) when invalid.
+ */
+
+static ngx_int_t
+ngx_http_seatgate_time_param(ngx_conf_t *cf, ngx_command_t *cmd, ngx_str_t *v,
+    char *name, ngx_uint_t zero_ok, ngx_msec_t *ms)
+{
+    size_t     n;
+    ngx_int_t  t;
+    ngx_str_t  s;
+
+    n = ngx_strlen(name);
+
+    if (v->len <= n || ngx_strncmp(v->data, name, n) != 0 || v->data[n] != '=')
+    {
+        return NGX_DECLINED;
+    }
+
+    s.len = v->len - n - 1;
+    s.data = v->data + n + 1;
+
+    t = ngx_parse_time(&s, 0);
+
+    if (t == NGX_ERROR || (t == 0 && !zero_ok)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid %s \"%V\" in \"%V\" directive",
+                           name, v, &cmd->name);
+        return NGX_ERROR;
+    }
+
+    *ms = (ngx_msec_t) t;
+
+    return NGX_OK;
+}
+
+
 static char *
 ngx_http_seatgate_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_seatgate_main_conf_t *smcf = conf;
 
     char                            *rv;
-    ngx_str_t                       *value, s, name;
-    ngx_int_t                        ms;
+    ngx_str_t                       *value, name;
+    ngx_int_t                        rc_param;
     ngx_uint_t                       i;
     ngx_http_seatgate_redis_conf_t  *rc;
 
@@ -1609,20 +1650,13 @@ ngx_http_seatgate_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     for (i = 2; i < cf->args->nelts; i++) {
 
-        if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
+        rc_param = ngx_http_seatgate_time_param(cf, cmd, &value[i], "timeout",
+                                                0, &rc->timeout);
+        if (rc_param == NGX_ERROR) {
+            return NGX_CONF_ERROR;
+        }
 
-            s.len = value[i].len - 8;
-            s.data = value[i].data + 8;
-
-            ms = ngx_parse_time(&s, 0);
-            if (ms == NGX_ERROR || ms == 0) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid timeout \"%V\" in \"%V\" directive",
-                                   &value[i], &cmd->name);
-                return NGX_CONF_ERROR;
-            }
-
-            rc->timeout = (ngx_msec_t) ms;
+        if (rc_param == NGX_OK) {
             continue;
         }
 
@@ -1672,7 +1706,7 @@ ngx_http_seatgate_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     u_char                    *p;
     ssize_t                    size;
     ngx_str_t                 *value, name, s;
-    ngx_int_t                  ms;
+    ngx_int_t                  rc_param;
     ngx_uint_t                 i;
     ngx_shm_zone_t            *shm_zone;
     ngx_http_seatgate_zone_t  *z;
@@ -1724,37 +1758,23 @@ ngx_http_seatgate_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     for (i = 2; i < cf->args->nelts; i++) {
 
-        if (ngx_strncmp(value[i].data, "deny_ttl=", 9) == 0) {
+        rc_param = ngx_http_seatgate_time_param(cf, cmd, &value[i], "deny_ttl",
+                                                1, &z->deny_ttl);
+        if (rc_param == NGX_ERROR) {
+            return NGX_CONF_ERROR;
+        }
 
-            s.len = value[i].len - 9;
-            s.data = value[i].data + 9;
-
-            ms = ngx_parse_time(&s, 0);
-            if (ms == NGX_ERROR) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid deny_ttl \"%V\" in \"%V\" "
-                                   "directive", &value[i], &cmd->name);
-                return NGX_CONF_ERROR;
-            }
-
-            z->deny_ttl = (ngx_msec_t) ms;
+        if (rc_param == NGX_OK) {
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "ttl=", 4) == 0) {
+        rc_param = ngx_http_seatgate_time_param(cf, cmd, &value[i], "ttl",
+                                                0, &z->ttl);
+        if (rc_param == NGX_ERROR) {
+            return NGX_CONF_ERROR;
+        }
 
-            s.len = value[i].len - 4;
-            s.data = value[i].data + 4;
-
-            ms = ngx_parse_time(&s, 0);
-            if (ms == NGX_ERROR || ms == 0) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid ttl \"%V\" in \"%V\" directive",
-                                   &value[i], &cmd->name);
-                return NGX_CONF_ERROR;
-            }
-
-            z->ttl = (ngx_msec_t) ms;
+        if (rc_param == NGX_OK) {
             continue;
         }
 
