@@ -44,6 +44,9 @@ static ngx_int_t ngx_http_seatgate_finish(ngx_http_request_t *r,
 static ngx_int_t ngx_http_seatgate_release_handler(ngx_http_request_t *r,
     ngx_http_seatgate_loc_conf_t *slcf);
 static ngx_uint_t ngx_http_seatgate_str_eq(ngx_str_t *a, ngx_str_t *b);
+static ngx_int_t ngx_http_seatgate_user(ngx_http_request_t *r,
+    ngx_http_seatgate_loc_conf_t *slcf, ngx_http_seatgate_ctx_t *ctx,
+    char **why);
 static ngx_int_t ngx_http_seatgate_time_param(ngx_conf_t *cf,
     ngx_command_t *cmd, ngx_str_t *v, char *name, ngx_uint_t zero_ok,
     ngx_msec_t *ms);
@@ -256,7 +259,9 @@ ngx_http_seatgate_stats_t   *ngx_http_seatgate_stats;
 static ngx_int_t
 ngx_http_seatgate_handler(ngx_http_request_t *r)
 {
+    char                           *why;
     size_t                          len;
+    ngx_int_t                       rc;
     ngx_str_t                       user, obo;
     ngx_uint_t                      renew, redirected;
     ngx_http_seatgate_ctx_t        *ctx;
@@ -332,40 +337,31 @@ ngx_http_seatgate_handler(ngx_http_request_t *r)
     ctx->slot = slcf->pool_stats ? slcf->pool_stats->slot : -1;
     ctx->state = NGX_HTTP_SEATGATE_DONE;
 
-    if (ngx_http_seatgate_identity(r, slcf->user, &user) != NGX_OK) {
+    rc = ngx_http_seatgate_user(r, slcf, ctx, &why);
+
+    if (rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     if (slcf->mode == NGX_HTTP_SEATGATE_OFF) {
 
-        /* free tier: no seat, no Redis; identified for the logs */
+        /* free tier: no seat, no Redis; identified (if valid) for the logs */
 
         ngx_http_seatgate_set_result(ctx, SG_GRANTED_FREE, "free_tier");
         ctx->seat = SG_SEAT_FREE;
-
-        if (user.len && sg_valid_ident((char *) user.data, NULL, 0) == 0) {
-            ctx->identity = user;
-            ctx->user = user;
-        }
-
         ngx_http_seatgate_count(SG_GRANTED_FREE, -1);
 
         return NGX_DECLINED;
     }
 
-    if (user.len == 0
-        || sg_valid_ident((char *) user.data, NULL, 0) != 0)
-    {
-        ngx_http_seatgate_set_result(ctx, SG_DENIED_UNASSIGNED,
-                                     user.len ? "invalid_identity"
-                                              : "no_identity");
+    if (rc == NGX_DECLINED) {
+        ngx_http_seatgate_set_result(ctx, SG_DENIED_UNASSIGNED, why);
         ngx_http_seatgate_count(SG_DENIED_UNASSIGNED,
                                 slcf->pool_stats->slot);
         return ngx_http_seatgate_finish(r, ctx, slcf);
     }
 
-    ctx->identity = user;
-    ctx->user = user;
+    user = ctx->identity;
 
     ngx_str_null(&obo);
 
@@ -552,7 +548,9 @@ static ngx_int_t
 ngx_http_seatgate_release_handler(ngx_http_request_t *r,
     ngx_http_seatgate_loc_conf_t *slcf)
 {
+    char                           *why;
     u_char                         *last;
+    ngx_int_t                       rc;
     ngx_str_t                       user, empty, body;
     ngx_uint_t                      json;
     ngx_http_seatgate_ctx_t        *ctx;
@@ -573,21 +571,18 @@ ngx_http_seatgate_release_handler(ngx_http_request_t *r,
         ctx->released = 1;
         ctx->state = NGX_HTTP_SEATGATE_DONE;
 
-        if (ngx_http_seatgate_identity(r, slcf->user, &user) != NGX_OK) {
+        rc = ngx_http_seatgate_user(r, slcf, ctx, &why);
+
+        if (rc == NGX_ERROR) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        if (user.len == 0
-            || sg_valid_ident((char *) user.data, NULL, 0) != 0)
-        {
-            ngx_http_seatgate_set_result(ctx, SG_DENIED_UNASSIGNED,
-                                         user.len ? "invalid_identity"
-                                                  : "no_identity");
+        if (rc == NGX_DECLINED) {
+            ngx_http_seatgate_set_result(ctx, SG_DENIED_UNASSIGNED, why);
             return ngx_http_seatgate_deny(r, ctx, slcf);
         }
 
-        ctx->identity = user;
-        ctx->user = user;
+        user = ctx->identity;
 
         smcf = ngx_http_get_module_main_conf(r, ngx_http_seatgate_module);
 
@@ -666,7 +661,10 @@ ngx_http_seatgate_release_handler(ngx_http_request_t *r,
                             "</body>\n</html>\n",
                             ngx_strcmp(ctx->reason.data, "seat_released") == 0
                             ? "Your seat is free for a colleague."
-                            : "You held no seat.");
+                            : ngx_strcmp(ctx->reason.data, "session_closed") == 0
+                              ? "Signed out here; your other sessions keep "
+                                "your seat."
+                              : "You held no seat.");
     }
 
     body.len = last - buf;
@@ -798,6 +796,35 @@ ngx_http_seatgate_identity(ngx_http_request_t *r,
 
     value->data = p;
     value->len = v.len;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The request's identity (seatgate_user): NGX_OK with ctx->identity and
+ * ctx->user set, NGX_DECLINED when it is empty or invalid (*why says which),
+ * NGX_ERROR when out of memory.
+ */
+
+static ngx_int_t
+ngx_http_seatgate_user(ngx_http_request_t *r,
+    ngx_http_seatgate_loc_conf_t *slcf, ngx_http_seatgate_ctx_t *ctx,
+    char **why)
+{
+    ngx_str_t  user;
+
+    if (ngx_http_seatgate_identity(r, slcf->user, &user) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (user.len == 0 || sg_valid_ident((char *) user.data, NULL, 0) != 0) {
+        *why = user.len ? "invalid_identity" : "no_identity";
+        return NGX_DECLINED;
+    }
+
+    ctx->identity = user;
+    ctx->user = user;
 
     return NGX_OK;
 }

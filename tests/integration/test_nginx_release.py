@@ -168,6 +168,7 @@ def test_portal_logout_leaves_the_pam_session_and_its_seat(seatctl, rdb, nginx):
     r = ng.get("/logout", "bob")
     assert r.status_code == 200
     assert r.headers["X-Seatgate-Reason"] == "session_closed"
+    assert "your other sessions keep your seat" in r.text
     assert set(leases(rdb, "tech")) == {"bob", "carol"}
     members = rdb.zrange("sg:{tech}:sess", 0, -1)
     assert "bob\0pam-host1-4242-99" in members and "bob\0-" not in members
