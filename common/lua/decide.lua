@@ -29,9 +29,11 @@ if ttl_s <= 0 then ttl_s = num(c.idle, 900) end
 if ttl_s > max_lease then ttl_s = max_lease end
 local ttl_ms = ttl_s * 1000
 
+-- IN_USE: the live floating seats, when the decision has already counted them
+local IN_USE
 local function answer(result, reason, seat, expires, od)
     return {'result', result, 'reason', reason, 'seat', seat, 'user', eff,
-        'in_use', redis.call('ZCOUNT', K('leases'), '(' .. now(), '+inf'),
+        'in_use', IN_USE or redis.call('ZCOUNT', K('leases'), '(' .. now(), '+inf'),
         'floating', floating, 'capacity', capacity, 'named', named_n, 'expires_ms', expires,
         'ttl_ms', ttl_ms, 'epoch', num(c.epoch, 0), 'overdraft', od, 'now', now()}
 end
@@ -169,10 +171,10 @@ local function grant(result, reason, seat, od, held)
     redis.call('HINCRBY', K('stats'), 'n:' .. result, 1)
     if od == 1 then redis.call('HINCRBY', K('stats'), 'n:overdraft', 1) end
     if ev == 'grant' and seat == 'floating' then
-        local in_use = redis.call('ZCOUNT', K('leases'), '(' .. now(), '+inf')
+        IN_USE = IN_USE and IN_USE + 1 or redis.call('ZCOUNT', K('leases'), '(' .. now(), '+inf')
         local pk = 'peak:' .. math.floor(now() / 3600000)
-        if in_use > num(redis.call('HGET', K('stats'), pk), 0) then
-            redis.call('HSET', K('stats'), pk, in_use)
+        if IN_USE > num(redis.call('HGET', K('stats'), pk), 0) then
+            redis.call('HSET', K('stats'), pk, IN_USE)
         end
     end
     return answer(result, reason, seat, expires, od)
@@ -189,11 +191,15 @@ if held > now() then
     return grant('granted_floating', 'holds_seat', 'floating', 0, held)
 end
 
--- a new floating seat: lapsed leases go first (a bounded number), then the
--- group rules read their live counts (O(1) per rule, whatever the holders)
-if acquire then purge() end
+-- a new floating seat: the group rules read their live counts (O(1) per
+-- rule, whatever the holders), after lapsed leases went (a bounded number:
+-- a lapsed holder still counts in its groups until purged). Without group
+-- rules a purge is needed only before a seat is taken: the count of seats
+-- in use never includes a lapsed lease.
+local rules = (c.countg or ',') ~= ','
+if acquire and rules then purge() end
 local unmet = 0
-if (c.countg or ',') ~= ',' then
+if rules then
     for g, k in string.gmatch(c.cap or '', '([^,=]+)=(%d+)') do
         if has(who.groups, g) and num(redis.call('HGET', K('gcount'), g), 0) >= tonumber(k) then
             return deny('denied_exhausted', 'group_cap_reached')
@@ -206,6 +212,8 @@ if (c.countg or ',') ~= ',' then
     end
 end
 local in_use = redis.call('ZCOUNT', K('leases'), '(' .. now(), '+inf')
+IN_USE = in_use
+if in_use + unmet < capacity and acquire and not rules then purge() end
 if in_use + unmet < floating then
     return grant('granted_floating', 'floating_seat', 'floating', 0)
 end
