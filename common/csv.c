@@ -63,10 +63,11 @@ typedef struct {
     const char *p, *end;
     long line;  /* line of the input at p */
     long start; /* line where the current record starts */
-    char *text; /* the current record's first NCOLS fields, each NUL terminated */
+    char *text; /* the current record's first NCOLS + 1 fields, each NUL terminated
+                 * (one past the columns, to name an extra column of the header) */
     size_t cap, used;
-    size_t off[NCOLS];  /* where each of those fields starts in text */
-    size_t flen[NCOLS]; /* and its length (a NUL byte inside shows as strlen < flen) */
+    size_t off[NCOLS + 1];  /* where each of those fields starts in text */
+    size_t flen[NCOLS + 1]; /* and its length (a NUL byte inside shows as strlen < flen) */
     size_t nfields;     /* fields in the record, also those past NCOLS */
 } reader;
 
@@ -112,8 +113,8 @@ static int read_record(reader *r, const int *colmap, char *err, size_t errlen)
     r->nfields = 0;
     for (;;) {
         size_t i = r->nfields++;
-        int keep = i < NCOLS;
-        const char *name = (colmap && keep) ? col_names[colmap[i]] : NULL;
+        int keep = i <= NCOLS;
+        const char *name = (colmap && i < NCOLS) ? col_names[colmap[i]] : NULL;
         if (keep)
             r->off[i] = r->used;
         if (r->p < r->end && *r->p == '"') {
@@ -217,9 +218,23 @@ static int parse_header(reader *r, int colmap[NCOLS], char *err, size_t errlen)
         pos[k] = (int)i;
         colmap[i] = k;
     }
-    if (r->nfields > NCOLS)
-        return at_fail(err, errlen, line, NULL, "the header has %zu columns, expected " COLUMNS,
-                       r->nfields);
+    if (r->nfields > NCOLS) {
+        /* name the first column past ours */
+        char *name = r->text + r->off[NCOLS];
+        size_t n = r->flen[NCOLS];
+        while (n > 0 && (name[0] == ' ' || name[0] == '\t'))
+            name++, n--;
+        while (n > 0 && (name[n - 1] == ' ' || name[n - 1] == '\t'))
+            n--;
+        name[n] = '\0';
+        for (int k = 0; k < NCOLS; k++)
+            if (ascii_case_eq(name, col_names[k]))
+                return at_fail(err, errlen, line, NULL, "column '%s' appears twice in the header",
+                               col_names[k]);
+        return at_fail(err, errlen, line, NULL,
+                       "unknown column '%s': the header has %zu columns, expected " COLUMNS,
+                       excerpt(name, n, ex), r->nfields);
+    }
     for (int k = 0; k < NCOLS; k++)
         if (pos[k] < 0)
             return at_fail(err, errlen, line, NULL,

@@ -262,8 +262,6 @@ def test_user_import_malformed_changes_nothing(seatctl, seatctl_json, rdb, tmp_p
     assert user_show(seatctl_json, "newbie")["registered"] is False
 
 
-@pytest.mark.xfail(strict=True, reason="an unknown column past the fourth is not named: "
-                   "'the header has 5 columns, expected ...' instead of unknown column 'email'")
 def test_user_import_extra_unknown_column_is_named(seatctl, rdb, tmp_path):
     """The common export shape: the four columns and one more (email). The
     error should name the unknown column, as it does in the first four."""
