@@ -118,11 +118,16 @@ def decision_rows(b):
     row("trivial 'return 1', 1 key, no arguments", "%.2f" % triv1, "us")
     row("trivial 'return 1', a decision's 10 keys and 24 args", "%.2f" % trivn, "us")
     named, _ = b.evalsha_us([helpers.decide_call("t", "nm")] * CALLS, rounds=3)
-    grant, d = b.evalsha_us([helpers.decide_call("t", "g%d" % i) for i in range(CALLS)])
-    assert d["result"] == "granted_floating", d
-    renew, d = b.evalsha_us([helpers.decide_call("t", "g%d" % i) for i in range(CALLS)], rounds=3)
+    grant = None
+    for rnd in range(3):    # new users each round: the best of three
+        us, d = b.evalsha_us([helpers.decide_call("t", "g%d_%d" % (rnd, i))
+                              for i in range(CALLS // 3)])
+        assert d["result"] == "granted_floating", d
+        grant = us if grant is None else min(grant, us)
+    renew, d = b.evalsha_us([helpers.decide_call("t", "g0_%d" % i) for i in range(CALLS // 3)],
+                            rounds=3)
     assert d["reason"] == "holds_seat", d
-    b.seatctl("pool", "set", "t", "--floating", str(CALLS))
+    b.seatctl("pool", "set", "t", "--floating", str(3 * (CALLS // 3)))
     deny, d = b.evalsha_us([helpers.decide_call("t", "x%d" % (i % 100)) for i in range(CALLS)],
                            rounds=3)
     assert d["result"] == "denied_exhausted", d
@@ -142,13 +147,14 @@ def decision_rows(b):
 def scale_rows(b):
     print()
     print("the same decisions with 100 and with 100,000 holders, and with rules "
-          "(target: within 1.5x)")
+          "(target: within 1.5x; pools interleaved, best of 5 rounds)")
     big = 100000
-    out = {}
-    for pool, holders, rules in (("small", 100, ()), ("large", big, ()),
-                                 ("ruled", big, ("--reserve", "g1=10", "--cap", "g2=%d" % big,
-                                                 "--include", "g1", "--include", "g2",
-                                                 "--include", "all"))):
+    rounds = 5
+    per = CALLS // rounds
+    pools = (("small", 100, ()), ("large", big, ()),
+             ("ruled", big, ("--reserve", "g1=10", "--cap", "g2=%d" % big,
+                             "--include", "g1", "--include", "g2", "--include", "all")))
+    for pool, holders, rules in pools:
         b.seatctl("pool", "set", pool, "--named", "5", "--floating", str(holders + CALLS * 2),
                   "--idle-timeout", "1h", *rules)
         b.seatctl("assign", pool, "nm")
@@ -163,22 +169,39 @@ def scale_rows(b):
                 lines.append("%s,all,0,0" % u)
             b.seatctl("user", "import", "-", stdin=("\n".join(lines) + "\n").encode())
         b.fill_holders(pool, holders, pool)
-        named, _ = b.evalsha_us([helpers.decide_call(pool, "nm")] * CALLS, rounds=3)
-        renew, d = b.evalsha_us([helpers.decide_call(pool, "%s%d" % (pool, i % holders))
-                                 for i in range(CALLS)], rounds=3)
-        assert d["reason"] == "holds_seat", d
-        grant, d = b.evalsha_us([helpers.decide_call(pool, "n%s%d" % (pool, i))
-                                 for i in range(CALLS)])
-        assert d["result"] == "granted_floating", d
-        b.seatctl("pool", "set", pool, "--floating", str(holders + CALLS))
-        deny, d = b.evalsha_us([helpers.decide_call(pool, "zz")] * CALLS, rounds=3)
-        assert d["result"] == "denied_exhausted", d
-        out[pool] = (named, renew, grant, deny)
+    best = {}
+
+    def note(pool, kind, us):
+        best[(pool, kind)] = min(best.get((pool, kind), us), us)
+
+    for rnd in range(rounds):
+        order = pools[rnd % 3:] + pools[:rnd % 3]
+        for pool, holders, _ in order:
+            us, _ = b.evalsha_us([helpers.decide_call(pool, "nm")] * per)
+            note(pool, 0, us)
+            us, d = b.evalsha_us([helpers.decide_call(pool, "%s%d" % (pool, (rnd * per + i) % holders))
+                                  for i in range(per)])
+            assert d["reason"] == "holds_seat", d
+            note(pool, 1, us)
+            us, d = b.evalsha_us([helpers.decide_call(pool, "n%s%d" % (pool, rnd * per + i))
+                                  for i in range(per)])
+            assert d["result"] == "granted_floating", d
+            note(pool, 2, us)
+    for pool, holders, _ in pools:   # now full: the same user is denied
+        b.seatctl("pool", "set", pool, "--floating", str(holders + rounds * per))
+    for rnd in range(rounds):
+        order = pools[rnd % 3:] + pools[:rnd % 3]
+        for pool, holders, _ in order:
+            us, d = b.evalsha_us([helpers.decide_call(pool, "zz")] * per)
+            assert d["result"] == "denied_exhausted", d
+            note(pool, 3, us)
+    for pool, holders, rules in pools:
         row("%s: %d holders%s" % (pool, holders, ", reserve+cap+include" if rules else ""),
-            "%.1f/%.1f/%.1f/%.1f" % out[pool], "us", "named/renew/grant/deny")
+            "%.1f/%.1f/%.1f/%.1f" % tuple(best[(pool, k)] for k in range(4)), "us",
+            "named/renew/grant/deny")
     for i, what in enumerate(("named renewal", "floating renewal", "new grant", "denial")):
-        lo = min(out[p][i] for p in out)
-        hi = max(out[p][i] for p in out)
+        lo = min(best[(p[0], i)] for p in pools)
+        hi = max(best[(p[0], i)] for p in pools)
         row("  %s: largest / smallest" % what, "%.2f" % (hi / lo), "x", "<= 1.5x", hi / lo <= 1.5)
 
 
