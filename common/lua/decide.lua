@@ -191,13 +191,19 @@ if held > now() then
     return grant('granted_floating', 'holds_seat', 'floating', 0, held)
 end
 
--- a new floating seat: the group rules read their live counts (O(1) per
--- rule, whatever the holders), after lapsed leases went (a bounded number:
--- a lapsed holder still counts in its groups until purged). Without group
--- rules a purge is needed only before a seat is taken: the count of seats
--- in use never includes a lapsed lease.
+-- a new floating seat. A full pool denies at once: the live count never
+-- includes a lapsed lease, so nothing else needs reading. Otherwise the
+-- group rules read their live counts (O(1) per rule, whatever the holders)
+-- after lapsed leases went (a bounded number: a lapsed holder still counts
+-- in its groups until purged); without group rules a purge is needed only
+-- before a seat is taken.
+local in_use = redis.call('ZCOUNT', K('leases'), '(' .. now(), '+inf')
+IN_USE = in_use
+if in_use >= capacity then
+    return deny('denied_exhausted', 'all_floating_in_use')
+end
 local rules = (c.countg or ',') ~= ','
-if acquire and rules then purge() end
+if acquire then purge() end
 local unmet = 0
 if rules then
     for g, k in string.gmatch(c.cap or '', '([^,=]+)=(%d+)') do
@@ -211,16 +217,10 @@ if rules then
         end
     end
 end
-local in_use = redis.call('ZCOUNT', K('leases'), '(' .. now(), '+inf')
-IN_USE = in_use
-if in_use + unmet < capacity and acquire and not rules then purge() end
 if in_use + unmet < floating then
     return grant('granted_floating', 'floating_seat', 'floating', 0)
 end
 if in_use + unmet < capacity then
     return grant('granted_floating', 'overdraft', 'floating', 1)
 end
-if in_use < capacity then
-    return deny('denied_exhausted', 'reserved_for_group')
-end
-return deny('denied_exhausted', 'all_floating_in_use')
+return deny('denied_exhausted', 'reserved_for_group')
