@@ -360,36 +360,21 @@ static int cmd_pool_set(opts_t *o, sg_conn *c)
         json_object_object_add(j, "epoch", json_object_new_int64(pi.epoch));
         json_object_object_add(j, "created", json_object_new_boolean(out.created));
         json_object *rv = json_object_new_array(), *ua = json_object_new_array();
-        for (const char *p = out.revoked; p && *p;) {
-            const char *nl = strchr(p, '\n');
-            size_t l = nl ? (size_t)(nl - p) : strlen(p);
-            json_object_array_add(rv, json_object_new_string_len(p, (int)l));
-            p = nl ? nl + 1 : p + l;
-        }
-        for (const char *p = out.unassigned; p && *p;) {
-            const char *nl = strchr(p, '\n');
-            size_t l = nl ? (size_t)(nl - p) : strlen(p);
-            json_object_array_add(ua, json_object_new_string_len(p, (int)l));
-            p = nl ? nl + 1 : p + l;
-        }
+        for (size_t i = 0; i < out.nrevoked; i++)
+            json_object_array_add(rv, json_object_new_string(out.revoked[i]));
+        for (size_t i = 0; i < out.nunassigned; i++)
+            json_object_array_add(ua, json_object_new_string(out.unassigned[i]));
         json_object_object_add(j, "revoked", rv);
         json_object_object_add(j, "unassigned", ua);
         print_json(j);
     } else {
         printf("pool %s: %ld named, %ld floating seats, idle timeout %lds, longest lease %lds\n",
                pi.name, pi.named, pi.floating, pi.idle_s, pi.max_lease_s);
-        for (const char *p = out.revoked; p && *p;) {
-            const char *nl = strchr(p, '\n');
-            int l = nl ? (int)(nl - p) : (int)strlen(p);
-            printf("  floating seat of %.*s taken back (pool_shrunk)\n", l, p);
-            p = nl ? nl + 1 : p + l;
-        }
-        for (const char *p = out.unassigned; p && *p;) {
-            const char *nl = strchr(p, '\n');
-            int l = nl ? (int)(nl - p) : (int)strlen(p);
-            printf("  named seat of %.*s taken back (pool_shrunk, least recently used)\n", l, p);
-            p = nl ? nl + 1 : p + l;
-        }
+        for (size_t i = 0; i < out.nrevoked; i++)
+            printf("  floating seat of %s taken back (pool_shrunk)\n", out.revoked[i]);
+        for (size_t i = 0; i < out.nunassigned; i++)
+            printf("  named seat of %s taken back (pool_shrunk, least recently used)\n",
+                   out.unassigned[i]);
     }
     sg_pool_outcome_free(&out);
     return EX_OK;
@@ -520,8 +505,7 @@ static int cmd_pool_delete(opts_t *o, sg_conn *c)
     return EX_OK;
 }
 
-/* Users from --from FILE|- (one a line; blank lines and # comments skipped),
- * each validated with its line number. */
+/* Users from --from FILE|- (sg_user_list_parse: one a line), or exit 2. */
 static char **users_from(const char *path, size_t *n)
 {
     char err[SG_ERR_MAX];
@@ -529,43 +513,12 @@ static char **users_from(const char *path, size_t *n)
     char *buf = read_all(path, &len, err, sizeof(err));
     if (buf == NULL)
         die_usage("--from %s", err);
-    if (memchr(buf, '\0', len))
-        die_usage("--from %s: the file holds a NUL byte", path);
-    size_t cap = 16, k = 0;
-    char **v = malloc(sizeof(*v) * cap);
-    long line = 0;
-    char *start = buf;
-    if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
-        start += 3; /* a UTF-8 byte order mark */
-    for (char *p = start; v && p && *p;) {
-        char *nl = strchr(p, '\n');
-        if (nl)
-            *nl = '\0';
-        line++;
-        size_t l = strlen(p);
-        if (l && p[l - 1] == '\r')
-            p[--l] = '\0';
-        if (l && p[0] != '#') {
-            char e[SG_ERR_MAX];
-            if (sg_valid_ident(p, e, sizeof(e)) != 0)
-                die_usage("--from %s, line %ld: %s", path, line, e);
-            if (k == cap) {
-                cap *= 2;
-                char **nv = realloc(v, sizeof(*v) * cap);
-                if (nv == NULL)
-                    die_usage("out of memory");
-                v = nv;
-            }
-            v[k++] = p;
-        }
-        p = nl ? nl + 1 : NULL;
-    }
-    if (v == NULL)
-        die_usage("out of memory");
-    if (k == 0)
-        die_usage("--from %s: no user in it", path);
-    *n = k;
-    return v; /* the strings point into buf, which lives until exit */
+    char **v;
+    int rc = sg_user_list_parse(buf, len, &v, n, err, sizeof(err));
+    free(buf);
+    if (rc != 0)
+        die_usage("--from %s%s%s", path, strncmp(err, "line ", 5) == 0 ? ", " : ": ", err);
+    return v; /* freed at exit */
 }
 
 static int do_assign(opts_t *o, sg_conn *c, int assign)

@@ -230,34 +230,31 @@ static void urows_free(urow *v, size_t n)
 
 #define APPLY_BATCH 1000
 
-/* Read the registry records of users[from..to) into rows[].rec. */
+static int hmget_all(sg_conn *c, const char *key, char *const *fields, const size_t *lens,
+                     size_t n, char **values, char *err, size_t errlen);
+
+/* Read the registry records of rows[].user into rows[].rec ("" when none). */
 static int read_records(sg_conn *c, urow *rows, size_t n, char *err, size_t errlen)
 {
-    for (size_t i = 0; i < n; i += APPLY_BATCH) {
-        size_t k = n - i < APPLY_BATCH ? n - i : APPLY_BATCH;
-        const char **av = malloc(sizeof(*av) * (k + 2));
-        if (av == NULL)
-            return seterr(err, errlen, SG_EBACKEND, "out of memory");
-        av[0] = "HMGET";
-        av[1] = SG_KEY_USERS;
-        for (size_t j = 0; j < k; j++)
-            av[2 + j] = rows[i + j].user;
-        redisReply *r = cmdv(c, err, errlen, (int)k + 2, av);
-        free(av);
-        if (r == NULL)
-            return SG_EBACKEND;
-        for (size_t j = 0; j < k && j < r->elements; j++) {
-            free(rows[i + j].rec);
-            rows[i + j].rec =
-                strdup(r->element[j]->type == REDIS_REPLY_STRING ? r->element[j]->str : "");
-            if (rows[i + j].rec == NULL) {
-                freeReplyObject(r);
-                return seterr(err, errlen, SG_EBACKEND, "out of memory");
-            }
-        }
-        freeReplyObject(r);
+    char **names = calloc(n + 1, sizeof(*names));
+    char **recs = calloc(n + 1, sizeof(*recs));
+    int rc = SG_OK;
+    if (names == NULL || recs == NULL)
+        rc = seterr(err, errlen, SG_EBACKEND, "out of memory");
+    for (size_t i = 0; rc == SG_OK && i < n; i++)
+        names[i] = rows[i].user;
+    if (rc == SG_OK)
+        rc = hmget_all(c, SG_KEY_USERS, names, NULL, n, recs, err, errlen);
+    for (size_t i = 0; rc == SG_OK && i < n; i++) {
+        free(rows[i].rec);
+        rows[i].rec = recs[i] ? recs[i] : strdup(""); /* an unknown user: "" */
+        recs[i] = NULL;
+        if (rows[i].rec == NULL)
+            rc = seterr(err, errlen, SG_EBACKEND, "out of memory");
     }
-    return SG_OK;
+    sg_strv_free(recs, n);
+    free(names);
+    return rc;
 }
 
 /* Apply rows[] (user, rec) to one pool's projection, in batches. */
@@ -476,16 +473,16 @@ static int collect_members(sg_conn *c, const char **keys, size_t nk, char ***out
     return SG_OK;
 }
 
-/* Project into a pool the records its rules need: members of the groups
- * (",a,b,"), and with flags every disabled user and service account. */
-static int project(sg_conn *c, const char *pool, const char *groups, int flags,
-                   const char *via, long *count, char *err, size_t errlen)
+/* The users a pool's projection may hold: members of the groups (",a,b,"),
+ * and with flags every disabled user and service account; sorted, unique. */
+static int watched_members(sg_conn *c, const char *groups, int flags, char ***out, size_t *n,
+                           char *err, size_t errlen)
 {
     size_t ng = 0;
     for (const char *p = groups; *p; p++)
         ng += *p == ',';
-    char(*gk)[SG_KEY_MAX] = calloc(ng + 2, sizeof(*gk));
-    const char **keys = calloc(ng + 2, sizeof(*keys));
+    char(*gk)[SG_KEY_MAX] = calloc(ng + 3, sizeof(*gk));
+    const char **keys = calloc(ng + 3, sizeof(*keys));
     if (gk == NULL || keys == NULL) {
         free(gk);
         free(keys);
@@ -508,11 +505,20 @@ static int project(sg_conn *c, const char *pool, const char *groups, int flags,
             break;
         p = e + 1;
     }
-    char **users = NULL;
-    size_t n = 0;
-    int rc = collect_members(c, keys, nk, &users, &n, err, errlen);
+    int rc = collect_members(c, keys, nk, out, n, err, errlen);
     free(gk);
     free(keys);
+    return rc;
+}
+
+/* Project into a pool the records its rules need: members of the groups
+ * (",a,b,"), and with flags every disabled user and service account. */
+static int project(sg_conn *c, const char *pool, const char *groups, int flags,
+                   const char *via, long *count, char *err, size_t errlen)
+{
+    char **users = NULL;
+    size_t n = 0;
+    int rc = watched_members(c, groups, flags, &users, &n, err, errlen);
     if (rc != SG_OK)
         return rc;
     urow *rows = calloc(n + 1, sizeof(*rows));
@@ -522,10 +528,12 @@ static int project(sg_conn *c, const char *pool, const char *groups, int flags,
     }
     for (size_t i = 0; i < n; i++) {
         rows[i].user = users[i]; /* moved */
-        rows[i].old = strdup("");
+        if ((rows[i].old = strdup("")) == NULL)
+            rc = seterr(err, errlen, SG_EBACKEND, "out of memory");
     }
     free(users);
-    rc = read_records(c, rows, n, err, errlen);
+    if (rc == SG_OK)
+        rc = read_records(c, rows, n, err, errlen);
     urow **sel = rc == SG_OK ? malloc(sizeof(*sel) * (n + 1)) : NULL;
     if (rc == SG_OK && sel == NULL)
         rc = seterr(err, errlen, SG_EBACKEND, "out of memory");
@@ -566,9 +574,10 @@ void sg_pool_outcome_free(sg_pool_outcome *o)
 {
     if (o == NULL)
         return;
-    free(o->revoked);
-    free(o->unassigned);
+    sg_strv_free(o->revoked, o->nrevoked);
+    sg_strv_free(o->unassigned, o->nunassigned);
     o->revoked = o->unassigned = NULL;
+    o->nrevoked = o->nunassigned = 0;
 }
 
 int sg_pool_set(sg_conn *c, const sg_pool *p, const char *via, sg_pool_outcome *out, char *err,
@@ -729,8 +738,11 @@ int sg_pool_set(sg_conn *c, const sg_pool *p, const char *via, sg_pool_outcome *
             rc = SG_OK;
             if (out) {
                 out->created = strcmp(status, "created") == 0;
-                out->revoked = strdup(rstr(r, "revoked"));
-                out->unassigned = strdup(rstr(r, "unassigned"));
+                if (split_lines(rstr(r, "revoked"), &out->revoked, &out->nrevoked) != 0 ||
+                    split_lines(rstr(r, "unassigned"), &out->unassigned, &out->nunassigned) !=
+                        0)
+                    rc = seterr(err, errlen, SG_EBACKEND,
+                                "out of memory (the pool was set nevertheless)");
                 out->projected = count;
             }
         } else {
@@ -1147,6 +1159,7 @@ int sg_user_get(sg_conn *c, const char *user, sg_user_info *out, char *err, size
     char *pending = calloc(np + 1, 1);
     if (out->pools == NULL || pending == NULL) {
         free(pending);
+        sg_user_info_free(out);
         sg_strv_free(pools, np);
         return seterr(err, errlen, SG_EBACKEND, "out of memory");
     }
@@ -1176,10 +1189,11 @@ int sg_user_get(sg_conn *c, const char *user, sg_user_info *out, char *err, size
             sg_conn_append(c, 4, a2, l2) || sg_conn_append(c, 3, a3, NULL) ||
             sg_conn_append(c, 3, a4, NULL)) {
             sg_strv_free(pools, np);
+            free(pending);
+            sg_user_info_free(out);
             return seterr(err, errlen, SG_EBACKEND, "redis: cannot queue a command");
         }
     }
-    lo[ul + 1] = '\0'; /* (lo/hi were sent with their NUL and \1 bytes by length) */
     for (size_t i = 0; i < np && rc == SG_OK; i++) {
         sg_user_pool *up = &out->pools[i];
         snprintf(up->pool, sizeof(up->pool), "%s", pools[i]);
@@ -1546,6 +1560,21 @@ static int host_parse(const char *field, const char *val, sg_host_session *s)
     return 0;
 }
 
+/* ZSCORE of a host index entry's session in its pool ("user\0session" in
+ * sess): a nil reply when the session is gone. NULL on a Redis failure. */
+static redisReply *session_score(sg_conn *c, const sg_host_session *s, char *err, size_t errlen)
+{
+    char ks[SG_KEY_MAX], m[2 * SG_IDENT_MAX + 2];
+    sg_keyname(SG_K_SESS, s->pool, ks, sizeof(ks));
+    size_t ul = strlen(s->user), sl = strlen(s->session);
+    memcpy(m, s->user, ul);
+    m[ul] = '\0';
+    memcpy(m + ul + 1, s->session, sl);
+    const char *zv[] = {"ZSCORE", ks, m};
+    size_t zl[] = {6, strlen(ks), ul + 1 + sl};
+    return sg_conn_cmd(c, 3, zv, zl, err, errlen);
+}
+
 int sg_reap(sg_conn *c, const char *host_id, const char *host, sg_reap_fn fn, void *ud,
             long *reaped, long *renewed, char *err, size_t errlen)
 {
@@ -1591,15 +1620,7 @@ int sg_reap(sg_conn *c, const char *host_id, const char *host, sg_reap_fn fn, vo
          * still exists (an admin may have released it) */
         if (s.lease_s <= 0 || now < 0 || now - s.renewed_ms < s.lease_s * 1000 / 2)
             continue;
-        char ks[SG_KEY_MAX], m[2 * SG_IDENT_MAX + 2];
-        sg_keyname(SG_K_SESS, s.pool, ks, sizeof(ks));
-        size_t ul = strlen(s.user), sl = strlen(s.session);
-        memcpy(m, s.user, ul);
-        m[ul] = '\0';
-        memcpy(m + ul + 1, s.session, sl);
-        const char *zv[] = {"ZSCORE", ks, m};
-        size_t zl[] = {6, strlen(ks), ul + 1 + sl};
-        redisReply *x = sg_conn_cmd(c, 3, zv, zl, err, errlen);
+        redisReply *x = session_score(c, &s, err, errlen);
         if (x == NULL) {
             rc = SG_EBACKEND;
             break;
@@ -1633,8 +1654,8 @@ int sg_reap(sg_conn *c, const char *host_id, const char *host, sg_reap_fn fn, vo
 /* ---- doctor ------------------------------------------------------------------ */
 
 /* every key matching pattern (SCAN), malloc'd */
-static int scan_keys(sg_conn *c, const char *pattern, char ***out, size_t *n, char *err,
-                     size_t errlen)
+int sg_scan_keys(sg_conn *c, const char *pattern, char ***out, size_t *n, char *err,
+                 size_t errlen)
 {
     char cursor[32] = "0";
     char **v = NULL;
@@ -1661,7 +1682,12 @@ static int scan_keys(sg_conn *c, const char *pattern, char ***out, size_t *n, ch
                 }
                 v = nv;
             }
-            v[k++] = strndup(keys->element[i]->str, keys->element[i]->len);
+            if ((v[k] = strndup(keys->element[i]->str, keys->element[i]->len)) == NULL) {
+                freeReplyObject(r);
+                sg_strv_free(v, k);
+                return seterr(err, errlen, SG_EBACKEND, "out of memory");
+            }
+            k++;
         }
         freeReplyObject(r);
     } while (strcmp(cursor, "0") != 0);
@@ -1725,36 +1751,9 @@ static int doctor_projection(sg_conn *c, const char *pool, int fix, sg_doctor_fn
     snprintf(tracked, sizeof(tracked), "%s", r->type == REDIS_REPLY_STRING ? r->str : ",");
     freeReplyObject(r);
     /* who should be there: disabled users, service accounts, tracked groups' members */
-    int rc = SG_OK;
-    size_t ng = 2;
-    for (const char *p = tracked; *p; p++)
-        ng += *p == ',';
-    char(*gk)[SG_KEY_MAX] = calloc(ng + 2, sizeof(*gk));
-    const char **keys = calloc(ng + 2, sizeof(*keys));
-    if (gk == NULL || keys == NULL) {
-        free(gk);
-        free(keys);
-        return seterr(err, errlen, SG_EBACKEND, "out of memory");
-    }
-    size_t nk = 0;
-    keys[nk++] = SG_KEY_DISABLED;
-    keys[nk++] = SG_KEY_SVC;
-    for (const char *p = tracked + 1; *p;) {
-        const char *e = strchr(p, ',');
-        if (e == NULL)
-            break;
-        if (e > p) {
-            snprintf(gk[nk], SG_KEY_MAX, "%s%.*s", SG_KEY_GROUP_PREFIX, (int)(e - p), p);
-            keys[nk] = gk[nk];
-            nk++;
-        }
-        p = e + 1;
-    }
     char **want = NULL;
     size_t nwant = 0;
-    rc = collect_members(c, keys, nk, &want, &nwant, err, errlen);
-    free(gk);
-    free(keys);
+    int rc = watched_members(c, tracked, 1, &want, &nwant, err, errlen);
     if (rc != SG_OK)
         return rc;
     /* who is there */
@@ -1773,11 +1772,13 @@ static int doctor_projection(sg_conn *c, const char *pool, int fix, sg_doctor_fn
         return seterr(err, errlen, SG_EBACKEND, "out of memory");
     }
     size_t k = 0;
-    for (size_t i = 0; i < nwant; i++)
-        rows[k++].user = strdup(want[i]);
-    for (size_t i = 0; i < r->elements; i++)
-        if (!in_sorted(want, nwant, r->element[i]->str))
-            rows[k++].user = strdup(r->element[i]->str);
+    for (size_t i = 0; rc == SG_OK && i < nwant; i++)
+        if ((rows[k++].user = strdup(want[i])) == NULL)
+            rc = seterr(err, errlen, SG_EBACKEND, "out of memory");
+    for (size_t i = 0; rc == SG_OK && i < r->elements; i++)
+        if (!in_sorted(want, nwant, r->element[i]->str) &&
+            (rows[k++].user = strdup(r->element[i]->str)) == NULL)
+            rc = seterr(err, errlen, SG_EBACKEND, "out of memory");
     freeReplyObject(r);
     sg_strv_free(want, nwant);
     char **names = calloc(k + 1, sizeof(*names));
@@ -1792,7 +1793,9 @@ static int doctor_projection(sg_conn *c, const char *pool, int fix, sg_doctor_fn
         rc = hmget_all(c, ku, names, NULL, k, have, err, errlen);
     long drift = 0;
     urow **sel = rc == SG_OK ? calloc(k + 1, sizeof(*sel)) : NULL;
-    for (size_t i = 0; rc == SG_OK && sel && i < k; i++) {
+    if (rc == SG_OK && sel == NULL)
+        rc = seterr(err, errlen, SG_EBACKEND, "out of memory");
+    for (size_t i = 0; rc == SG_OK && i < k; i++) {
         char a[1200], b[1200];
         expected_projection(rows[i].rec, tracked, a, sizeof(a));
         projection_core(have[i], tracked, b, sizeof(b));
@@ -1839,7 +1842,7 @@ int sg_doctor(sg_conn *c, int fix, sg_doctor_fn fn, void *ud, long *findings, ch
     *findings = 0;
     char **confs = NULL, **pools = NULL;
     size_t nconf = 0, np = 0;
-    int rc = scan_keys(c, "sg:{*}:conf", &confs, &nconf, err, errlen);
+    int rc = sg_scan_keys(c, "sg:{*}:conf", &confs, &nconf, err, errlen);
     if (rc == SG_OK)
         rc = sg_pool_list(c, &pools, &np, err, errlen);
     if (rc != SG_OK) {
@@ -1849,11 +1852,11 @@ int sg_doctor(sg_conn *c, int fix, sg_doctor_fn fn, void *ud, long *findings, ch
     /* the pools index against the pools that exist */
     char **existing = calloc(nconf + 1, sizeof(*existing));
     size_t ne = 0;
-    for (size_t i = 0; existing && i < nconf; i++) {
-        const char *o = strchr(confs[i], '{'), *e = o ? strstr(o, "}:conf") : NULL;
-        if (o && e && e[6] == '\0' && e > o + 1)
-            existing[ne++] = strndup(o + 1, (size_t)(e - o - 1));
-    }
+    char pool[SG_POOL_MAX + 1];
+    for (size_t i = 0; existing && i < nconf; i++)
+        if (sg_key_pool_of(confs[i], "conf", pool, sizeof(pool)) == 0 &&
+            (existing[ne] = strdup(pool)) != NULL)
+            ne++;
     sg_strv_free(confs, nconf);
     if (existing == NULL) {
         sg_strv_free(pools, np);
@@ -1960,7 +1963,7 @@ int sg_doctor(sg_conn *c, int fix, sg_doctor_fn fn, void *ud, long *findings, ch
     char **hosts = NULL;
     size_t nh = 0;
     if (rc == SG_OK)
-        rc = scan_keys(c, SG_KEY_HOST_PREFIX "*", &hosts, &nh, err, errlen);
+        rc = sg_scan_keys(c, SG_KEY_HOST_PREFIX "*", &hosts, &nh, err, errlen);
     for (size_t h = 0; h < nh && rc == SG_OK; h++) {
         const char *av[] = {"HGETALL", hosts[h]};
         redisReply *r = cmdv(c, err, errlen, 2, av);
@@ -1973,15 +1976,7 @@ int sg_doctor(sg_conn *c, int fix, sg_doctor_fn fn, void *ud, long *findings, ch
             sg_host_session s;
             int gone = host_parse(r->element[i]->str, r->element[i + 1]->str, &s) != 0;
             if (!gone) {
-                char ks[SG_KEY_MAX], m[2 * SG_IDENT_MAX + 2];
-                sg_keyname(SG_K_SESS, s.pool, ks, sizeof(ks));
-                size_t ul = strlen(s.user), sl = strlen(s.session);
-                memcpy(m, s.user, ul);
-                m[ul] = '\0';
-                memcpy(m + ul + 1, s.session, sl);
-                const char *zv[] = {"ZSCORE", ks, m};
-                size_t zl[] = {6, strlen(ks), ul + 1 + sl};
-                redisReply *x = sg_conn_cmd(c, 3, zv, zl, err, errlen);
+                redisReply *x = session_score(c, &s, err, errlen);
                 gone = x && x->type == REDIS_REPLY_NIL;
                 if (x)
                     freeReplyObject(x);

@@ -57,41 +57,24 @@ static int find_streams(sg_conn *c, const char *pool, stream_t **out, size_t *n,
         *n = 1;
         return SG_OK;
     }
-    char cursor[32] = "0";
-    stream_t *v = NULL;
-    size_t k = 0, cap = 0;
-    do {
-        const char *av[] = {"SCAN", cursor, "MATCH", "sg:{*}:audit", "COUNT", "1000"};
-        redisReply *r = sg_cmdv(c, err, errlen, 6, av);
-        if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-            if (r)
-                freeReplyObject(r);
-            free(v);
-            return SG_EBACKEND;
-        }
-        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
-        for (size_t i = 0; i < r->element[1]->elements; i++) {
-            const char *key = r->element[1]->element[i]->str;
-            const char *o = strchr(key, '{'), *e = o ? strstr(o, "}:audit") : NULL;
-            if (!o || !e || e[7] != '\0' || (size_t)(e - o - 1) > SG_POOL_MAX)
-                continue;
-            if (k == cap) {
-                cap = cap ? cap * 2 : 16;
-                stream_t *nv = realloc(v, sizeof(*v) * cap);
-                if (nv == NULL) {
-                    freeReplyObject(r);
-                    free(v);
-                    return seterr(err, errlen, SG_EBACKEND, "out of memory");
-                }
-                v = nv;
-            }
-            memset(&v[k], 0, sizeof(v[k]));
-            snprintf(v[k].key, sizeof(v[k].key), "%s", key);
-            snprintf(v[k].pool, sizeof(v[k].pool), "%.*s", (int)(e - o - 1), o + 1);
-            k++;
-        }
-        freeReplyObject(r);
-    } while (strcmp(cursor, "0") != 0);
+    char **keys = NULL;
+    size_t nk = 0;
+    int rc = sg_scan_keys(c, "sg:{*}:audit", &keys, &nk, err, errlen);
+    if (rc != SG_OK)
+        return rc;
+    stream_t *v = calloc(nk + 1, sizeof(*v));
+    if (v == NULL) {
+        sg_strv_free(keys, nk);
+        return seterr(err, errlen, SG_EBACKEND, "out of memory");
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < nk; i++) {
+        if (sg_key_pool_of(keys[i], "audit", v[k].pool, sizeof(v[k].pool)) != 0)
+            continue;
+        snprintf(v[k].key, sizeof(v[k].key), "%s", keys[i]);
+        k++;
+    }
+    sg_strv_free(keys, nk);
     *out = v;
     *n = k;
     return SG_OK;

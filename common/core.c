@@ -1,5 +1,6 @@
 /* Key schema, decision and release commands, reply parsing, script runner. */
 #include "seatgate.h"
+#include "internal.h"
 
 #include <hiredis/hiredis.h>
 #include <stdio.h>
@@ -17,6 +18,19 @@ int sg_keyname(sg_key k, const char *pool, char *buf, size_t len)
         return -1;
     int n = snprintf(buf, len, "sg:{%s}:%s", pool, key_suffix[k]);
     return (n < 0 || (size_t)n >= len) ? -1 : 0;
+}
+
+int sg_key_pool_of(const char *key, const char *name, char *pool, size_t len)
+{
+    const char *o = strchr(key, '{');
+    const char *e = o ? strchr(o, '}') : NULL;
+    size_t pl = e ? (size_t)(e - o - 1) : 0;
+    if (strncmp(key, "sg:{", 4) != 0 || o != key + 3 || e == NULL || pl == 0 ||
+        pl > SG_POOL_MAX || pl >= len || e[1] != ':' || strcmp(e + 2, name) != 0)
+        return -1;
+    memcpy(pool, o + 1, pl);
+    pool[pl] = '\0';
+    return 0;
 }
 
 int sg_key_mux(const char *pool, const char *sa, char *buf, size_t len)

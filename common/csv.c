@@ -613,3 +613,65 @@ void sg_fmt_rfc3339(long long ms, char *buf, size_t len)
     snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)frac);
 }
+
+
+/* ---- user lists ---------------------------------------------------------- */
+
+int sg_user_list_parse(const char *buf, size_t len, char ***users, size_t *n, char *err,
+                       size_t errlen)
+{
+    *users = NULL;
+    *n = 0;
+    if (memchr(buf, '\0', len)) {
+        snprintf(err, errlen, "the file holds a NUL byte");
+        return -1;
+    }
+    const char *p = buf, *end = buf + len;
+    if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
+        p += 3; /* a UTF-8 byte order mark */
+    size_t cap = 16, k = 0;
+    char **v = malloc(sizeof(*v) * cap);
+    long line = 0;
+    while (v && p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t l = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        line++;
+        if (l && p[l - 1] == '\r')
+            l--;
+        if (l && p[0] != '#') {
+            char one[SG_IDENT_MAX + 2], e[SG_ERR_MAX];
+            size_t cl = l > SG_IDENT_MAX + 1 ? SG_IDENT_MAX + 1 : l;
+            memcpy(one, p, cl); /* one byte too long is enough to be refused */
+            one[cl] = '\0';
+            if (sg_valid_ident(one, e, sizeof(e)) != 0) {
+                snprintf(err, errlen, "line %ld: %s", line, e);
+                sg_strv_free(v, k);
+                return -1;
+            }
+            if (k == cap) {
+                char **nv = realloc(v, sizeof(*v) * cap * 2);
+                if (nv == NULL)
+                    break;
+                v = nv;
+                cap *= 2;
+            }
+            if ((v[k] = strdup(one)) == NULL)
+                break;
+            k++;
+        }
+        p = nl ? nl + 1 : end;
+    }
+    if (v == NULL || p < end) {
+        snprintf(err, errlen, "out of memory");
+        sg_strv_free(v, k);
+        return -1;
+    }
+    if (k == 0) {
+        snprintf(err, errlen, "no user in it");
+        free(v);
+        return -1;
+    }
+    *users = v;
+    *n = k;
+    return 0;
+}

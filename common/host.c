@@ -255,3 +255,30 @@ int sg_proc_same(long pid, unsigned long long start_ticks, const char *boot_id)
         return 0;
     return 1;
 }
+
+
+int sg_host_id_or_name(const char *configured, char *buf, size_t len, char *err,
+                       size_t errlen)
+{
+    if (sg_host_id(configured, buf, len, err, errlen) == 0)
+        return 0;
+    char host[256];
+    sg_hostname(host, sizeof(host));
+    size_t k = 0;
+    for (const char *p = host; *p && k + 1 < len; p++)
+        buf[k++] = (char)((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                                  (*p >= '0' && *p <= '9') || *p == '.' || *p == '-'
+                              ? *p
+                              : '_');
+    if (len)
+        buf[k] = '\0';
+    if (k == 0)
+        snprintf(buf, len, "localhost");
+    return 1;
+}
+
+void sg_pam_session_id(const char *host_id, long pid, unsigned long long pstart, char *buf,
+                       size_t len)
+{
+    snprintf(buf, len, "pam-%s-%ld-%llu", host_id, pid, pstart);
+}

@@ -20,6 +20,11 @@ void sg_buf_free(sg_buf *b);
 
 /* Run a command; an error reply becomes NULL with err set. */
 struct redisReply *sg_cmdv(sg_conn *c, char *err, size_t errlen, int argc, const char **argv);
+/* The pool P of a key "sg:{P}:name" (name given); 0, or -1 for another key. */
+int sg_key_pool_of(const char *key, const char *name, char *pool, size_t len);
+/* Every key matching a SCAN pattern (malloc'd, free with sg_strv_free). */
+int sg_scan_keys(sg_conn *c, const char *pattern, char ***out, size_t *n, char *err,
+                 size_t errlen);
 /* Run a script with nkeys keys and nkv strings of name/value pairs. */
 struct redisReply *sg_script_kv(sg_conn *c, sg_script s, const char **keys, int nkeys,
                                 const char **kv, int nkv, char *err, size_t errlen);

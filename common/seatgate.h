@@ -337,12 +337,14 @@ typedef struct {
 } sg_pool_info;
 
 /* What a pool change did beyond the settings: users who lost a seat to a
- * shrink ("\n"-separated, malloc'd, may be NULL). Free with sg_pool_outcome_free. */
+ * shrink (malloc'd vectors). Free with sg_pool_outcome_free. */
 typedef struct {
     int created;
-    char *revoked;    /* floating seats taken back (reason pool_shrunk) */
-    char *unassigned; /* named seats taken back (least recently used first) */
-    long projected;   /* user records projected into the pool for its rules */
+    char **revoked;     /* floating seats taken back (reason pool_shrunk) */
+    size_t nrevoked;
+    char **unassigned;  /* named seats taken back (least recently used first) */
+    size_t nunassigned;
+    long projected;     /* user records projected into the pool for its rules */
 } sg_pool_outcome;
 void sg_pool_outcome_free(sg_pool_outcome *o);
 

@@ -8,6 +8,16 @@
 
 #include "seatgate.h" /* SG_IDENT_MAX; this header is included at its end */
 
+/* ---- user lists (seatctl assign|unassign --from FILE|-) --------------------
+ * One user a line; LF or CRLF; blank lines and lines starting with '#' are
+ * skipped; a UTF-8 byte order mark at the start is skipped; each user is an
+ * identity (sg_valid_ident). 0 with *users (malloc'd strings, free with
+ * sg_strv_free) and *n >= 1, or -1 with err "line L: reason", "the file
+ * holds a NUL byte" or "no user in it", and nothing allocated.
+ */
+int sg_user_list_parse(const char *buf, size_t len, char ***users, size_t *n, char *err,
+                       size_t errlen);
+
 /* ---- user import (seatctl user import [FILE|-]) ----------------------------
  * RFC 4180: fields may be quoted with "..." ("" inside quotes is a quote) and
  * then may hold commas and line breaks; lines end with LF or CRLF (a CR

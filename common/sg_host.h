@@ -23,6 +23,17 @@ int sg_host_id(const char *configured, char *buf, size_t len, char *err, size_t 
 /* Start time of process pid in clock ticks since boot (field 22 of
  * /proc/PID/stat). 0 ok; -1 if the process does not exist, pid is out of
  * range or the file cannot be read or parsed. A zombie still has one. */
+/* sg_host_id, else a stand-in made of the host name (letters, digits, '.'
+ * and '-' kept, any other byte '_', "localhost" when empty): 0 with the
+ * real id, 1 with the stand-in (err says why there is no real id). */
+int sg_host_id_or_name(const char *configured, char *buf, size_t len, char *err,
+                       size_t errlen);
+
+/* A PAM session id, unique across hosts and across processes that reuse a
+ * pid: "pam-<host id>-<pid>-<process start time>". */
+void sg_pam_session_id(const char *host_id, long pid, unsigned long long pstart, char *buf,
+                       size_t len);
+
 int sg_proc_start(long pid, unsigned long long *start_ticks);
 
 /* /proc/sys/kernel/random/boot_id ("xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx").

@@ -199,18 +199,8 @@ static int run_hook(pam_handle_t *pamh, hook_t hook, int argc, const char **argv
      * or with a later process that reuses the pid. Kept from open to close in
      * the handle, else rebuilt from the pid. */
     char hid[80], sid[160], boot[40] = "";
-    if (sg_host_id(c.cfg.host_id, hid, sizeof(hid), err, sizeof(err)) != 0) {
+    if (sg_host_id_or_name(c.cfg.host_id, hid, sizeof(hid), err, sizeof(err)) != 0)
         pam_syslog(pamh, LOG_WARNING, "seatgate: %s; using the host name", err);
-        size_t k = 0;
-        for (const char *p = host; *p && k + 1 < sizeof(hid); p++)
-            hid[k++] = (char)((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                                      (*p >= '0' && *p <= '9') || *p == '.' || *p == '-'
-                                  ? *p
-                                  : '_');
-        hid[k] = '\0';
-        if (k == 0)
-            snprintf(hid, sizeof(hid), "localhost");
-    }
     unsigned long long pstart = 0;
     long pid = (long)getpid();
     sg_proc_start(pid, &pstart);
@@ -219,7 +209,7 @@ static int run_hook(pam_handle_t *pamh, hook_t hook, int argc, const char **argv
     if (hook == HOOK_CLOSE && pam_get_data(pamh, SESSION_DATA, &kept) == PAM_SUCCESS && kept)
         snprintf(sid, sizeof(sid), "%s", (const char *)kept);
     else
-        snprintf(sid, sizeof(sid), "pam-%s-%ld-%llu", hid, pid, pstart);
+        sg_pam_session_id(hid, pid, pstart, sid, sizeof(sid));
 
     sg_redis_url url;
     if (sg_url_parse(c.cfg.redis, &url, err, sizeof(err)) != 0) {

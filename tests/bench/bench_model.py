@@ -144,6 +144,37 @@ def decision_rows(b):
     return {"named": named, "renew": renew, "grant": grant, "deny": deny}
 
 
+MINIMAL_RENEWAL = r"""
+local A = {}
+for i = 1, #ARGV - 1, 2 do A[ARGV[i]] = ARGV[i + 1] end
+local P = 'sg:{' .. A.pool .. '}:'
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HMGET', P .. 'conf', 'state', 'named', 'floating', 'idle', 'max_lease', 'epoch')
+redis.call('HGET', P .. 'users', A.user)
+redis.call('SISMEMBER', P .. 'named', A.user)
+local m = A.user .. '\0-'
+redis.call('ZSCORE', P .. 'sess', m)
+redis.call('ZADD', P .. 'sess', now + 900000, m)
+redis.call('HSET', P .. 'lastused', A.user, now)
+redis.call('HINCRBY', P .. 'stats', 'n:granted_named', 1)
+return {'result', 'granted_named', 'in_use', redis.call('ZCOUNT', P .. 'leases', '(' .. now, '+inf')}
+"""
+
+
+def floor_rows(b):
+    """What scripting costs on this Redis, beside the decide script: one
+    redis.call from Lua, and a named renewal written with only the nine
+    calls it needs and none of the shared library."""
+    keys, args = helpers.decide_call("t", "nm")
+    hundred = b.r.script_load("for i = 1, 100 do redis.call('TIME') end return 1")
+    us, _ = b.evalsha_us([(["sg:{t}:leases"], [])] * 1000, hundred, 3)
+    row("100 redis.call('TIME') in one script, per call", "%.2f" % (us / 100), "us")
+    minimal = b.r.script_load(MINIMAL_RENEWAL)
+    us, _ = b.evalsha_us([(keys, args)] * CALLS, minimal, 3)
+    row("a named renewal with only its 9 calls (no library)", "%.2f" % us, "us")
+
+
 def scale_rows(b):
     print()
     print("the same decisions with 100 and with 100,000 holders, and with rules "
@@ -306,6 +337,7 @@ def main():
     try:
         print("seat model (redis %s)" % b.r.info("server")["redis_version"])
         decision_rows(b)
+        floor_rows(b)
         scale_rows(b)
         population_rows(b)
     finally:

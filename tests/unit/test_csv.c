@@ -774,10 +774,53 @@ static void test_time_round_trip(void **state)
     }
 }
 
+/* ---- user lists (assign --from) ------------------------------------------ */
+
+static void list_bad(const char *in, size_t len, const char *want)
+{
+    char **v = (char **)1, err[SG_ERR_MAX] = "";
+    size_t n = 7;
+    assert_int_equal(sg_user_list_parse(in, len, &v, &n, err, sizeof(err)), -1);
+    assert_null(v);
+    assert_int_equal(n, 0);
+    if (strstr(err, want) == NULL)
+        fail_msg("error '%s' does not mention '%s'", err, want);
+}
+
+static void test_user_list(void **state)
+{
+    (void)state;
+    const char in[] = "\xef\xbb\xbf" "ann\r\n\n# a comment\nbea\nc d\nj\xc3\xb6rg";
+    char **v, err[SG_ERR_MAX];
+    size_t n;
+    assert_int_equal(sg_user_list_parse(in, sizeof(in) - 1, &v, &n, err, sizeof(err)), 0);
+    assert_int_equal(n, 4);
+    assert_string_equal(v[0], "ann");
+    assert_string_equal(v[1], "bea");
+    assert_string_equal(v[2], "c d");
+    assert_string_equal(v[3], "j\xc3\xb6rg");
+    sg_strv_free(v, n);
+}
+
+static void test_user_list_errors(void **state)
+{
+    (void)state;
+    list_bad("a\nb\n\tc\n", 7, "line 3");
+    list_bad("a\n b \n", 5, "line 2");
+    list_bad("a\0b\n", 4, "NUL");
+    list_bad("# only a comment\n\n", 18, "no user");
+    list_bad("", 0, "no user");
+    char big[400];
+    memset(big, 'x', sizeof(big));
+    list_bad(big, sizeof(big), "line 1: identity is longer than 256 bytes");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_basic),
+        cmocka_unit_test(test_user_list),
+        cmocka_unit_test(test_user_list_errors),
         cmocka_unit_test(test_header_only),
         cmocka_unit_test(test_header_order_case_spaces),
         cmocka_unit_test(test_header_errors),
