@@ -414,15 +414,6 @@ static int strcmp_p(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-void sg_strv_free(char **v, size_t n)
-{
-    if (v == NULL)
-        return;
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
 /* Members of the registry sets named (SMEMBERS each), sorted and unique. */
 static int collect_members(sg_conn *c, const char **keys, size_t nk, char ***out, size_t *n,
                            char *err, size_t errlen)

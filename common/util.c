@@ -270,3 +270,12 @@ void sg_buf_free(sg_buf *b)
     b->p = NULL;
     b->len = b->cap = 0;
 }
+
+void sg_strv_free(char **v, size_t n)
+{
+    if (v == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}

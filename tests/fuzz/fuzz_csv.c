@@ -74,6 +74,21 @@ static void parse_buf(const char *buf, size_t len, size_t errlen)
     }
 }
 
+/* assign --from lists: every user accepted is a valid identity */
+static void parse_list(const char *buf, size_t len)
+{
+    char **v = (char **)&v, err[SG_ERR_MAX];
+    size_t n = 12345;
+    if (sg_user_list_parse(buf, len, &v, &n, err, sizeof(err)) == 0) {
+        CHECK(v != NULL && n >= 1);
+        for (size_t i = 0; i < n; i++)
+            CHECK(sg_valid_ident(v[i], NULL, 0) == 0);
+        sg_strv_free(v, n);
+    } else {
+        CHECK(v == NULL && n == 0 && err[0] != '\0');
+    }
+}
+
 /* s written as the user field by sg_csv_field reads back as s ("'" + s when
  * the formula guard applies) when that is a valid identity. */
 static void check_field(const char *s)
@@ -117,6 +132,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     /* the bytes as they are (with NULs, without a terminator) */
     parse_buf((const char *)data, size, SG_ERR_MAX);
+    parse_list((const char *)data, size);
     parse_buf((const char *)data, size, size % 9);
     /* with a valid header in front: the fuzzer reaches the rows more often */
     static const char hdr[] = "user,groups,disabled,service_account\n";
