@@ -175,6 +175,45 @@ def test_a_full_zone_keeps_caching_and_says_so(seatctl, nginx):
     assert "is full" not in ng.log() or "seatgate zone \"sgfull\"" in ng.log()
 
 
+def test_a_zone_that_cannot_make_room_says_so_once(seatctl, nginx):
+    """issue 10: "a full zone logs (rate-limited), as limit_req does". When
+    the least recently used entries are spread over the slab's pages,
+    evicting the bounded number of them frees no page for an entry of a new
+    size: that decision is answered uncached, and the zone says it is full,
+    once a minute, with the count of what it could not cache."""
+    seatctl("pool", "set", "tech", "--floating", "100000", "--idle-timeout", "1h", check=EX_OK)
+    # how many entries of one size the zone holds (a first instance)
+    ng = nginx(SERVERS, zone="sgtiny:256k")
+    names = ["u%04d" % i for i in range(3000)]
+    for n in names:
+        get(ng, n)
+    held = 0
+    for n in reversed(names):
+        if sg(get(ng, n))["cache"] != "HIT":
+            break
+        held += 1
+    assert 200 < held < 2500, held
+    ng.stop()
+    # a fresh zone filled past that, so no page is free; then every other
+    # live entry is read first, so the oldest are spread over all pages
+    ng = nginx(SERVERS, zone="sgtiny:256k")
+    names = names[:held + 200]
+    for n in names:
+        assert get(ng, n).status_code == 200
+    live = names[-(held - 4):]
+    for n in live[::2] + live[1::2]:
+        get(ng, n)
+    for i in range(2):                        # a size class of its own
+        for _ in range(2):                    # answered, never cached
+            r = get(ng, "probe-%d-%s" % (i, "x" * 200))
+            assert r.status_code == 200 and sg(r)["result"] == "granted_floating"
+            assert sg(r)["cache"] != "HIT"
+    log = ng.log()
+    full = [ln for ln in log.splitlines() if 'seatgate zone "sgtiny" is full' in ln]
+    assert len(full) == 1, [ln for ln in log.splitlines() if "seatgate" in ln][-20:]
+    assert "[warn]" in full[0] and "could not be cached" in full[0]
+
+
 def test_negative_entries_go_when_a_seat_is_freed(seatctl, rdb, nginx):
     """issue 10 finding 3: a denial is cached (the flood of a refreshing
     user costs no Redis call) and dropped within a second of a seat freed
