@@ -118,6 +118,7 @@ typedef struct {
     u_short                          len;       /* key */
     u_short                          eff_len;   /* effective user */
     u_char                           reason_len;
+    uint32_t                         floating;  /* for a denial's sentence */
     ngx_queue_t                      queue;
     ngx_msec_t                       confirmed; /* when Redis was asked */
     ngx_msec_t                       expires;
@@ -201,7 +202,11 @@ struct ngx_http_seatgate_ctx_s {
     ngx_str_t                        feature;   /* what was decided for */
     ngx_int_t                        slot;
     long long                        floating;
+    ngx_uint_t                       status;    /* of a denial, else 0 */
+    ngx_uint_t                       uri_changes;  /* at the denial */
+    ngx_str_t                        body;      /* a denial's, once built */
 
+    unsigned                         replace:1; /* nginx's page by body */
     unsigned                         released:1;
     unsigned                         metrics:1;
     unsigned                         cached:1;
@@ -297,6 +302,7 @@ ngx_int_t ngx_http_seatgate_deny(ngx_http_request_t *r,
 ngx_int_t ngx_http_seatgate_respond(ngx_http_request_t *r,
     ngx_uint_t status, ngx_str_t *body, ngx_uint_t json);
 ngx_uint_t ngx_http_seatgate_wants_json(ngx_http_request_t *r);
+ngx_int_t ngx_http_seatgate_filter_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_seatgate_add_header(ngx_http_request_t *r,
     char *name, ngx_str_t *value);
 void ngx_http_seatgate_count(sg_result result, ngx_int_t slot);

@@ -114,6 +114,7 @@ ngx_http_seatgate_cache_lookup(ngx_http_seatgate_zone_t *z, u_char *key,
 
     ctx->result = (sg_result) sn->result;
     ctx->seat = (sg_seat) sn->seat;
+    ctx->floating = sn->floating;
     ctx->cached = 1;
 
     p = ngx_pnalloc(r->pool, sn->eff_len + sn->reason_len + 2);
@@ -235,6 +236,7 @@ ngx_http_seatgate_cache_store(ngx_http_seatgate_zone_t *z,
     sn->len = (u_short) p->key_len;
     sn->eff_len = (u_short) eff_len;
     sn->reason_len = (u_char) reason_len;
+    sn->floating = (uint32_t) ngx_max(d->floating, 0);
     sn->confirmed = p->asked;
     sn->expires = p->asked + life;
     sn->refresh = p->asked + life / 2;

@@ -2125,7 +2125,7 @@ ngx_http_seatgate_init(ngx_conf_t *cf)
 
     *h = ngx_http_seatgate_handler;
 
-    return NGX_OK;
+    return ngx_http_seatgate_filter_init(cf);
 }
 
 

@@ -2,9 +2,10 @@
 /*
  * ngx_http_seatgate_module: denials, metrics and counters.
  *
- * A denial answers 403 or 503 with Retry-After, X-Seatgate-Reason and a
- * short HTML or JSON body (or the status alone where an error_page takes
- * over); seatgate_metrics answers in Prometheus text from the counters
+ * A denial answers 403 or 503 with Retry-After and X-Seatgate-Reason
+ * through nginx's own error pages: an error_page for the status, or
+ * nginx's short page, whose body a filter replaces with the reason in
+ * HTML or JSON; seatgate_metrics answers in Prometheus text from the counters
  * the workers share.
  */
 
@@ -12,7 +13,16 @@
 #include "ngx_http_seatgate.h"
 
 
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
+
+
 static void ngx_http_seatgate_metrics_resume(ngx_http_request_t *r);
+static ngx_int_t ngx_http_seatgate_header_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_http_seatgate_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
+static ngx_int_t ngx_http_seatgate_denial_body(ngx_http_request_t *r,
+    ngx_http_seatgate_ctx_t *ctx, ngx_uint_t json);
 static u_char *ngx_http_seatgate_message(u_char *p, u_char *last,
     ngx_http_seatgate_ctx_t *ctx);
 
@@ -259,32 +269,37 @@ ngx_http_seatgate_metrics_resume(ngx_http_request_t *r)
 }
 
 
+/*
+ * A denial: its headers, then the status goes back to nginx, whose own
+ * error-page machinery answers (an error_page for the status, on nginx's
+ * conditions, or else its short page for the status, which the filters
+ * below dress with the reason).
+ */
+
 ngx_int_t
 ngx_http_seatgate_deny(ngx_http_request_t *r, ngx_http_seatgate_ctx_t *ctx,
     ngx_http_seatgate_loc_conf_t *slcf)
 {
-    u_char                    *p, *last, *msg, *msg_end;
-    size_t                     len;
-    ngx_str_t                  body, value;
-    ngx_uint_t                 i, status, json;
-    ngx_http_err_page_t       *err_page;
-    ngx_http_core_loc_conf_t  *clcf;
-    u_char                     text[512];
+    ngx_str_t   value;
+    ngx_uint_t  status;
 
     status = (ctx->result == SG_DENIED_EXHAUSTED
               || ctx->result == SG_ERROR_BACKEND)
              ? NGX_HTTP_SERVICE_UNAVAILABLE : NGX_HTTP_FORBIDDEN;
 
+    ngx_str_set(&value, "no-store");
+
     if (ngx_http_seatgate_add_header(r, "X-Seatgate-Reason", &ctx->reason)
-        != NGX_OK)
+        != NGX_OK
+        || ngx_http_seatgate_add_header(r, "Cache-Control", &value) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     if (status == NGX_HTTP_SERVICE_UNAVAILABLE) {
 
-        /* the header is sent after this returns (an error_page answers
-         * later): its value lives in the request's pool */
+        /* the header is sent after this returns: its value lives in the
+         * request's pool */
 
         value.data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
         if (value.data == NULL) {
@@ -302,29 +317,133 @@ ngx_http_seatgate_deny(ngx_http_request_t *r, ngx_http_seatgate_ctx_t *ctx,
         }
     }
 
-    /*
-     * an error_page for the status takes over the body: nginx's own
-     * special response handler decides, on the same conditions it uses
-     * (not inside an error_page unless recursive_error_pages, and while
-     * the request may still change its URI)
-     */
+    ctx->status = status;
+    ctx->uri_changes = r->uri_changes;
 
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+    return status;
+}
 
-    if (!r->error_page && clcf->error_pages && r->uri_changes != 0) {
-        err_page = clcf->error_pages->elts;
 
-        for (i = 0; i < clcf->error_pages->nelts; i++) {
-            if (err_page[i].status == (ngx_int_t) status) {
-                return status;
-            }
+/*
+ * The response to a denial that no error_page took over is nginx's own
+ * short page for the status: same status, and no internal redirect since
+ * the denial. Its body is replaced by the reason in HTML or JSON.
+ */
+
+static ngx_int_t
+ngx_http_seatgate_header_filter(ngx_http_request_t *r)
+{
+    ngx_uint_t                json;
+    ngx_http_seatgate_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_seatgate_module);
+
+    if (ctx == NULL
+        || ctx->status == 0
+        || ctx->body.data
+        || r->headers_out.status != ctx->status
+        || r->uri_changes != ctx->uri_changes)
+    {
+        return ngx_http_next_header_filter(r);
+    }
+
+    json = ngx_http_seatgate_wants_json(r);
+
+    if (ngx_http_seatgate_denial_body(r, ctx, json) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (json) {
+        ngx_str_set(&r->headers_out.content_type, "application/json");
+
+    } else {
+        ngx_str_set(&r->headers_out.content_type, "text/html; charset=utf-8");
+    }
+
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    r->headers_out.content_length_n = ctx->body.len;
+
+    if (r->headers_out.content_length) {
+        r->headers_out.content_length->hash = 0;
+        r->headers_out.content_length = NULL;
+    }
+
+    ctx->replace = 1;
+
+    return ngx_http_next_header_filter(r);
+}
+
+
+static ngx_int_t
+ngx_http_seatgate_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_buf_t                *b;
+    ngx_uint_t                last;
+    ngx_chain_t              *cl, out;
+    ngx_http_seatgate_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_seatgate_module);
+
+    if (ctx == NULL || !ctx->replace) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    /* nginx's page is dropped; the reason goes out at its end */
+
+    last = 0;
+
+    for (cl = in; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (ngx_buf_in_memory(b)) {
+            b->pos = b->last;
+        }
+
+        if (b->in_file) {
+            b->file_pos = b->file_last;
+        }
+
+        if (b->last_buf || b->last_in_chain) {
+            last = 1;
         }
     }
 
+    if (!last) {
+        return NGX_OK;
+    }
+
+    ctx->replace = 0;
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = ctx->body.data;
+    b->last = ctx->body.data + ctx->body.len;
+    b->memory = ctx->body.len ? 1 : 0;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_next_body_filter(r, &out);
+}
+
+
+static ngx_int_t
+ngx_http_seatgate_denial_body(ngx_http_request_t *r,
+    ngx_http_seatgate_ctx_t *ctx, ngx_uint_t json)
+{
+    u_char  *p, *msg, *msg_end;
+    size_t   len;
+    u_char   text[512];
+
     msg = text;
     msg_end = ngx_http_seatgate_message(text, text + sizeof(text), ctx);
-
-    json = ngx_http_seatgate_wants_json(r);
 
     if (json) {
         len = sizeof("{\"result\":\"\",\"reason\":\"\",\"pool\":\"\","
@@ -338,10 +457,10 @@ ngx_http_seatgate_deny(ngx_http_request_t *r, ngx_http_seatgate_ctx_t *ctx,
 
         p = ngx_pnalloc(r->pool, len);
         if (p == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return NGX_ERROR;
         }
 
-        body.data = p;
+        ctx->body.data = p;
 
         p = ngx_sprintf(p, "{\"result\":\"%s\",\"reason\":\"%V\",\"pool\":\"",
                         sg_result_name(ctx->result), &ctx->reason);
@@ -351,7 +470,7 @@ ngx_http_seatgate_deny(ngx_http_request_t *r, ngx_http_seatgate_ctx_t *ctx,
         p = ngx_cpymem(p, "\",\"seat\":\"none\",\"message\":\"",
                        sizeof("\",\"seat\":\"none\",\"message\":\"") - 1);
         p = (u_char *) ngx_escape_json(p, msg, msg_end - msg);
-        last = ngx_cpymem(p, "\"}\n", 3);
+        p = ngx_cpymem(p, "\"}\n", 3);
 
     } else {
         len = sizeof("<html>\n<head><title></title></head>\n<body>\n"
@@ -363,27 +482,25 @@ ngx_http_seatgate_deny(ngx_http_request_t *r, ngx_http_seatgate_ctx_t *ctx,
 
         p = ngx_pnalloc(r->pool, len);
         if (p == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return NGX_ERROR;
         }
 
-        body.data = p;
+        ctx->body.data = p;
 
         p = ngx_sprintf(p, "<html>\n<head><title>%s</title></head>\n<body>\n"
                            "<h1>%s</h1>\n<p>",
-                        status == NGX_HTTP_FORBIDDEN
+                        ctx->status == NGX_HTTP_FORBIDDEN
                         ? "403 No seat" : "503 No seat available",
-                        status == NGX_HTTP_FORBIDDEN
+                        ctx->status == NGX_HTTP_FORBIDDEN
                         ? "No seat" : "No seat available");
         p = (u_char *) ngx_escape_html(p, msg, msg_end - msg);
-        last = ngx_sprintf(p, "</p>\n<p><small>%V</small></p>\n"
-                              "</body>\n</html>\n", &ctx->reason);
+        p = ngx_sprintf(p, "</p>\n<p><small>%V</small></p>\n"
+                           "</body>\n</html>\n", &ctx->reason);
     }
 
-    body.len = last - body.data;
+    ctx->body.len = p - ctx->body.data;
 
-    ngx_http_finalize_request(r, ngx_http_seatgate_respond(r, status, &body,
-                                                           json));
-    return NGX_DONE;
+    return NGX_OK;
 }
 
 
@@ -667,6 +784,19 @@ ngx_http_seatgate_init_stats_zone(ngx_shm_zone_t *shm_zone, void *data)
 
         pools[i]->slot = j;
     }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_seatgate_filter_init(ngx_conf_t *cf)
+{
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_seatgate_header_filter;
+
+    ngx_http_next_body_filter = ngx_http_top_body_filter;
+    ngx_http_top_body_filter = ngx_http_seatgate_body_filter;
 
     return NGX_OK;
 }

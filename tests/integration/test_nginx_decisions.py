@@ -1,6 +1,8 @@
 """nginx module: every decision result, the deny responses, the variables."""
 import json
 
+import requests
+
 from helpers import EX_OK, audit_entries, leases
 from nginx_fixtures import SG_HEADER, nginx, sg, wait_for  # noqa: F401
 
@@ -241,6 +243,36 @@ def test_error_page_takes_over_the_body(seatctl, nginx):
     assert r.status_code == 403
     assert "custom page" in r.text
     assert r.headers["X-Seatgate-Reason"] == "no_named_seat"
+
+
+def test_nginx_answers_a_denial_on_its_own_error_page_rules(seatctl, nginx):
+    """issue 10: the module returns the status and nginx's error-page
+    machinery answers: an error_page for another status leaves the reason's
+    own body; a named location takes over (with its status under "="); a
+    HEAD gets the headers and the length of the body it would have got."""
+    setup_pools(seatctl, floating=1)
+    servers = SERVERS.replace("location /app/ {",
+                              "error_page 404 /nf.html;\n"
+                              "    location /app2/ { seatgate tech; alias {prefix}/html/;"
+                              " error_page 503 = @busy; }\n"
+                              "    location @busy { auth_basic off; return 200 'fallback\\n'; }\n"
+                              "    location /app/ {")
+    ng = nginx(servers)
+    assert ng.get("/app/index.html", "bob").status_code == 200
+    r = ng.get("/app/index.html", "carol")
+    assert r.status_code == 503 and r.headers["Retry-After"] == "45"
+    assert "only floating seat of pool tech" in r.text and r.text.lstrip().startswith("<html>")
+    assert r.headers["Cache-Control"] == "no-store"
+    assert int(r.headers["Content-Length"]) == len(r.content)
+    assert "nginx" not in r.text                  # not nginx's stock page
+    h = requests.head(ng.url("/app/index.html"), auth=("carol", "carol-pw"), timeout=10)
+    assert h.status_code == 503 and h.headers["X-Seatgate-Reason"] == "all_floating_in_use"
+    assert int(h.headers["Content-Length"]) == len(r.content)
+    r = ng.get("/app2/index.html", "carol")
+    assert (r.status_code, r.text) == (200, "fallback\n")
+    assert r.headers["X-Seatgate-Reason"] == "all_floating_in_use"
+    r = ng.get("/app/index.html", "carol", headers={"Accept": "application/json"})
+    assert r.status_code == 503 and json.loads(r.text)["reason"] == "all_floating_in_use"
 
 
 def test_retry_after_survives_an_error_page(seatctl, nginx):
