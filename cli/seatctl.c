@@ -876,6 +876,7 @@ static void cfg_log(void *ud, sg_log_level lvl, const char *fmt, ...)
     (void)lvl;
     va_list ap;
     va_start(ap, fmt);
+    fputs("seatctl: ", stderr);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);

@@ -3,7 +3,11 @@
 #include "seatgate.h"
 #include "internal.h"
 
+#include <arpa/inet.h>
 #include <hiredis/hiredis.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,10 +45,107 @@ static struct timeval tv_of(int ms)
     return tv;
 }
 
+/*
+ * Name resolution within the budget. getaddrinfo() has no timeout (a silent
+ * resolver holds it for resolv.conf's timeout x attempts x servers, 20 s and
+ * more), so a name goes to glibc's getaddrinfo_a() and is waited for with
+ * gai_suspend() no longer than what is left. A request still running at the
+ * deadline is cancelled; if the resolver thread cannot let go of it, its few
+ * hundred bytes are left to that thread (freeing them would be a
+ * use-after-free), which happens only when the resolver stalls.
+ * A numeric address needs no resolver and is used as it is.
+ */
+typedef struct {
+    struct gaicb cb;
+    struct addrinfo hints;
+    char name[256];
+    char service[8];
+} lookup_t;
+
+static int resolve(const char *host, int port, long long deadline, struct addrinfo **out,
+                   char *err, size_t errlen)
+{
+    lookup_t *q = calloc(1, sizeof(*q));
+    if (q == NULL)
+        return seterr(err, errlen, "redis %s:%d: out of memory", host, port), -1;
+    snprintf(q->name, sizeof(q->name), "%s", host);
+    snprintf(q->service, sizeof(q->service), "%d", port);
+    q->hints.ai_family = AF_UNSPEC;
+    q->hints.ai_socktype = SOCK_STREAM;
+    q->hints.ai_flags = AI_ADDRCONFIG;
+    q->cb.ar_name = q->name;
+    q->cb.ar_service = q->service;
+    q->cb.ar_request = &q->hints;
+    struct gaicb *list[1] = {&q->cb};
+    struct sigevent sev = {.sigev_notify = SIGEV_NONE};
+    int rc = getaddrinfo_a(GAI_NOWAIT, list, 1, &sev);
+    if (rc != 0) {
+        free(q);
+        return seterr(err, errlen, "redis %s:%d: cannot resolve: %s", host, port,
+                      gai_strerror(rc)), -1;
+    }
+    for (;;) {
+        rc = gai_error(&q->cb);
+        if (rc != EAI_INPROGRESS)
+            break;
+        long long left = deadline - mono_ms();
+        if (left <= 0)
+            break;
+        struct timespec ts = {left / 1000, (left % 1000) * 1000000};
+        const struct gaicb *wait[1] = {&q->cb};
+        gai_suspend(wait, 1, &ts); /* EAI_AGAIN (timeout), EAI_INTR: look again */
+    }
+    if (rc == EAI_INPROGRESS) {
+        if (gai_cancel(&q->cb) == EAI_CANCELED) {
+            free(q);
+        } /* else EAI_NOTCANCELED: the resolver thread still owns q */
+        return seterr(err, errlen, "redis %s:%d: name resolution took longer than the timeout",
+                      host, port), -1;
+    }
+    if (rc != 0) {
+        free(q);
+        return seterr(err, errlen, "redis %s:%d: cannot resolve: %s", host, port,
+                      gai_strerror(rc)), -1;
+    }
+    *out = q->cb.ar_result;
+    free(q);
+    return 0;
+}
+
+/* Connects to host:port within timeout_ms, resolution included: each
+ * address in turn with what is left of the time. */
 static redisContext *dial_tcp(const char *host, int port, int timeout_ms, char *err,
                               size_t errlen)
 {
-    redisContext *ctx = redisConnectWithTimeout(host, port, tv_of(timeout_ms));
+    long long deadline = mono_ms() + timeout_ms;
+    unsigned char bin[sizeof(struct in6_addr)];
+    redisContext *ctx = NULL;
+    if (inet_pton(AF_INET, host, bin) == 1 || inet_pton(AF_INET6, host, bin) == 1) {
+        ctx = redisConnectWithTimeout(host, port, tv_of(timeout_ms));
+    } else {
+        struct addrinfo *ai = NULL;
+        if (resolve(host, port, deadline, &ai, err, errlen) != 0)
+            return NULL;
+        for (struct addrinfo *a = ai; a; a = a->ai_next) {
+            char num[INET6_ADDRSTRLEN];
+            long long left = deadline - mono_ms();
+            if (left <= 0)
+                break;
+            if (getnameinfo(a->ai_addr, a->ai_addrlen, num, sizeof(num), NULL, 0,
+                            NI_NUMERICHOST) != 0)
+                continue;
+            if (ctx)
+                redisFree(ctx);
+            ctx = redisConnectWithTimeout(num, port, tv_of((int)left));
+            if (ctx && !ctx->err)
+                break;
+        }
+        freeaddrinfo(ai);
+        if (ctx == NULL && mono_ms() >= deadline) {
+            seterr(err, errlen, "redis %s:%d: timed out after %d ms", host, port, timeout_ms);
+            return NULL;
+        }
+    }
     if (ctx == NULL) {
         seterr(err, errlen, "redis %s:%d: out of memory", host, port);
         return NULL;
@@ -248,6 +349,14 @@ sg_conn *sg_conn_open_bounded(const sg_redis_url *u, int budget_ms, char *err, s
     if (budget_ms <= 0)
         budget_ms = SG_DEFAULT_TIMEOUT_MS;
     return open_impl(u, budget_ms, mono_ms() + budget_ms, err, errlen);
+}
+
+void sg_conn_set_budget(sg_conn *c, int budget_ms)
+{
+    if (budget_ms <= 0)
+        budget_ms = 1;
+    c->timeout_ms = budget_ms;
+    c->deadline = mono_ms() + budget_ms;
 }
 
 void sg_conn_close(sg_conn *c)

@@ -172,6 +172,15 @@ int sg_request_validate(const sg_request *rq, char *err, size_t errlen)
         snprintf(err, errlen, "lease length out of range");
         return -1;
     }
+    char clean[SG_TEXT_MAX + 1];
+    if (!empty(rq->client) && sg_clean_text(rq->client, clean, sizeof(clean)) != 0) {
+        snprintf(err, errlen, "client: not a printable address (at most %d bytes)", SG_TEXT_MAX);
+        return -1;
+    }
+    if (!empty(rq->host) && sg_clean_text(rq->host, clean, sizeof(clean)) != 0) {
+        snprintf(err, errlen, "host: not a printable name (at most %d bytes)", SG_TEXT_MAX);
+        return -1;
+    }
     return 0;
 }
 

@@ -98,6 +98,11 @@ int sg_result_granted(sg_result r);
  */
 int sg_valid_ident(const char *s, char *err, size_t errlen);   /* user, session */
 int sg_valid_group(const char *s, char *err, size_t errlen);   /* ident minus , = */
+/* A client address or host name as stored (audit, sessions): printable
+ * ASCII without spaces, at most SG_TEXT_MAX bytes. sg_clean_text copies in
+ * to out with every other byte as '?' and cuts it to size; 1 when it had to. */
+#define SG_TEXT_MAX 255
+int sg_clean_text(const char *in, char *out, size_t outlen);
 int sg_valid_name(const char *s, char *err, size_t errlen);    /* pool, feature */
 
 /* This host's name for audit entries and session leases ("localhost" if unknown). */
@@ -150,6 +155,9 @@ sg_conn *sg_conn_open(const sg_redis_url *url, int timeout_ms, char *err, size_t
  * connect, sentinel discovery, AUTH and every later command share it (PAM:
  * a login is never delayed past the timeout). */
 sg_conn *sg_conn_open_bounded(const sg_redis_url *url, int budget_ms, char *err, size_t errlen);
+/* A new budget for what is left of an operation: every later command of
+ * the connection shares budget_ms from now (PAM: account then session). */
+void sg_conn_set_budget(sg_conn *c, int budget_ms);
 void sg_conn_close(sg_conn *c);
 struct redisContext *sg_conn_ctx(sg_conn *c);
 /* Runs one command; NULL on I/O error or timeout (err set). An error reply is
@@ -505,6 +513,7 @@ typedef struct {
     int fail_open;    /* 0 closed (default), 1 open */
     int timeout_ms;
     char exempt_group[SG_IDENT_MAX + 1];
+    int exempt_root;  /* root passes without a seat (default 1) */
     int debug;
     long lease_s;     /* PAM session lease; 0 = pool idle timeout */
     char host_id[65]; /* this host's id for sessions and reap; "" = /etc/machine-id */
@@ -514,7 +523,11 @@ typedef struct {
 void sg_config_init(sg_config *cfg);
 /* Applies one "key=value" (or bare "debug") setting. 0 ok, -1 error (logged). */
 int sg_config_apply(sg_config *cfg, const char *kv, sg_log_fn log, void *ud);
-/* Reads a file. missing_ok: a missing file is not an error. 0 ok, -1 error. */
+/* Reads a file. missing_ok: a missing file is not an error. 0 ok, -1 error.
+ * A file not owned by root (or the caller) or writable by group or others,
+ * or in such a directory, is refused whole. Otherwise every good line is
+ * applied, also after a bad one (reported, and the result is -1), so a
+ * caller can still honour what must hold in a broken file (exemptions). */
 int sg_config_read(sg_config *cfg, const char *path, int missing_ok, sg_log_fn log, void *ud);
 
 #endif

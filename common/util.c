@@ -118,6 +118,25 @@ static int valid_text(const char *what, const char *s, size_t max, const char *f
     return 0;
 }
 
+int sg_clean_text(const char *in, char *out, size_t outlen)
+{
+    int changed = 0;
+    size_t k = 0;
+    if (outlen == 0)
+        return 1;
+    for (const unsigned char *p = (const unsigned char *)(in ? in : ""); *p; p++) {
+        if (k + 1 >= outlen || k >= SG_TEXT_MAX) {
+            changed = 1;
+            break;
+        }
+        int ok = *p > 0x20 && *p < 0x7f;
+        out[k++] = ok ? (char)*p : '?';
+        changed |= !ok;
+    }
+    out[k] = '\0';
+    return changed;
+}
+
 int sg_valid_ident(const char *s, char *err, size_t errlen)
 {
     return valid_text("identity", s, SG_IDENT_MAX, NULL, err, errlen);

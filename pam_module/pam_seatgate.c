@@ -8,37 +8,60 @@
  * joins the user's floating seat as a lease carrying host and process id;
  * session close releases that session (the seat stays while the user has
  * other live sessions). Arguments: see pam_seatgate(8). The config file is
- * read first (conf=, default /etc/security/seatgate.conf) and the arguments
- * on the PAM line are applied over it. Any unknown or malformed argument
- * denies (fail closed) and is logged.
+ * read first (conf=, default /etc/security/seatgate.conf; refused unless
+ * owned by root and not writable by group or others) and the arguments on
+ * the PAM line are applied over it.
+ *
+ * One login, one budget: the account and session-open calls of a login share
+ * one Redis connection and timeout= in total (name resolution included),
+ * kept in the handle with pam_set_data and closed at pam_end. A logout
+ * (session close) has a budget of its own.
+ *
+ * Exempt users (root unless exempt_root=no, members of exempt_group) step
+ * aside with PAM_IGNORE, also when the configuration is broken; for anyone
+ * else a broken configuration denies.
  *
  * All decisions are made by libseatgate (common/); this file is the PAM
  * wrapper: arguments, identity, conversation and return codes.
  */
 #include "seatgate.h"
 
-#include <grp.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PAM_SM_ACCOUNT
 #define PAM_SM_SESSION
 #include <security/pam_ext.h>
 #include <security/pam_modules.h>
+#include <security/pam_modutil.h>
 
-#define SESSION_DATA "pam_seatgate_session"
+#define LOGIN_DATA "pam_seatgate_login"
 #define PAM_DEFAULT_LEASE_S (12 * 3600)
 
 typedef enum { HOOK_ACCOUNT, HOOK_OPEN, HOOK_CLOSE } hook_t;
 
+/* What one login keeps in the handle between its PAM calls. */
+typedef struct {
+    sg_conn *conn;    /* account -> open; closed after open and at pam_end */
+    pid_t pid;        /* the process conn belongs to */
+    long spent_ms;    /* what account and open have waited so far */
+    int group_warned; /* a missing exempt group said once */
+    char sid[160];    /* the session id, open -> close */
+} login_t;
+
 typedef struct {
     pam_handle_t *pamh;
+    int flags;
+    hook_t hook;
+    const char *hookname;
     sg_config cfg;
+    login_t *login;
 } ctx_t;
 
 static void pam_log(void *ud, sg_log_level lvl, const char *fmt, ...)
@@ -57,141 +80,235 @@ static void pam_log(void *ud, sg_log_level lvl, const char *fmt, ...)
     va_end(ap);
 }
 
-/* conf= first, then every other argument over it. */
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* conf= first, then every other argument over it. Every good setting is
+ * applied, also after a bad one, so exemptions hold in a broken config;
+ * -1 when anything was bad (logged). */
 static int parse_args(ctx_t *c, int argc, const char **argv)
 {
+    int rc = 0;
     sg_config_init(&c->cfg);
     const char *conf = NULL;
     for (int i = 0; i < argc; i++)
         if (strncmp(argv[i], "conf=", 5) == 0)
             conf = argv[i] + 5;
     if (conf != NULL && *conf == '\0') {
-        pam_syslog(c->pamh, LOG_ERR, "seatgate: conf= needs a path");
-        return -1;
+        pam_syslog(c->pamh, LOG_ERR, "conf= needs a path");
+        rc = -1;
+    } else if (sg_config_read(&c->cfg, conf ? conf : SG_DEFAULT_CONF, conf == NULL, pam_log,
+                              c->pamh) != 0) {
+        rc = -1;
     }
-    if (sg_config_read(&c->cfg, conf ? conf : SG_DEFAULT_CONF, conf == NULL, pam_log, c->pamh) !=
-        0)
-        return -1;
     for (int i = 0; i < argc; i++) {
         if (strncmp(argv[i], "conf=", 5) == 0)
             continue;
         if (sg_config_apply(&c->cfg, argv[i], pam_log, c->pamh) != 0)
-            return -1;
+            rc = -1;
     }
     if (c->cfg.pool[0] == '\0') {
-        pam_syslog(c->pamh, LOG_ERR, "seatgate: no pool= given (on the PAM line or in %s)",
+        pam_syslog(c->pamh, LOG_ERR, "no pool= given (on the PAM line or in %s)",
                    conf ? conf : SG_DEFAULT_CONF);
-        return -1;
+        rc = -1;
     }
-    return 0;
+    return rc;
 }
 
-static void tell(pam_handle_t *pamh, int style, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* A message to the user, unless the application asked for silence. */
+static void tell(ctx_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-static void tell(pam_handle_t *pamh, int style, const char *fmt, ...)
+static void tell(ctx_t *c, const char *fmt, ...)
 {
+    if (c->flags & PAM_SILENT)
+        return;
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    pam_prompt(pamh, style, NULL, "%s", msg);
+    pam_prompt(c->pamh, PAM_ERROR_MSG, NULL, "%s", msg);
 }
 
-/* Is the user in the break-glass group? (primary or supplementary) */
-static int in_group(pam_handle_t *pamh, const char *user, const char *group)
-{
-    struct passwd pwbuf, *pw = NULL;
-    struct group grbuf, *gr = NULL;
-    char buf[16384];
-    if (getgrnam_r(group, &grbuf, buf, sizeof(buf), &gr) != 0 || gr == NULL)
-        return 0;
-    gid_t gid = gr->gr_gid;
-    for (char **m = gr->gr_mem; m && *m; m++)
-        if (strcmp(*m, user) == 0)
-            return 1;
-    char pbuf[16384];
-    if (getpwnam_r(user, &pwbuf, pbuf, sizeof(pbuf), &pw) != 0 || pw == NULL)
-        return 0;
-    if (pw->pw_gid == gid)
-        return 1;
-    int ng = 64;
-    gid_t groups[64];
-    if (getgrouplist(user, pw->pw_gid, groups, &ng) < 0) {
-        pam_syslog(pamh, LOG_WARNING, "seatgate: %s is in more than 64 groups", user);
-        return 0;
-    }
-    for (int i = 0; i < ng; i++)
-        if (groups[i] == gid)
-            return 1;
-    return 0;
-}
-
-static void free_data(pam_handle_t *pamh, void *data, int status)
+static void login_free(pam_handle_t *pamh, void *data, int status)
 {
     (void)pamh;
     (void)status;
-    free(data);
+    login_t *l = data;
+    sg_conn_close(l->conn);
+    free(l);
 }
 
-static int backend_failed(ctx_t *c, hook_t hook, const char *user, const char *why)
+/* This login's state, made on first use; NULL only when out of memory. */
+static login_t *login_of(pam_handle_t *pamh)
 {
-    if (hook == HOOK_CLOSE) { /* a logout never fails on the seat */
+    const void *d = NULL;
+    if (pam_get_data(pamh, LOGIN_DATA, &d) == PAM_SUCCESS && d)
+        return (login_t *)d;
+    login_t *l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return NULL;
+    if (pam_set_data(pamh, LOGIN_DATA, l, login_free) != PAM_SUCCESS) {
+        free(l);
+        return NULL;
+    }
+    return l;
+}
+
+static void drop_conn(login_t *l)
+{
+    sg_conn_close(l->conn);
+    l->conn = NULL;
+}
+
+/* Root (exempt_root, by uid 0) or a member of exempt_group: the module has
+ * nothing to say about them. A group this host does not know is logged
+ * once per login. */
+static const char *exempt(ctx_t *c, const char *user)
+{
+    if (c->cfg.exempt_root) {
+        struct passwd *pw = pam_modutil_getpwnam(c->pamh, user);
+        if ((pw && pw->pw_uid == 0) || (pw == NULL && strcmp(user, "root") == 0))
+            return "root";
+    }
+    if (c->cfg.exempt_group[0] == '\0')
+        return NULL;
+    if (pam_modutil_getgrnam(c->pamh, c->cfg.exempt_group) == NULL) {
+        if (c->login == NULL || !c->login->group_warned)
+            pam_syslog(c->pamh, LOG_WARNING,
+                       "exempt_group %s does not exist on this host; nobody is exempt through it",
+                       c->cfg.exempt_group);
+        if (c->login)
+            c->login->group_warned = 1;
+        return NULL;
+    }
+    if (pam_modutil_user_in_group_nam_nam(c->pamh, user, c->cfg.exempt_group))
+        return "a member of group ";
+    return NULL;
+}
+
+static int denied_code(hook_t hook)
+{
+    /* pam_sm_open_session(3) knows only PAM_SUCCESS and PAM_SESSION_ERR */
+    return hook == HOOK_ACCOUNT ? PAM_PERM_DENIED : PAM_SESSION_ERR;
+}
+
+static int backend_failed(ctx_t *c, const char *user, const char *why)
+{
+    if (c->hook == HOOK_CLOSE) { /* a logout never fails on the seat */
         pam_syslog(c->pamh, LOG_WARNING,
-                   "seatgate: pool %s: %s; closing %s's session without release (its lease "
-                   "runs out)",
+                   "pool %s: %s; closing %s's session without release (its lease runs out)",
                    c->cfg.pool, why, user);
         return PAM_SUCCESS;
     }
     if (c->cfg.fail_open) {
-        pam_syslog(c->pamh, LOG_WARNING,
-                   "seatgate: pool %s: %s; fail=open lets %s in without a seat", c->cfg.pool, why,
-                   user);
+        pam_syslog(c->pamh, LOG_WARNING, "pool %s: %s; fail=open lets %s in without a seat",
+                   c->cfg.pool, why, user);
         return PAM_SUCCESS;
     }
-    pam_syslog(c->pamh, LOG_ERR, "seatgate: pool %s: %s; fail=closed denies %s", c->cfg.pool,
-               why, user);
-    tell(c->pamh, PAM_ERROR_MSG, "the license service is unavailable; try again later");
-    return hook == HOOK_ACCOUNT ? PAM_PERM_DENIED : PAM_SESSION_ERR;
+    pam_syslog(c->pamh, LOG_ERR, "pool %s: %s; fail=closed denies %s", c->cfg.pool, why, user);
+    tell(c, "the license service is unavailable; try again later");
+    return denied_code(c->hook);
 }
 
-static int run_hook(pam_handle_t *pamh, hook_t hook, int argc, const char **argv)
+/* The connection for this call, within what is left of the login's budget
+ * (a logout: a budget of its own). NULL with why set when there is none. */
+static sg_conn *connect_for(ctx_t *c, char *why, size_t whylen)
 {
-    ctx_t c = {.pamh = pamh};
+    login_t *l = c->login;
+    int left = c->cfg.timeout_ms;
+    if (c->hook != HOOK_CLOSE && l) {
+        left = (int)(c->cfg.timeout_ms - l->spent_ms);
+        if (left <= 0) {
+            snprintf(why, whylen, "this login has used up timeout=%d ms", c->cfg.timeout_ms);
+            return NULL;
+        }
+        if (l->conn && l->pid == getpid()) {
+            sg_conn_set_budget(l->conn, left);
+            return l->conn;
+        }
+        drop_conn(l); /* another process's (after a fork): not ours to use */
+    }
+    sg_redis_url url;
+    if (sg_url_parse(c->cfg.redis, &url, why, whylen) != 0)
+        return NULL;
+    sg_conn *conn = sg_conn_open_bounded(&url, left, why, whylen);
+    if (conn && c->hook != HOOK_CLOSE && l) {
+        l->conn = conn;
+        l->pid = getpid();
+    }
+    return conn;
+}
+
+static int close_session(ctx_t *c, sg_conn *conn, const char *user, const char *hid,
+                         const char *sid, const char *host)
+{
+    char err[SG_ERR_MAX];
+    long n = sg_release(conn, c->cfg.pool, user, sid, "pam", host, err, sizeof(err));
+    if (n < 0) {
+        /* the lease runs out anyway; a logout never fails on the seat */
+        pam_syslog(c->pamh, LOG_WARNING, "close %s session %s: %s", user, sid, err);
+        return PAM_SUCCESS;
+    }
+    if (c->cfg.debug)
+        pam_syslog(c->pamh, LOG_DEBUG, "close %s session %s in pool %s: %s", user, sid,
+                   c->cfg.pool,
+                   n == 2   ? "seat released"
+                   : n == 1 ? "session closed, seat kept"
+                            : "nothing held");
+    if (sg_host_untrack(conn, hid, c->cfg.pool, user, sid, err, sizeof(err)) != 0)
+        pam_syslog(c->pamh, LOG_WARNING, "close %s session %s: %s", user, sid, err);
+    return PAM_SUCCESS;
+}
+
+static int run_hook(pam_handle_t *pamh, int flags, hook_t hook, int argc, const char **argv)
+{
+    long long t0 = mono_ms();
+    ctx_t c = {.pamh = pamh, .flags = flags, .hook = hook};
+    c.hookname = hook == HOOK_ACCOUNT ? "account" : hook == HOOK_OPEN ? "open" : "close";
     sg_conn *conn = NULL;
     int ret;
     char err[SG_ERR_MAX];
-    const char *hookname = hook == HOOK_ACCOUNT ? "account" : hook == HOOK_OPEN ? "open" : "close";
 
-    if (parse_args(&c, argc, argv) != 0) {
-        pam_syslog(pamh, LOG_ERR, "seatgate: bad configuration; denying (fail closed)");
+    int bad = parse_args(&c, argc, argv);
+    c.login = login_of(pamh);
+    const char *user = NULL;
+    if (pam_get_user(pamh, &user, NULL) != PAM_SUCCESS || user == NULL) {
+        pam_syslog(pamh, LOG_ERR, "cannot get the user name");
+        ret = hook == HOOK_ACCOUNT ? PAM_USER_UNKNOWN : PAM_SESSION_ERR;
+        goto out;
+    }
+    const char *why_exempt = exempt(&c, user);
+    if (why_exempt) {
+        pam_syslog(pamh, bad ? LOG_WARNING : LOG_INFO, "%s %s: exempt as %s%s, no seat taken%s",
+                   c.hookname, user, why_exempt, why_exempt[0] == 'r' ? "" : c.cfg.exempt_group,
+                   bad ? " (the configuration is broken: see above)" : "");
+        ret = PAM_IGNORE;
+        goto out;
+    }
+    if (bad) {
+        pam_syslog(pamh, LOG_ERR, "bad configuration; denying %s (fail closed)", user);
         ret = hook == HOOK_ACCOUNT ? PAM_SERVICE_ERR : PAM_SESSION_ERR;
         goto out;
     }
-    const char *user = NULL;
-    if (pam_get_user(pamh, &user, NULL) != PAM_SUCCESS || user == NULL) {
-        pam_syslog(pamh, LOG_ERR, "seatgate: cannot get the user name");
-        ret = hook == HOOK_ACCOUNT ? PAM_USER_UNKNOWN : PAM_SESSION_ERR;
-        goto out;
-    }
     if (sg_valid_ident(user, err, sizeof(err)) != 0) {
-        pam_syslog(pamh, LOG_ERR, "seatgate: rejecting user name: %s", err);
+        pam_syslog(pamh, LOG_ERR, "rejecting user name: %s", err);
         ret = hook == HOOK_ACCOUNT ? PAM_USER_UNKNOWN : PAM_SESSION_ERR;
-        goto out;
-    }
-    if (c.cfg.exempt_group[0] && in_group(pamh, user, c.cfg.exempt_group)) {
-        pam_syslog(pamh, LOG_NOTICE, "seatgate: %s %s: member of exempt group %s, no seat taken",
-                   hookname, user, c.cfg.exempt_group);
-        ret = PAM_SUCCESS;
         goto out;
     }
 
     char host[256];
     sg_hostname(host, sizeof(host));
-    const void *rhost = NULL;
+    const void *item = NULL;
+    char rhost[SG_TEXT_MAX + 1] = "";
+    if (pam_get_item(pamh, PAM_RHOST, &item) == PAM_SUCCESS && item &&
+        sg_clean_text(item, rhost, sizeof(rhost)) != 0)
+        pam_syslog(pamh, LOG_WARNING, "remote host name is not printable; recorded as %s", rhost);
     const void *service = NULL;
-    pam_get_item(pamh, PAM_RHOST, &rhost);
     pam_get_item(pamh, PAM_SERVICE, &service);
 
     /* the session id names this host (host_id, else /etc/machine-id) and the
@@ -200,44 +317,22 @@ static int run_hook(pam_handle_t *pamh, hook_t hook, int argc, const char **argv
      * the handle, else rebuilt from the pid. */
     char hid[80], sid[160], boot[40] = "";
     if (sg_host_id_or_name(c.cfg.host_id, hid, sizeof(hid), err, sizeof(err)) != 0)
-        pam_syslog(pamh, LOG_WARNING, "seatgate: %s; using the host name", err);
+        pam_syslog(pamh, LOG_WARNING, "%s; using the host name", err);
     unsigned long long pstart = 0;
     long pid = (long)getpid();
     sg_proc_start(pid, &pstart);
-    sg_boot_id(boot, sizeof(boot));
-    const void *kept = NULL;
-    if (hook == HOOK_CLOSE && pam_get_data(pamh, SESSION_DATA, &kept) == PAM_SUCCESS && kept)
-        snprintf(sid, sizeof(sid), "%s", (const char *)kept);
+    if (hook == HOOK_CLOSE && c.login && c.login->sid[0])
+        snprintf(sid, sizeof(sid), "%s", c.login->sid);
     else
         sg_pam_session_id(hid, pid, pstart, sid, sizeof(sid));
 
-    sg_redis_url url;
-    if (sg_url_parse(c.cfg.redis, &url, err, sizeof(err)) != 0) {
-        pam_syslog(pamh, LOG_ERR, "seatgate: redis: %s", err);
-        ret = hook == HOOK_ACCOUNT ? PAM_SERVICE_ERR : PAM_SESSION_ERR;
-        goto out;
-    }
-    conn = sg_conn_open_bounded(&url, c.cfg.timeout_ms, err, sizeof(err));
+    conn = connect_for(&c, err, sizeof(err));
     if (conn == NULL) {
-        ret = backend_failed(&c, hook, user, err);
+        ret = backend_failed(&c, user, err);
         goto out;
     }
-
     if (hook == HOOK_CLOSE) {
-        long n = sg_release(conn, c.cfg.pool, user, sid, "pam", host, err, sizeof(err));
-        if (n < 0) {
-            /* the lease runs out anyway; a logout never fails on the seat */
-            pam_syslog(pamh, LOG_WARNING, "seatgate: close %s session %s: %s", user, sid, err);
-        } else if (c.cfg.debug) {
-            pam_syslog(pamh, LOG_DEBUG, "seatgate: close %s session %s in pool %s: %s", user, sid,
-                       c.cfg.pool,
-                       n == 2   ? "seat released"
-                       : n == 1 ? "session closed, seat kept"
-                                : "nothing held");
-        }
-        if (n >= 0 && sg_host_untrack(conn, hid, c.cfg.pool, user, sid, err, sizeof(err)) != 0)
-            pam_syslog(pamh, LOG_WARNING, "seatgate: close %s session %s: %s", user, sid, err);
-        ret = PAM_SUCCESS;
+        ret = close_session(&c, conn, user, hid, sid, host);
         goto out;
     }
 
@@ -249,25 +344,29 @@ static int run_hook(pam_handle_t *pamh, hook_t hook, int argc, const char **argv
         .session = hook == HOOK_OPEN ? sid : NULL,
         .via = "pam",
         .host = host,
-        .client = rhost ? (const char *)rhost : "",
+        .client = rhost,
         .pid = hook == HOOK_OPEN ? pid : 0,
         .pstart = hook == HOOK_OPEN ? pstart : 0,
         .ttl_s = c.cfg.lease_s ? c.cfg.lease_s : PAM_DEFAULT_LEASE_S,
     };
     sg_decision d;
     if (sg_decide(conn, &rq, &d) != 0) {
-        ret = backend_failed(&c, hook, user, d.err);
+        if (c.login && conn == c.login->conn)
+            drop_conn(c.login); /* a reply may still be on its way: unusable */
+        conn = NULL;
+        ret = backend_failed(&c, user, d.err);
         goto out;
     }
     char msg[512];
     sg_decision_message(&d, c.cfg.pool, c.cfg.feature, msg, sizeof(msg));
     if (sg_result_granted(d.result)) {
         if (c.cfg.debug)
-            pam_syslog(pamh, LOG_DEBUG, "seatgate: %s %s service %s pool %s: %s (%s), %lld/%lld",
-                       hookname, user, service ? (const char *)service : "?", c.cfg.pool,
+            pam_syslog(pamh, LOG_DEBUG, "%s %s service %s pool %s: %s (%s), %lld/%lld",
+                       c.hookname, user, service ? (const char *)service : "?", c.cfg.pool,
                        sg_result_name(d.result), d.reason, d.in_use, d.capacity);
         if (hook == HOOK_OPEN) {
             /* this host's index of sessions, which reap reads */
+            sg_boot_id(boot, sizeof(boot));
             sg_host_session hs = {.pid = pid, .pstart = pstart,
                                   .lease_s = d.ttl_ms / 1000, .renewed_ms = d.now_ms};
             snprintf(hs.pool, sizeof(hs.pool), "%s", c.cfg.pool);
@@ -275,30 +374,32 @@ static int run_hook(pam_handle_t *pamh, hook_t hook, int argc, const char **argv
             snprintf(hs.session, sizeof(hs.session), "%s", sid);
             snprintf(hs.boot, sizeof(hs.boot), "%s", boot);
             if (sg_host_track(conn, hid, &hs, err, sizeof(err)) != 0)
-                pam_syslog(pamh, LOG_WARNING, "seatgate: session %s: %s (reap will not see it; "
-                           "its lease still ends)", sid, err);
-            char *keep = strdup(sid);
-            if (keep == NULL || pam_set_data(pamh, SESSION_DATA, keep, free_data) != PAM_SUCCESS) {
-                free(keep);
-                pam_syslog(pamh, LOG_WARNING, "seatgate: cannot keep the session id");
-            }
+                pam_syslog(pamh, LOG_WARNING,
+                           "session %s: %s (reap will not see it; its lease still ends)", sid,
+                           err);
+            if (c.login)
+                snprintf(c.login->sid, sizeof(c.login->sid), "%s", sid);
         }
         ret = PAM_SUCCESS;
         goto out;
     }
-    pam_syslog(pamh, LOG_NOTICE, "seatgate: %s %s service %s pool %s from %s: %s (%s), %lld/%lld",
-               hookname, user, service ? (const char *)service : "?", c.cfg.pool,
-               rhost ? (const char *)rhost : "local", sg_result_name(d.result), d.reason, d.in_use,
+    pam_syslog(pamh, LOG_NOTICE, "%s %s service %s pool %s from %s: %s (%s), %lld/%lld",
+               c.hookname, user, service ? (const char *)service : "?", c.cfg.pool,
+               rhost[0] ? rhost : "local", sg_result_name(d.result), d.reason, d.in_use,
                d.capacity);
-    tell(pamh, PAM_ERROR_MSG, "%s", msg);
-    /* pam_sm_open_session(3) knows only PAM_SUCCESS and PAM_SESSION_ERR */
-    ret = hook == HOOK_ACCOUNT ? PAM_PERM_DENIED : PAM_SESSION_ERR;
+    tell(&c, "%s", msg);
+    ret = denied_code(hook);
 out:
-    sg_conn_close(conn);
-    if (hook == HOOK_CLOSE && ret != PAM_SUCCESS) {
+    if (c.login && hook != HOOK_CLOSE) {
+        c.login->spent_ms += (long)(mono_ms() - t0);
+        if (hook == HOOK_OPEN)
+            drop_conn(c.login); /* the login's last call: no idle connection */
+    } else {
+        sg_conn_close(conn); /* a logout's own, or one no login state could keep */
+    }
+    if (hook == HOOK_CLOSE && ret != PAM_SUCCESS && ret != PAM_IGNORE) {
         /* a logout never fails on the seat: the lease runs out anyway */
-        pam_syslog(pamh, LOG_WARNING, "seatgate: close: %s; the logout goes on",
-                   pam_strerror(pamh, ret));
+        pam_syslog(pamh, LOG_WARNING, "close: %s; the logout goes on", pam_strerror(pamh, ret));
         ret = PAM_SUCCESS;
     }
     return ret;
@@ -306,18 +407,15 @@ out:
 
 PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
-    (void)flags;
-    return run_hook(pamh, HOOK_ACCOUNT, argc, argv);
+    return run_hook(pamh, flags, HOOK_ACCOUNT, argc, argv);
 }
 
 PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
-    (void)flags;
-    return run_hook(pamh, HOOK_OPEN, argc, argv);
+    return run_hook(pamh, flags, HOOK_OPEN, argc, argv);
 }
 
 PAM_EXTERN int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
-    (void)flags;
-    return run_hook(pamh, HOOK_CLOSE, argc, argv);
+    return run_hook(pamh, flags, HOOK_CLOSE, argc, argv);
 }

@@ -115,6 +115,15 @@ class Pam:
             f.write(text)
         return name
 
+    def stacked(self, name, *args, url=True):
+        """A service as Debian's common-* files stack it: pam_seatgate, then
+        pam_permit standing for pam_unix. An exempt user is PAM_IGNORE to
+        pam_seatgate, so the stack's other modules decide."""
+        line = " ".join([PAM_SO] + self.args(*args, url=url))
+        return self.service(name, raw="account required %s\naccount required pam_permit.so\n"
+                            "session required %s\nsession required pam_permit.so\n"
+                            % (line, line))
+
     def env(self, nss=None, debuglevel=2):
         env = helpers.seatctl_env()
         preload = ASAN_PRELOAD + [PAM_WRAPPER]
@@ -315,7 +324,7 @@ def test_decision(pam, seats, seatctl_json, case):
     res = pam.run(svc, user, "acct_mgmt")
     expect(res, rc, message)
     # syslog says which result, with the reason
-    assert re.search(r"seatgate: account %s service sgtest pool \S+.*: %s \(" % (user, result),
+    assert re.search(r"account %s service sgtest pool \S+.*: %s \(" % (user, result),
                      res.log), res.log
 
     res = pam.run(svc, user, "open_session", "close_session")
@@ -387,9 +396,9 @@ def test_arg_debug(pam, seats):
     res = pam.run(pam.service("b", "pool=technicians", "debug"), "carol",
                   "acct_mgmt", "open_session", "close_session")
     expect(res, "PAM_SUCCESS")
-    assert "seatgate: account carol service b pool technicians: granted_floating" in res.log
-    assert "seatgate: open carol service b pool technicians: granted_floating" in res.log
-    assert re.search(r"seatgate: close carol session pam-[0-9a-f]+-\d+-\d+ in pool technicians: "
+    assert "account carol service b pool technicians: granted_floating" in res.log
+    assert "open carol service b pool technicians: granted_floating" in res.log
+    assert re.search(r"close carol session pam-[0-9a-f]+-\d+-\d+ in pool technicians: "
                      r"seat released", res.log), res.log
     # denials are logged with or without debug
     seats("user", "set", "carol", "--disabled", check=0)
@@ -512,8 +521,8 @@ BAD = [
     ("timeout_zero", ["pool=technicians", "timeout=0"], "timeout must be milliseconds"),
     ("lease_bad", ["pool=technicians", "lease=forever"], "lease must be a duration"),
     ("missing_pool", [], "no pool= given"),
-    ("bad_pool_name", ["pool=tech{{x}}"], "seatgate: pool:"),
-    ("bad_redis_url", ["pool=technicians", "redis=http://x"], "seatgate: redis:"),
+    ("bad_pool_name", ["pool=tech{{x}}"], "pool:"),
+    ("bad_redis_url", ["pool=technicians", "redis=http://x"], "redis:"),
     ("bad_exempt_group", ["pool=technicians", "exempt_group=a,b"], "exempt_group"),
     ("conf_empty", ["pool=technicians", "conf="], "conf= needs a path"),
     ("conf_missing", ["pool=technicians", "conf={missing}"], "cannot read"),
@@ -538,7 +547,7 @@ def test_bad_arguments_deny_and_change_nothing(pam, seats, redis_server, case):
     res = pam.run(svc, "alice", "acct_mgmt")
     expect(res, "PAM_SERVICE_ERR")
     assert why in res.log, res.log
-    assert "bad configuration; denying (fail closed)" in res.log, res.log
+    assert "bad configuration; denying alice (fail closed)" in res.log, res.log
     expect(pam.run(svc, "alice", "open_session"), "PAM_SESSION_ERR")
     expect(pam.run(svc, "alice", "close_session"), "PAM_SUCCESS")
     expect(pam.run(svc, "carol", "open_session"), "PAM_SESSION_ERR")
@@ -558,10 +567,10 @@ def nss(tmp_path):
         "alice:x:1001:1001:Alice:/home/alice:/bin/sh\n"
         "carol:x:1002:1002:Carol:/home/carol:/bin/sh\n"
         "boss:x:1003:1003:Boss:/home/boss:/bin/sh\n"
-        "ops:x:1004:10:Ops, primary group wheel:/home/ops:/bin/sh\n")
+        "ops:x:1004:27:Ops, primary group sudo:/home/ops:/bin/sh\n")
     group.write_text(
         "root:x:0:\n"
-        "wheel:x:10:boss\n"
+        "sudo:x:27:boss\n"
         "alice:x:1001:\n"
         "carol:x:1002:\n"
         "boss:x:1003:\n"
@@ -570,27 +579,106 @@ def nss(tmp_path):
 
 
 def test_exempt_group_passes_with_redis_stopped(pam, nss):
-    """exempt_group=wheel: members (listed or by primary group) pass even with
-    Redis down and fail=closed; everyone else is still checked."""
-    svc = pam.service("ex", "pool=technicians", "fail=closed", "timeout=300",
-                      "exempt_group=wheel", url="redis://127.0.0.1:%d" % helpers.closed_port())
+    """exempt_group=sudo: members (listed or by primary group) pass even with
+    Redis down and fail=closed; everyone else is still checked. The module
+    steps aside for them (PAM_IGNORE): alone in a stack it lets nobody in."""
+    down = "redis://127.0.0.1:%d" % helpers.closed_port()
+    svc = pam.stacked("ex", "pool=technicians", "fail=closed", "timeout=300",
+                      "exempt_group=sudo", url=down)
     for user in ("boss", "ops"):
         res = pam.run(svc, user, "acct_mgmt", "open_session", "close_session", nss=nss)
         expect(res, "PAM_SUCCESS")
-        assert "member of exempt group wheel, no seat taken" in res.log, res.log
+        assert "exempt as a member of group sudo, no seat taken" in res.log, res.log
     res = pam.run(svc, "carol", "acct_mgmt", nss=nss)
     expect(res, "PAM_PERM_DENIED", UNAVAILABLE)
+    alone = pam.service("alone", "pool=technicians", "exempt_group=sudo", url=down)
+    res = pam.run(alone, "boss", "acct_mgmt", nss=nss)
+    assert res.rc == 1 and "exempt as a member of group sudo" in res.log, res.err
     # a group nobody is in exempts nobody
-    svc2 = pam.service("ex2", "pool=technicians", "timeout=300", "exempt_group=agents-none",
-                       url="redis://127.0.0.1:%d" % helpers.closed_port())
+    svc2 = pam.stacked("ex2", "pool=technicians", "timeout=300", "exempt_group=agents-none",
+                       url=down)
     expect(pam.run(svc2, "boss", "acct_mgmt", nss=nss), "PAM_PERM_DENIED", UNAVAILABLE)
+
+
+def test_missing_exempt_group_is_logged_once(pam, nss):
+    """issue 11 finding 3: exempt_group=wheel on a host without wheel (Debian
+    12) exempted nobody and said nothing. Now it is logged, once per login,
+    and its members are not assumed."""
+    down = "redis://127.0.0.1:%d" % helpers.closed_port()
+    svc = pam.stacked("ex", "pool=technicians", "fail=closed", "timeout=300",
+                      "exempt_group=wheel-nowhere", url=down)
+    res = pam.run(svc, "boss", "acct_mgmt", "open_session", nss=nss)
+    expect(res, "PAM_PERM_DENIED", UNAVAILABLE)
+    said = [ln for ln in res.log.splitlines() if "exempt_group wheel-nowhere does not exist" in ln]
+    assert len(said) == 1, res.log
+
+
+def test_root_is_exempt_unless_said_otherwise(pam, nss):
+    """issue 11 finding 3: root was never exempt. exempt_root (on by
+    default, by uid 0) lets root through with Redis down and fail=closed;
+    exempt_root=no checks root like anyone."""
+    down = "redis://127.0.0.1:%d" % helpers.closed_port()
+    svc = pam.stacked("r", "pool=technicians", "fail=closed", "timeout=300", url=down)
+    res = pam.run(svc, "root", "acct_mgmt", "open_session", "close_session", nss=nss)
+    expect(res, "PAM_SUCCESS")
+    assert "exempt as root, no seat taken" in res.log, res.log
+    svc2 = pam.stacked("r2", "pool=technicians", "fail=closed", "timeout=300",
+                       "exempt_root=no", url=down)
+    expect(pam.run(svc2, "root", "acct_mgmt", nss=nss), "PAM_PERM_DENIED", UNAVAILABLE)
+
+
+@pytest.mark.parametrize("broken", ["timeout = 500ms", "fail = sometimes", "bogus"])
+def test_exempt_users_pass_a_broken_config(pam, nss, tmp_path, broken):
+    """issue 11 finding 3: a typo in the config denied exempt admins and root
+    alike, even with fail=open. Now the exemptions that could be read hold
+    (root's by default, exempt_group from the good lines), and everyone
+    else is denied (fail closed) with the error logged."""
+    conf = tmp_path / "broken.conf"
+    conf.write_text("pool = technicians\n%s\nexempt_group = sudo\nfail = open\n" % broken)
+    conf.chmod(0o600)
+    svc = pam.stacked("b", "conf=%s" % conf, url=False)
+    for user in ("root", "boss"):
+        res = pam.run(svc, user, "acct_mgmt", "open_session", "close_session", nss=nss)
+        expect(res, "PAM_SUCCESS")
+        assert "(the configuration is broken: see above)" in res.log, res.log
+        assert ":2: invalid setting" in res.log, res.log
+    res = pam.run(svc, "carol", "acct_mgmt", nss=nss)
+    expect(res, "PAM_SERVICE_ERR")
+    assert "bad configuration; denying carol (fail closed)" in res.log, res.log
+
+
+def test_insecure_config_is_refused(pam, seats, nss, tmp_path):
+    """issue 11 finding 4: a user-owned 0666 config with fail=open was
+    honoured. Now a config file writable by group or others, not owned by
+    root, or in a directory others can write, is refused as a whole (its
+    exempt_group and fail=open included): a config error, logged."""
+    down = "redis://127.0.0.1:%d" % helpers.closed_port()
+    conf = tmp_path / "seatgate.conf"
+    conf.write_text("pool = technicians\nredis = %s\nfail = open\nexempt_group = agents\n"
+                    % down)
+    for mode in (0o666, 0o664, 0o646):
+        conf.chmod(mode)
+        svc = pam.stacked("i", "conf=%s" % conf, url=False)
+        res = pam.run(svc, "carol", "acct_mgmt", "open_session", nss=nss)
+        expect(res, "PAM_SERVICE_ERR")
+        assert "refusing it" in res.log and "writable by" in res.log, res.log
+    if os.geteuid() == 0:
+        conf.chmod(0o600)
+        os.chown(str(conf), 4242, 4242)
+        res = pam.run(svc, "carol", "acct_mgmt", nss=nss)
+        expect(res, "PAM_SERVICE_ERR")
+        assert "owned by uid 4242, not root" in res.log, res.log
+        os.chown(str(conf), 0, 0)
+    # 0600, root's: honoured (fail=open lets carol in with Redis down)
+    conf.chmod(0o600)
+    expect(pam.run(svc, "carol", "acct_mgmt", nss=nss), "PAM_SUCCESS")
 
 
 def test_exempt_group_takes_no_seat(pam, seats, seatctl_json, nss):
     """An exempt user bypasses the check entirely: even a disabled one gets
     in, and no seat or session is recorded."""
     seats("user", "set", "boss", "--disabled", check=0)
-    svc = pam.service("ex", "pool=technicians", "exempt_group=wheel")
+    svc = pam.stacked("ex", "pool=technicians", "exempt_group=sudo")
     expect(pam.run(svc, "boss", "acct_mgmt", "open_session", nss=nss), "PAM_SUCCESS")
     assert sessions(seatctl_json, "technicians") == []
     assert in_use(seatctl_json, "technicians") == 0

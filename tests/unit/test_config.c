@@ -441,16 +441,96 @@ static void test_read_errors_with_line_numbers(void **state)
     expect_line_error("emptyval.conf", "pool =\n", 1, "pool");
 }
 
-static void test_read_stops_at_first_error(void **state)
+static void test_read_applies_good_lines_after_a_bad_one(void **state)
 {
     (void)state;
-    const char *path = write_text("stop.conf", "pool = before\nbogus\npool = after\n");
+    /* a bad line makes the file bad, but what follows is still applied, so a
+     * caller can honour an exemption written below a typo */
+    const char *path =
+        write_text("stop.conf", "pool = before\ntimeout = 500ms\nexempt_group = sudo\n");
     sg_config cfg;
     sg_config_init(&cfg);
     logbook lb;
     assert_int_equal(read_conf(&cfg, path, 0, &lb), -1);
     assert_string_equal(cfg.pool, "before");
+    assert_string_equal(cfg.exempt_group, "sudo");
+    assert_int_equal(cfg.timeout_ms, SG_DEFAULT_TIMEOUT_MS);
+    assert_non_null(strstr(lb.all, ":2: invalid setting"));
     assert_null(strstr(lb.all, ":3:"));
+}
+
+static void test_read_refuses_an_untrusted_file(void **state)
+{
+    (void)state;
+    /* writable by others, or by the group: refused whole, nothing applied */
+    static const mode_t modes[] = {0666, 0620, 0602};
+    for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+        const char *path = write_text("open.conf", "pool = p\nexempt_group = users\nfail = open\n");
+        assert_int_equal(chmod(path, modes[i]), 0);
+        sg_config cfg;
+        sg_config_init(&cfg);
+        logbook lb;
+        assert_int_equal(read_conf(&cfg, path, 0, &lb), -1);
+        assert_string_equal(cfg.pool, "");
+        assert_string_equal(cfg.exempt_group, "");
+        assert_int_equal(cfg.fail_open, 0);
+        assert_non_null(strstr(lb.all, "writable by"));
+        assert_non_null(strstr(lb.all, "refusing it"));
+    }
+    /* 0600 and 0644 are fine */
+    const char *path = write_text("ok.conf", "pool = p\n");
+    assert_int_equal(chmod(path, 0644), 0);
+    sg_config cfg;
+    sg_config_init(&cfg);
+    logbook lb;
+    assert_int_equal(read_conf(&cfg, path, 0, &lb), 0);
+    assert_string_equal(cfg.pool, "p");
+    /* owned by somebody else (only root can make such a file) */
+    if (geteuid() == 0) {
+        assert_int_equal(chown(path, 4242, 4242), 0);
+        sg_config_init(&cfg);
+        assert_int_equal(read_conf(&cfg, path, 0, &lb), -1);
+        assert_non_null(strstr(lb.all, "owned by uid 4242"));
+        assert_string_equal(cfg.pool, "");
+        assert_int_equal(chown(path, 0, 0), 0);
+    }
+    /* in a directory that others can write to */
+    char sub[200], file[260];
+    snprintf(sub, sizeof(sub), "%s/open", tmpdir);
+    assert_int_equal(mkdir(sub, 0777), 0);
+    assert_int_equal(chmod(sub, 0777), 0);
+    snprintf(file, sizeof(file), "%s/open/x.conf", tmpdir);
+    FILE *f = fopen(file, "w");
+    assert_non_null(f);
+    fputs("pool = p\n", f);
+    fclose(f);
+    sg_config_init(&cfg);
+    assert_int_equal(read_conf(&cfg, file, 0, &lb), -1);
+    assert_non_null(strstr(lb.all, "its directory"));
+    assert_string_equal(cfg.pool, "");
+    /* the sticky bit of a root-owned directory (as /tmp) protects it */
+    if (geteuid() == 0) {
+        assert_int_equal(chmod(sub, 01777), 0);
+        sg_config_init(&cfg);
+        assert_int_equal(read_conf(&cfg, file, 0, &lb), 0);
+        assert_string_equal(cfg.pool, "p");
+    }
+    unlink(file);
+    rmdir(sub);
+}
+
+static void test_apply_exempt_root(void **state)
+{
+    (void)state;
+    sg_config cfg;
+    sg_config_init(&cfg);
+    assert_int_equal(cfg.exempt_root, 1); /* on unless said otherwise */
+    apply_ok(&cfg, "exempt_root=no");
+    assert_int_equal(cfg.exempt_root, 0);
+    apply_ok(&cfg, "exempt_root=yes");
+    assert_int_equal(cfg.exempt_root, 1);
+    apply_bad("exempt_root=maybe", "exempt_root");
+    apply_bad("exempt_root=", "exempt_root");
 }
 
 static void test_read_long_line(void **state)
@@ -552,7 +632,9 @@ int main(void)
         cmocka_unit_test(test_read_last_wins_and_keeps_defaults),
         cmocka_unit_test(test_read_empty_and_comments),
         cmocka_unit_test(test_read_errors_with_line_numbers),
-        cmocka_unit_test(test_read_stops_at_first_error),
+        cmocka_unit_test(test_read_applies_good_lines_after_a_bad_one),
+        cmocka_unit_test(test_read_refuses_an_untrusted_file),
+        cmocka_unit_test(test_apply_exempt_root),
         cmocka_unit_test(test_read_long_line),
         cmocka_unit_test(test_read_missing),
         cmocka_unit_test(test_read_directory_is_an_error),
