@@ -72,7 +72,6 @@ static int resolve(const char *host, int port, long long deadline, struct addrin
     snprintf(q->service, sizeof(q->service), "%d", port);
     q->hints.ai_family = AF_UNSPEC;
     q->hints.ai_socktype = SOCK_STREAM;
-    q->hints.ai_flags = AI_ADDRCONFIG;
     q->cb.ar_name = q->name;
     q->cb.ar_service = q->service;
     q->cb.ar_request = &q->hints;

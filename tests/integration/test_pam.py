@@ -142,9 +142,10 @@ class Pam:
         })
         return env
 
-    def run(self, service, user, *ops, nss=None, valgrind=None, timeout=60, wait=True):
-        """pamtester -v SERVICE USER OPS... -> Res(rc, out, err, secs, log)."""
-        argv = [PAMTESTER, "-v", service, user] + list(ops)
+    def run(self, service, user, *ops, nss=None, valgrind=None, timeout=60, wait=True,
+            items=()):
+        """pamtester -v [-I item=value...] SERVICE USER OPS... -> Res(rc, out, err, secs, log)."""
+        argv = [PAMTESTER, "-v"] + ["-I%s" % i for i in items] + [service, user] + list(ops)
         env = self.env(nss)
         if valgrind is not None:
             argv = valgrind + argv
@@ -490,6 +491,81 @@ def test_arg_timeout_stalled_redis(pam, how):
         srv.stop()
 
 
+@pytest.mark.parametrize("fail", ["open", "closed"])
+def test_one_budget_per_login_on_a_stalled_redis(pam, fail):
+    """issue 11 finding 2: each Redis call of a login had its own timeout=,
+    so with Redis stalled and fail=open a login waited 2-3 times it. Now
+    account and session-open share one connection and one budget: the whole
+    login ends within timeout= (plus 50 ms, plus what pamtester itself costs,
+    measured on a healthy Redis in the same test)."""
+    srv = helpers.RedisServer().start()
+    try:
+        helpers.run_seatctl(srv.url, "pool", "set", "technicians", "--floating", "3", check=0)
+        svc = pam.service("s", "pool=technicians", "timeout=300", "fail=%s" % fail,
+                          url=srv.url)
+        base = min(pam.run(svc, "carol", "acct_mgmt", "open_session").secs for _ in range(3))
+        srv.pause()
+        res = pam.run(svc, "carol", "acct_mgmt", "open_session")
+        if fail == "open":
+            expect(res, "PAM_SUCCESS")
+            assert res.log.count("fail=open lets carol in") == 2, res.log
+            assert "used up timeout=300" in res.log, res.log
+        else:
+            expect(res, "PAM_PERM_DENIED", UNAVAILABLE)
+        assert res.secs < 0.300 + 0.050 + base, "login took %.3fs (base %.3fs)" % (res.secs, base)
+        res = pam.run(svc, "carol", "open_session")
+        expect(res, "PAM_SUCCESS" if fail == "open" else "PAM_SESSION_ERR")
+        assert res.secs < 0.300 + 0.050 + base, "open took %.3fs" % res.secs
+    finally:
+        srv.resume()
+        srv.stop()
+
+
+def test_a_silent_resolver_is_bounded_by_the_timeout(pam, tmp_path):
+    """issue 11 finding 1: redis= with a host name went through the blocking
+    resolver (20 s with timeout=500 and a resolver that never answers). In a
+    mount namespace whose resolv.conf names a UDP port that never answers,
+    a login with timeout=300 now ends within 400 ms, fail=closed denies and
+    the log says why; the silent server did get the question."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root for a mount namespace and port 53")
+    import socket
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        silent.bind(("127.0.0.77", 53))
+    except OSError as e:
+        pytest.skip("cannot bind 127.0.0.77:53: %s" % e)
+    silent.settimeout(0)
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 127.0.0.77\noptions timeout:5 attempts:3\n")
+    svc = pam.service("dns", "pool=technicians", "timeout=300", "fail=closed",
+                      url="redis://redis-stall.seatgate-test.example.org:6379")
+    env = pam.env()
+    env["SG_PRELOAD"] = env.pop("LD_PRELOAD")
+    script = 'mount --bind "$1" /etc/resolv.conf && shift && exec env LD_PRELOAD="$SG_PRELOAD" "$@"'
+    argv = ["unshare", "--mount", "--", "sh", "-c", script, "sh", str(resolv),
+            PAMTESTER, "-v", svc, "carol", "acct_mgmt"]
+    try:
+        t0 = time.monotonic()
+        p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                           timeout=60)
+        secs = time.monotonic() - t0
+        asked = 0
+        while True:
+            try:
+                silent.recv(512)
+                asked += 1
+            except (BlockingIOError, socket.timeout):
+                break
+    finally:
+        silent.close()
+    err = p.stderr.decode("utf-8", "replace")
+    assert asked >= 1, "the resolver was never asked:\n" + err
+    assert p.returncode == 1 and "Permission denied" in err, err
+    assert "name resolution took longer than the timeout" in err, err
+    assert secs < 0.400, "the login took %.3fs" % secs
+
+
 def test_arg_timeout_value_is_used(pam):
     """timeout=MS is the bound: 300 ms and 1200 ms against a stalled Redis."""
     srv = helpers.RedisServer().start()
@@ -674,6 +750,23 @@ def test_insecure_config_is_refused(pam, seats, nss, tmp_path):
     expect(pam.run(svc, "carol", "acct_mgmt", nss=nss), "PAM_SUCCESS")
 
 
+def test_pam_silent_suppresses_the_message(pam, seats):
+    """issue 11 finding 6: PAM_SILENT was ignored. With it the user sees
+    nothing (the denial is still logged and still a denial)."""
+    svc = pam.service("s", "pool=namedonly")
+    loud = pam.run(svc, "carol", "acct_mgmt")
+    expect(loud, "PAM_PERM_DENIED", "pool namedonly")
+    quiet = pam.run(svc, "carol", "acct_mgmt(PAM_SILENT)")
+    expect(quiet, "PAM_PERM_DENIED")
+    assert "namedonly" not in _user_lines(quiet.err), quiet.err
+    assert "denied_unassigned" in quiet.log, quiet.log
+    down = pam.service("d", "pool=technicians", "timeout=200",
+                       url="redis://127.0.0.1:%d" % helpers.closed_port())
+    res = pam.run(down, "carol", "open_session(PAM_SILENT)")
+    expect(res, "PAM_SESSION_ERR")
+    assert UNAVAILABLE not in _user_lines(res.err), res.err
+
+
 def test_exempt_group_takes_no_seat(pam, seats, seatctl_json, nss):
     """An exempt user bypasses the check entirely: even a disabled one gets
     in, and no seat or session is recorded."""
@@ -732,6 +825,41 @@ def test_reap_dead_session(pam, seats, seatctl_json):
     assert seatctl_json("reap", check=0).out["reaped"] == []
 
 
+def _in_container(pam, tmp_path, name, machine_id, svc, user, *ops):
+    """pamtester as pid 1 of new pid, UTS and mount namespaces, with a
+    machine id and host name of its own: a container on this host."""
+    mid = tmp_path / ("machine-id-" + name)
+    mid.write_text(machine_id + "\n")
+    env = pam.env()
+    env["SG_PRELOAD"] = env.pop("LD_PRELOAD")
+    script = ('hostname "$1" && mount --bind "$2" /etc/machine-id && shift 2 && '
+              'exec env LD_PRELOAD="$SG_PRELOAD" "$@"')
+    argv = ["unshare", "--pid", "--fork", "--uts", "--mount", "--mount-proc", "--",
+            "sh", "-c", script, "sh", name, str(mid), PAMTESTER, "-v", svc, user] + list(ops)
+    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                       timeout=60)
+    assert p.returncode == 0, p.stderr.decode("utf-8", "replace")
+
+
+def test_two_hosts_with_the_same_pid_keep_their_own_sessions(pam, seats, seatctl_json, tmp_path):
+    """issue 11 finding 5: session ids were pam-<pid>, so host B's logout of
+    its pid 1 (a container) released host A's session of pid 1. Now the id
+    carries the host's machine id and the process start time."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root for pid, UTS and mount namespaces")
+    svc = pam.service("c", "pool=technicians")
+    a, b = "a" * 32, "b" * 32
+    _in_container(pam, tmp_path, "hosta", a, svc, "carol", "open_session")
+    got = sessions(seatctl_json, "technicians")
+    assert [(x["user"], x["pid"], x["host"]) for x in got] == [("carol", 1, "hosta")], got
+    assert got[0]["session"].startswith("pam-%s-1-" % a), got
+    # host B: the same user, also pid 1, logs in and out
+    _in_container(pam, tmp_path, "hostb", b, svc, "carol", "open_session", "close_session")
+    got = sessions(seatctl_json, "technicians")
+    assert [(x["user"], x["pid"], x["host"]) for x in got] == [("carol", 1, "hosta")], got
+    assert in_use(seatctl_json, "technicians") == 1
+
+
 def proc_start(pid):
     """Field 22 of /proc/PID/stat: the process's start time in clock ticks."""
     with open("/proc/%d/stat" % pid) as f:
@@ -776,6 +904,49 @@ def test_reap_spares_live_process(pam, seats, seatctl_json, rdb):
         sleeper.wait()
     res = seatctl_json("reap", check=0)
     assert [x["user"] for x in res.out["reaped"]] == ["carol"]
+    assert in_use(seatctl_json, "technicians") == 0
+
+
+def test_reap_frees_a_session_whose_pid_was_reused(pam, seats, seatctl_json, rdb):
+    """issue 11 finding 5: reap trusted kill(pid, 0), so a pid reused by
+    another process kept a dead login's seat for ever. The process start
+    time recorded at open tells them apart."""
+    svc = pam.service("s", "pool=technicians")
+    p = pam.run(svc, "carol", "open_session", wait=False)
+    p.communicate(timeout=30)
+    assert p.returncode == 0
+    time.sleep(0.05)                         # a later start, in clock ticks
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        # the login's pid now belongs to another, later process
+        key = host_index(rdb)
+        field = [f for f in rdb.hkeys(key) if f.split("\t")[1] == "carol"][0]
+        kv = dict(x.split("=", 1) for x in rdb.hget(key, field).split("\t"))
+        assert int(kv["pstart"]) != proc_start(sleeper.pid)
+        kv["pid"] = str(sleeper.pid)
+        rdb.hset(key, field, "\t".join("%s=%s" % x for x in kv.items()))
+        res = seatctl_json("reap", check=0)
+        assert [(x["user"], x["pid"]) for x in res.out["reaped"]] == [("carol", sleeper.pid)]
+        assert sessions(seatctl_json, "technicians") == []
+        assert in_use(seatctl_json, "technicians") == 0
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_a_tab_in_rhost_does_not_stop_reap(pam, seats, seatctl_json):
+    """issue 11 finding 5: one record with a tab in PAM_RHOST stopped
+    seatctl reap for every other session. The remote host is made printable
+    before it is stored (and said so in the log), and reap frees both."""
+    svc = pam.service("s", "pool=technicians")
+    res = pam.run(svc, "carol", "open_session", items=["rhost=evil\thost\x1b[31m"])
+    expect(res, "PAM_SUCCESS")
+    assert "remote host name is not printable; recorded as evil?host?[31m" in res.log, res.log
+    expect(pam.run(svc, "dave", "open_session", items=["rhost=10.0.0.7"]), "PAM_SUCCESS")
+    got = {x["user"]: x.get("client") for x in sessions(seatctl_json, "technicians")}
+    assert got == {"carol": "evil?host?[31m", "dave": "10.0.0.7"}, got
+    res = seatctl_json("reap", check=0)
+    assert sorted(x["user"] for x in res.out["reaped"]) == ["carol", "dave"]
     assert in_use(seatctl_json, "technicians") == 0
 
 
