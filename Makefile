@@ -4,6 +4,9 @@
 #   make test        unit + integration tests (SANITIZE=1 for ASan+UBSan)
 #   make demo        a walk-through on loopback ports
 #   make bench       benchmarks
+#   make install     seatctl, pam_seatgate.so, the nginx module, man pages and
+#                    /etc/security/seatgate.conf (0600, kept if present);
+#                    DESTDIR= and PREFIX= (default /usr/local) as usual
 
 B        := build
 ifeq ($(SANITIZE),1)
@@ -34,7 +37,7 @@ CORE_SRC := common/util.c common/url.c common/conn.c common/core.c common/admin.
             common/csv.c common/host.c common/audit.c
 CORE_OBJ := $(patsubst common/%.c,$(B)/obj/common/%.o,$(CORE_SRC)) $(B)/obj/common/scripts.o
 
-.PHONY: all deps test unit integration demo bench clean check-deps format
+.PHONY: all deps test unit integration demo bench clean check-deps format install
 all: $(B)/libseatgate.a $(B)/seatctl
 
 deps:
@@ -91,6 +94,37 @@ bench: all $(B)/bench_core
 
 $(B)/bench_core: tests/bench/bench_core.c $(B)/libseatgate.a
 	$(CC) $(ALLCFLAGS) -Wno-missing-prototypes -o $@ $< $(B)/libseatgate.a $(LDLIBS_CORE)
+
+# ---- install -----------------------------------------------------------------
+PREFIX     ?= /usr/local
+MULTIARCH  := $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || $(CC) -print-multiarch)
+SECUREDIR  ?= /lib/$(MULTIARCH)/security
+NGXMODDIR  ?= /usr/lib/nginx/modules
+SYSCONFDIR ?= /etc
+# root's files when installing as root; a packager without root (DESTDIR,
+# fakeroot) gets the modes and sets the owner in the package
+OWNER      := $(if $(filter 0,$(shell id -u)),-o root -g root,)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SECUREDIR) \
+	    $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8 \
+	    $(DESTDIR)$(PREFIX)/share/doc/seatgate/examples/pam.d
+	install -m 0755 $(B)/seatctl $(DESTDIR)$(PREFIX)/bin/seatctl
+	install -m 0644 $(B)/pam_seatgate.so $(DESTDIR)$(SECUREDIR)/pam_seatgate.so
+	if [ -f $(B)/ngx_http_seatgate_module.so ]; then \
+	    install -d $(DESTDIR)$(NGXMODDIR) && \
+	    install -m 0644 $(B)/ngx_http_seatgate_module.so $(DESTDIR)$(NGXMODDIR)/; fi
+	install -m 0644 docs/seatctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/seatctl.1
+	install -m 0644 docs/pam_seatgate.8 $(DESTDIR)$(PREFIX)/share/man/man8/pam_seatgate.8
+	install -m 0644 conf/pam.d/sshd conf/pam.d/login $(DESTDIR)$(PREFIX)/share/doc/seatgate/examples/pam.d/
+	install -m 0644 conf/nginx-seatgate.conf conf/redis-acl.conf conf/seatgate.conf \
+	    $(DESTDIR)$(PREFIX)/share/doc/seatgate/examples/
+	# the config may hold a Redis password: root's, 0600, and never overwritten
+	install -d -m 0755 $(OWNER) $(DESTDIR)$(SYSCONFDIR)/security
+	if [ -e $(DESTDIR)$(SYSCONFDIR)/security/seatgate.conf ]; then \
+	    echo "install: keeping $(DESTDIR)$(SYSCONFDIR)/security/seatgate.conf"; \
+	    chmod go-rwx $(DESTDIR)$(SYSCONFDIR)/security/seatgate.conf; \
+	else install -m 0600 $(OWNER) conf/seatgate.conf $(DESTDIR)$(SYSCONFDIR)/security/seatgate.conf; fi
 
 format:
 	clang-format -i common/*.c common/*.h cli/*.c tests/unit/*.c

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 enum {
@@ -174,7 +175,8 @@ static int trusted(const struct stat *st, int dir, char *why, size_t whylen)
     return 1;
 }
 
-/* The file (already open as fd) and every directory above it. */
+/* The file (already open as fd) and every directory above it: 0 trusted,
+ * -1 not (logged), 1 it is /dev/null. */
 static int check_trust(int fd, const char *path, sg_log_fn log, void *ud)
 {
     struct stat st;
@@ -183,6 +185,8 @@ static int check_trust(int fd, const char *path, sg_log_fn log, void *ud)
         log(ud, SG_LOG_ERR, "cannot stat %s: %s", path, strerror(errno));
         return -1;
     }
+    if (S_ISCHR(st.st_mode) && major(st.st_rdev) == 1 && minor(st.st_rdev) == 3)
+        return 1; /* /dev/null: no settings, the usual way to say so */
     if (!S_ISREG(st.st_mode)) {
         log(ud, SG_LOG_ERR, "%s is not a regular file; ignoring it", path);
         return -1;
@@ -224,9 +228,10 @@ int sg_config_read(sg_config *cfg, const char *path, int missing_ok, sg_log_fn l
         log(ud, SG_LOG_ERR, "cannot read %s: %s", path, strerror(errno));
         return -1;
     }
-    if (check_trust(fileno(f), path, log, ud) != 0) {
+    int trust = check_trust(fileno(f), path, log, ud);
+    if (trust != 0) {
         fclose(f);
-        return -1;
+        return trust > 0 ? 0 : -1;
     }
     /* Every good line is applied, also after a bad one, so that what a
      * caller must honour even in a broken file (an exemption) is known; the

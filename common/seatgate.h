@@ -456,6 +456,19 @@ int sg_host_track(sg_conn *c, const char *host_id, const sg_host_session *s, cha
 int sg_host_untrack(sg_conn *c, const char *host_id, const char *pool, const char *user,
                     const char *session, char *err, size_t errlen);
 
+/* A PAM session: the acquire of rq (op acquire, with a session) and this
+ * host's index entry for it go out in one write; after a denial the entry
+ * is removed again, after a grant of another lease length corrected. As
+ * sg_decide: 0 with d filled, -1 with d->err on failure. */
+int sg_session_open(sg_conn *c, const sg_request *rq, const char *host_id, const char *boot,
+                    sg_decision *d);
+/* Its end: the release and the removal of the index entry in one write.
+ * As sg_release: 2 seat released, 1 session closed (seat kept), 0 nothing
+ * held, -1 Redis failure, -2 bad input; err set on failure. */
+long sg_session_close(sg_conn *c, const char *pool, const char *user, const char *session,
+                      const char *via, const char *host, const char *host_id, char *err,
+                      size_t errlen);
+
 /* Reap on this host (host_id: sg_host_id): release the sessions whose process
  * is gone or is now another process (start time or boot differs), and renew
  * those whose process lives and whose lease is past half its length. fn (may

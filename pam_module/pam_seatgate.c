@@ -49,10 +49,19 @@ typedef enum { HOOK_ACCOUNT, HOOK_OPEN, HOOK_CLOSE } hook_t;
 /* What one login keeps in the handle between its PAM calls. */
 typedef struct {
     sg_conn *conn;    /* account -> open; closed after open and at pam_end */
-    pid_t pid;        /* the process conn belongs to */
+    pid_t conn_pid;   /* the process conn belongs to */
     long spent_ms;    /* what account and open have waited so far */
     int group_warned; /* a missing exempt group said once */
     char sid[160];    /* the session id, open -> close */
+    /* known once per login: who is exempt (for the same settings), and
+     * this host and process */
+    int exempt_known;
+    char exempt_args[SG_IDENT_MAX + 8];
+    const char *exempt_why;
+    int host_known;
+    char hid[80], host[256], boot[40];
+    unsigned long long pstart;
+    long pid;
 } login_t;
 
 typedef struct {
@@ -168,7 +177,7 @@ static void drop_conn(login_t *l)
 /* Root (exempt_root, by uid 0) or a member of exempt_group: the module has
  * nothing to say about them. A group this host does not know is logged
  * once per login. */
-static const char *exempt(ctx_t *c, const char *user)
+static const char *exempt_lookup(ctx_t *c, const char *user)
 {
     if (c->cfg.exempt_root) {
         struct passwd *pw = pam_modutil_getpwnam(c->pamh, user);
@@ -189,6 +198,41 @@ static const char *exempt(ctx_t *c, const char *user)
     if (pam_modutil_user_in_group_nam_nam(c->pamh, user, c->cfg.exempt_group))
         return "a member of group ";
     return NULL;
+}
+
+static const char *exempt(ctx_t *c, const char *user)
+{
+    login_t *l = c->login;
+    char args[sizeof(l->exempt_args)];
+    snprintf(args, sizeof(args), "%d %s", c->cfg.exempt_root, c->cfg.exempt_group);
+    if (l && l->exempt_known && strcmp(l->exempt_args, args) == 0)
+        return l->exempt_why;
+    const char *why = exempt_lookup(c, user);
+    if (l) {
+        l->exempt_known = 1;
+        l->exempt_why = why;
+        snprintf(l->exempt_args, sizeof(l->exempt_args), "%s", args);
+    }
+    return why;
+}
+
+/* This host's id and name and this process's start, once per login. */
+static void host_of(ctx_t *c, login_t *scratch)
+{
+    login_t *l = c->login ? c->login : scratch;
+    long pid = (long)getpid();
+    if (l->host_known && l->pid == pid)
+        return;
+    char err[SG_ERR_MAX];
+    if (sg_host_id_or_name(c->cfg.host_id, l->hid, sizeof(l->hid), err, sizeof(err)) != 0)
+        pam_syslog(c->pamh, LOG_WARNING, "%s; using the host name", err);
+    sg_hostname(l->host, sizeof(l->host));
+    l->pstart = 0;
+    sg_proc_start(pid, &l->pstart);
+    l->boot[0] = '\0';
+    sg_boot_id(l->boot, sizeof(l->boot));
+    l->pid = pid;
+    l->host_known = 1;
 }
 
 static int denied_code(hook_t hook)
@@ -227,7 +271,7 @@ static sg_conn *connect_for(ctx_t *c, char *why, size_t whylen)
             snprintf(why, whylen, "this login has used up timeout=%d ms", c->cfg.timeout_ms);
             return NULL;
         }
-        if (l->conn && l->pid == getpid()) {
+        if (l->conn && l->conn_pid == getpid()) {
             sg_conn_set_budget(l->conn, left);
             return l->conn;
         }
@@ -239,7 +283,7 @@ static sg_conn *connect_for(ctx_t *c, char *why, size_t whylen)
     sg_conn *conn = sg_conn_open_bounded(&url, left, why, whylen);
     if (conn && c->hook != HOOK_CLOSE && l) {
         l->conn = conn;
-        l->pid = getpid();
+        l->conn_pid = getpid();
     }
     return conn;
 }
@@ -248,7 +292,7 @@ static int close_session(ctx_t *c, sg_conn *conn, const char *user, const char *
                          const char *sid, const char *host)
 {
     char err[SG_ERR_MAX];
-    long n = sg_release(conn, c->cfg.pool, user, sid, "pam", host, err, sizeof(err));
+    long n = sg_session_close(conn, c->cfg.pool, user, sid, "pam", host, hid, err, sizeof(err));
     if (n < 0) {
         /* the lease runs out anyway; a logout never fails on the seat */
         pam_syslog(c->pamh, LOG_WARNING, "close %s session %s: %s", user, sid, err);
@@ -260,8 +304,6 @@ static int close_session(ctx_t *c, sg_conn *conn, const char *user, const char *
                    n == 2   ? "seat released"
                    : n == 1 ? "session closed, seat kept"
                             : "nothing held");
-    if (sg_host_untrack(conn, hid, c->cfg.pool, user, sid, err, sizeof(err)) != 0)
-        pam_syslog(c->pamh, LOG_WARNING, "close %s session %s: %s", user, sid, err);
     return PAM_SUCCESS;
 }
 
@@ -301,8 +343,12 @@ static int run_hook(pam_handle_t *pamh, int flags, hook_t hook, int argc, const 
         goto out;
     }
 
-    char host[256];
-    sg_hostname(host, sizeof(host));
+    login_t scratch = {0};
+    host_of(&c, &scratch);
+    const login_t *h = c.login ? c.login : &scratch;
+    const char *host = h->host, *hid = h->hid;
+    long pid = h->pid;
+    unsigned long long pstart = h->pstart;
     const void *item = NULL;
     char rhost[SG_TEXT_MAX + 1] = "";
     if (pam_get_item(pamh, PAM_RHOST, &item) == PAM_SUCCESS && item &&
@@ -315,12 +361,7 @@ static int run_hook(pam_handle_t *pamh, int flags, hook_t hook, int argc, const 
      * process with its start time, so it cannot collide with another host's
      * or with a later process that reuses the pid. Kept from open to close in
      * the handle, else rebuilt from the pid. */
-    char hid[80], sid[160], boot[40] = "";
-    if (sg_host_id_or_name(c.cfg.host_id, hid, sizeof(hid), err, sizeof(err)) != 0)
-        pam_syslog(pamh, LOG_WARNING, "%s; using the host name", err);
-    unsigned long long pstart = 0;
-    long pid = (long)getpid();
-    sg_proc_start(pid, &pstart);
+    char sid[160];
     if (hook == HOOK_CLOSE && c.login && c.login->sid[0])
         snprintf(sid, sizeof(sid), "%s", c.login->sid);
     else
@@ -350,7 +391,9 @@ static int run_hook(pam_handle_t *pamh, int flags, hook_t hook, int argc, const 
         .ttl_s = c.cfg.lease_s ? c.cfg.lease_s : PAM_DEFAULT_LEASE_S,
     };
     sg_decision d;
-    if (sg_decide(conn, &rq, &d) != 0) {
+    int rc = hook == HOOK_OPEN ? sg_session_open(conn, &rq, hid, h->boot, &d)
+                               : sg_decide(conn, &rq, &d);
+    if (rc != 0) {
         if (c.login && conn == c.login->conn)
             drop_conn(c.login); /* a reply may still be on its way: unusable */
         conn = NULL;
@@ -364,22 +407,8 @@ static int run_hook(pam_handle_t *pamh, int flags, hook_t hook, int argc, const 
             pam_syslog(pamh, LOG_DEBUG, "%s %s service %s pool %s: %s (%s), %lld/%lld",
                        c.hookname, user, service ? (const char *)service : "?", c.cfg.pool,
                        sg_result_name(d.result), d.reason, d.in_use, d.capacity);
-        if (hook == HOOK_OPEN) {
-            /* this host's index of sessions, which reap reads */
-            sg_boot_id(boot, sizeof(boot));
-            sg_host_session hs = {.pid = pid, .pstart = pstart,
-                                  .lease_s = d.ttl_ms / 1000, .renewed_ms = d.now_ms};
-            snprintf(hs.pool, sizeof(hs.pool), "%s", c.cfg.pool);
-            snprintf(hs.user, sizeof(hs.user), "%s", d.user[0] ? d.user : user);
-            snprintf(hs.session, sizeof(hs.session), "%s", sid);
-            snprintf(hs.boot, sizeof(hs.boot), "%s", boot);
-            if (sg_host_track(conn, hid, &hs, err, sizeof(err)) != 0)
-                pam_syslog(pamh, LOG_WARNING,
-                           "session %s: %s (reap will not see it; its lease still ends)", sid,
-                           err);
-            if (c.login)
-                snprintf(c.login->sid, sizeof(c.login->sid), "%s", sid);
-        }
+        if (hook == HOOK_OPEN && c.login)
+            snprintf(c.login->sid, sizeof(c.login->sid), "%s", sid); /* for close */
         ret = PAM_SUCCESS;
         goto out;
     }

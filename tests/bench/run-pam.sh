@@ -1,10 +1,18 @@
 #!/bin/sh
-# make bench, PAM row: logins through libpam (under pam_wrapper) and
-# pam_seatgate.so against the local Redis of tests/bench/run.sh. One login is
-# account + session open + session close (a check, a seat taken, the seat
-# released: three decisions, each on its own bounded connection, as in a
-# real login). Sequential, one process: the latency one user sees.
-# Env from run.sh: REDIS_URL, SEATGATE_BUILD (pool "bench", 100 floating seats).
+# make bench, PAM rows: logins through libpam (under pam_wrapper) and
+# pam_seatgate.so against the local Redis of tests/bench/run.sh, beside
+# pam_permit (the floor: libpam and the stack doing nothing) and the
+# sysadmin's peer (pam_exec running redis-cli with the same scripts), in one
+# run. One login is account + session open + session close (a check, a seat
+# taken, the seat released: three decisions; account and open share one
+# connection, open sends its host index entry with the decision and close
+# its removal with the release). Sequential, one process: the latency one
+# user sees. Rows over TCP and over the Unix socket (a local Redis).
+# Targets (issue 11): p99 <= 2.5x the floor's p99, p50 <= 3x the floor's
+# p50, logins/s >= 50x the peer's. Redis server time per login (INFO
+# commandstats) is printed beside them: it bounds what any client can reach.
+# Env from run.sh: REDIS_URL, REDIS_PORT, REDIS_SOCK, SEATGATE_BUILD (pool
+# "bench", 100 floating seats).
 set -eu
 B=${SEATGATE_BUILD:?}
 SECS=${BENCH_SECONDS:-3}
@@ -22,9 +30,19 @@ DIR=$(mktemp -d)
 trap 'rm -rf "$DIR"' EXIT INT TERM
 mkdir "$DIR/pam.d"
 : >"$DIR/pam.d/other"
-LINE="$B/pam_seatgate.so pool=bench redis=$REDIS_URL timeout=1000 conf=$DIR/empty.conf"
 : >"$DIR/empty.conf"
-printf 'account required %s\nsession required %s\n' "$LINE" "$LINE" >"$DIR/pam.d/bench"
+service() { # $1 name, $2 redis URL
+    line="$B/pam_seatgate.so pool=bench redis=$2 timeout=1000 conf=$DIR/empty.conf"
+    printf 'account required %s\nsession required %s\n' "$line" "$line" >"$DIR/pam.d/$1"
+}
+service bench "$REDIS_URL"
+[ -n "${REDIS_SOCK:-}" ] && service benchunix "unix://$REDIS_SOCK"
+SHAS=$(sed -n 's/^    "\([0-9a-f]\{40\}\)",$/\1/p' "$B/gen/scripts.c")
+DECIDE=$(echo "$SHAS" | sed -n 1p); RELEASE=$(echo "$SHAS" | sed -n 2p)
+PEER="$(cd "$(dirname "$0")" && pwd)/peer-pam-exec.sh"
+PEER="$PEER $REDIS_URL bench $DECIDE $RELEASE"
+printf 'account required pam_exec.so quiet %s\nsession required pam_exec.so quiet %s\n' \
+    "$PEER" "$PEER" >"$DIR/pam.d/peer"
 
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 # $1 = service; sets RATE LP50 LP99 AP50 AP99 (medians over the rounds)
@@ -32,7 +50,7 @@ measure() {
     svc=$1; r=""; l50=""; l99=""; a50=""; a99=""
     for _ in $(seq "$ROUNDS"); do
         out=$(LD_PRELOAD=libpam_wrapper.so PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$DIR/pam.d" \
-            "$B/bench_pam" "$svc" 50 "$SECS") || { echo "bench_pam $svc failed" >&2; exit 1; }
+            "$B/bench_pam" "$svc" 50 "${2:-$SECS}") || { echo "bench_pam $svc failed" >&2; exit 1; }
         set -- $out
         r="$r $1"; l50="$l50 $2"; l99="$l99 $3"; a50="$a50 $4"; a99="$a99 $5"
     done
@@ -44,10 +62,38 @@ row() { printf '%-44s %14s %10s %10s\n' "$@"; }
 
 # libpam itself (pam_wrapper, module load, the stack) with a module that does nothing
 printf 'account required pam_permit.so\nsession required pam_permit.so\n' >"$DIR/pam.d/permit"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+verdict() { awk -v a="$1" -v b="$2" -v k="$3" 'BEGIN { print (a <= k * b) ? "PASS" : "FAIL" }'; }
+# Redis server time (us) of the commands a login sends, and the scripts run
+usec() { redis-cli -p "$REDIS_PORT" info commandstats |
+    awk -F'[=,]' '/^cmdstat_(evalsha|eval|hset|hdel):/ { s += $4 }
+                  /^cmdstat_(evalsha|eval):/ { n += $2 } END { print s + 0, n + 0 }'; }
+
 row "PAM logins (acct+open+close), 1 process" "logins/s" "p50 ms" "p99 ms"
 measure permit
-row "libpam + pam_permit.so (baseline)" "$RATE" "$LP50" "$LP99"
+FR=$RATE; F50=$LP50; F99=$LP99
+row "libpam + pam_permit.so (the floor)" "$RATE" "$LP50" "$LP99"
+set -- $(usec); u0=$1; n0=$2
 measure bench
-row "libpam + pam_seatgate.so, 50 users" "$RATE" "$LP50" "$LP99"
-row "  decisions/s (3 per login: check,take,release)" "$((RATE * 3))" "" ""
+set -- $(usec); u1=$1; n1=$2
+T50=$LP50; T99=$LP99; TR=$RATE
+row "libpam + pam_seatgate.so, TCP, 50 users" "$RATE" "$LP50" "$LP99"
 row "  pam_acct_mgmt alone (one decision)" "-" "$AP50" "$AP99"
+if [ -n "${REDIS_SOCK:-}" ]; then
+    measure benchunix
+    U50=$LP50; U99=$LP99; UR=$RATE
+    row "libpam + pam_seatgate.so, Unix socket" "$RATE" "$LP50" "$LP99"
+    row "  pam_acct_mgmt alone (one decision)" "-" "$AP50" "$AP99"
+else
+    U50=$T50; U99=$T99; UR=$TR
+fi
+measure peer 1
+PR=$RATE
+row "libpam + pam_exec + redis-cli (the peer)" "$RATE" "$LP50" "$LP99"
+echo
+row "Redis server time per login (3 scripts)" "$(awk -v u=$((u1 - u0)) -v n=$((n1 - n0)) 'BEGIN { printf "%.0f us", 3 * u / n }')" "" ""
+echo "XX"
+echo "  (Redis alone spends $(awk -v u=$((u1 - u0)) -v n=$((n1 - n0)) -v f="$F50" 'BEGIN { printf "%.1f", 3 * u / n / 1000 / f }')x the floor's p50 on each login)"
+echo "  seatgate p50 / floor p50: TCP $(ratio "$T50" "$F50")x, Unix $(ratio "$U50" "$F50")x (target <= 3x: $(verdict "$U50" "$F50" 3))"
+echo "  seatgate p99 / floor p99: TCP $(ratio "$T99" "$F99")x, Unix $(ratio "$U99" "$F99")x (target <= 2.5x: $(verdict "$U99" "$F99" 2.5))"
+echo "  seatgate logins/s / peer: TCP $(ratio "$TR" "$PR")x, Unix $(ratio "$UR" "$PR")x (target >= 50x: $(awk -v a="$UR" -v b="$PR" 'BEGIN { print (a >= 50 * b) ? "PASS" : "FAIL" }'))"

@@ -12,6 +12,7 @@ PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1
 cleanup() { redis-cli -p "$PORT" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$TMP"; }
 trap cleanup EXIT INT TERM
 redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" \
+    --unixsocket "$TMP/redis.sock" --unixsocketperm 700 \
     --daemonize yes --logfile "$TMP/redis.log" --pidfile "$TMP/redis.pid"
 for _ in 1 2 3 4 5 6 7 8 9 10; do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 URL=redis://127.0.0.1:$PORT
@@ -57,5 +58,5 @@ echo
 for extra in "$ROOT"/tests/bench/run-*.sh; do
     [ -f "$extra" ] || continue
     echo
-    REDIS_URL=$URL REDIS_PORT=$PORT SEATGATE_BUILD=$B sh "$extra"
+    REDIS_URL=$URL REDIS_PORT=$PORT REDIS_SOCK=$TMP/redis.sock SEATGATE_BUILD=$B sh "$extra"
 done
