@@ -46,6 +46,9 @@ enum {
     O_MAX_LEASE,
     O_AUDIT_RETENTION,
     O_DENY_FOLD,
+    O_USAGE_BUCKET,
+    O_USAGE_RETENTION,
+    O_TEST_CLOCK,
     O_NO_RESERVE,
     O_NO_CAP,
     O_NO_INCLUDE,
@@ -92,6 +95,9 @@ static const struct option long_opts[] = {
     {"max-lease", required_argument, 0, O_MAX_LEASE},
     {"audit-retention", required_argument, 0, O_AUDIT_RETENTION},
     {"deny-fold", required_argument, 0, O_DENY_FOLD},
+    {"usage-bucket", required_argument, 0, O_USAGE_BUCKET},
+    {"usage-retention", required_argument, 0, O_USAGE_RETENTION},
+    {"test-clock", required_argument, 0, O_TEST_CLOCK},
     {"no-reserve", required_argument, 0, O_NO_RESERVE},
     {"no-cap", required_argument, 0, O_NO_CAP},
     {"no-include", required_argument, 0, O_NO_INCLUDE},
@@ -394,6 +400,10 @@ static json_object *pool_json(const sg_pool_info *p)
     json_object_object_add(j, "max_lease", json_object_new_int64(p->max_lease_s));
     json_object_object_add(j, "audit_retention", json_object_new_int64(p->audit_retention_s));
     json_object_object_add(j, "deny_fold", json_object_new_int64(p->deny_fold_s));
+    json_object_object_add(j, "usage_bucket", json_object_new_int64(p->usage_bucket_s));
+    json_object_object_add(j, "usage_retention", json_object_new_int64(p->usage_retention_s));
+    if (p->test_clock_ms)
+        json_object_object_add(j, "test_clock", json_object_new_int64(p->test_clock_ms));
     json_object_object_add(j, "overdraft_pct", json_object_new_int64(p->overdraft_pct));
     json_object_object_add(j, "mux_limit", json_object_new_int64(p->mux_limit));
     json_object_object_add(j, "mux_window", json_object_new_int64(p->mux_window_s));
@@ -443,6 +453,12 @@ static int cmd_pool_show(opts_t *o, sg_conn *c)
         printf("longest lease:  %lds\n", pi.max_lease_s);
         printf("audit:          kept %lds, repeated denials folded per %lds\n",
                pi.audit_retention_s, pi.deny_fold_s);
+        printf("usage records:  per %lds, kept %lds\n", pi.usage_bucket_s, pi.usage_retention_s);
+        if (pi.test_clock_ms) {
+            char tc[40];
+            sg_fmt_rfc3339(pi.test_clock_ms, tc, sizeof(tc));
+            printf("TEST CLOCK:     %s (the pool's time is frozen: tests only)\n", tc);
+        }
         printf("features:       %s\n", pi.features[0] ? pi.features : "-");
         printf("include:        %s\n", pi.include[0] ? pi.include : "-");
         printf("exclude:        %s\n", pi.exclude[0] ? pi.exclude : "-");
@@ -771,7 +787,8 @@ static const int a_none[] = {0};
 static const int a_pool_set[] = {O_NAMED,      O_FLOATING,   O_IDLE,        O_FEATURES,
                                  O_RESERVE,    O_CAP,        O_INCLUDE,     O_EXCLUDE,
                                  O_OVERDRAFT,  O_MUX_LIMIT,  O_MUX_WINDOW,  O_MAX_LEASE,
-                                 O_AUDIT_RETENTION, O_DENY_FOLD, O_NO_RESERVE, O_NO_CAP,
+                                 O_AUDIT_RETENTION, O_DENY_FOLD, O_USAGE_BUCKET,
+                                 O_USAGE_RETENTION, O_TEST_CLOCK, O_NO_RESERVE, O_NO_CAP,
                                  O_NO_INCLUDE, O_NO_EXCLUDE, O_NO_FEATURE,  0};
 static const int a_user_set[] = {O_GROUPS, O_SERVICE, O_NOT_SERVICE, O_DISABLED, O_ENABLED, 0};
 static const int a_check[] = {O_FEATURE, O_OBO, O_SESSION, 0};
@@ -788,7 +805,9 @@ static const struct cmd cmds[] = {
      "                [--no-reserve GROUP]... [--cap GROUP=K]... [--no-cap GROUP]...\n"
      "                [--include GROUP]... [--no-include GROUP]... [--exclude GROUP]...\n"
      "                [--no-exclude GROUP]... [--overdraft PCT] [--mux-limit N]\n"
-     "                [--mux-window DURATION] [--audit-retention DURATION] [--deny-fold DURATION]",
+     "                [--mux-window DURATION] [--audit-retention DURATION] [--deny-fold DURATION]\n"
+     "                [--usage-bucket DURATION] [--usage-retention DURATION]\n"
+     "                [--test-clock TIME|off]",
      "Create a pool or change the settings given; the others keep their values.\n"
      "--reserve and --cap set one group's rule (GROUP= or --no-reserve/--no-cap GROUP\n"
      "removes it; a reservation of 0 is removed too, a cap of 0 is a cap). --features,\n"
@@ -799,7 +818,10 @@ static const struct cmd cmds[] = {
      "lowering --named below the users assigned takes back the named seats least recently\n"
      "used (audit unassign); both with reason pool_shrunk, and listed in the output.\n"
      "--audit-retention (default 400d) keeps audit entries by time; --deny-fold\n"
-     "(default 60s, 0 = off) folds repeated denials of one user for one reason."},
+     "(default 60s, 0 = off) folds repeated denials of one user for one reason.\n"
+     "--usage-bucket (default 5m, must divide a day) and --usage-retention (default\n"
+     "400d) shape the usage records that seatctl report reads. --test-clock, for tests\n"
+     "only, freezes the pool's time at TIME (RFC 3339 or epoch ms); off restores it."},
     {"pool", "show", 0, 1, a_none, cmd_pool_show, "pool show [POOL] [--json]",
      "Show one pool's settings, or a table of every pool."},
     {"pool", "delete", 1, 1, a_none, cmd_pool_delete, "pool delete POOL",
@@ -982,6 +1004,28 @@ int main(int argc, char **argv)
                 o.pool.set_mask |= SG_PSET_DENY_FOLD;
             }
             break;
+        case O_USAGE_BUCKET:
+        case O_USAGE_RETENTION:
+            v = sg_parse_duration_upto(optarg, 3650L * 86400);
+            if (v <= 0)
+                die_usage("--%s takes a duration like 5m, 1h or 400d, not '%s'",
+                          long_opts[longidx].name, optarg);
+            if (ch == O_USAGE_BUCKET) {
+                o.pool.usage_bucket_s = v;
+                o.pool.set_mask |= SG_PSET_USAGE_BUCKET;
+            } else {
+                o.pool.usage_retention_s = v;
+                o.pool.set_mask |= SG_PSET_USAGE_RETENTION;
+            }
+            break;
+        case O_TEST_CLOCK: {
+            long long t = 0;
+            if (strcmp(optarg, "off") != 0 && (sg_parse_time(optarg, 0, &t) != 0 || t <= 0))
+                die_usage("--test-clock takes an RFC 3339 time, epoch ms or off, not '%s'", optarg);
+            o.pool.test_clock_ms = t;
+            o.pool.set_mask |= SG_PSET_TEST_CLOCK;
+            break;
+        }
         case O_NO_RESERVE:
         case O_NO_CAP:
         case O_NO_INCLUDE:

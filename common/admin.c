@@ -611,6 +611,12 @@ int sg_pool_set(sg_conn *c, const sg_pool *p, const char *via, sg_pool_outcome *
         return seterr(err, errlen, SG_EINPUT, "--max-lease must be at least 1s");
     if ((p->set_mask & SG_PSET_IDLE) && p->idle_s < 1)
         return seterr(err, errlen, SG_EINPUT, "--idle-timeout must be at least 1s");
+    if ((p->set_mask & SG_PSET_USAGE_BUCKET) &&
+        (p->usage_bucket_s < 60 || p->usage_bucket_s > 86400 || 86400 % p->usage_bucket_s != 0))
+        return seterr(err, errlen, SG_EINPUT,
+                      "--usage-bucket must divide a day and be at least 60s (60s, 5m, 15m, 1h)");
+    if ((p->set_mask & SG_PSET_USAGE_RETENTION) && p->usage_retention_s < 86400)
+        return seterr(err, errlen, SG_EINPUT, "--usage-retention must be at least 1d");
 
     static const sg_key which[] = {SG_K_CONF,    SG_K_NAMED,  SG_K_LEASES, SG_K_SESS,
                                    SG_K_SESSIDX, SG_K_SESSINFO, SG_K_GCOUNT, SG_K_HG,
@@ -619,7 +625,7 @@ int sg_pool_set(sg_conn *c, const sg_pool *p, const char *via, sg_pool_outcome *
     keyset_of(&ks, p->name, which, 11);
     char host[256];
     sg_hostname(host, sizeof(host));
-    char nums[9][24];
+    char nums[12][24];
     const char *kv[80];
     int n = 0;
     sg_buf desc = {0};
@@ -645,6 +651,9 @@ int sg_pool_set(sg_conn *c, const sg_pool *p, const char *via, sg_pool_outcome *
     NUM(SG_PSET_MAX_LEASE, "max_lease", p->max_lease_s, 6)
     NUM(SG_PSET_AUDIT_RETENTION, "audit_retention", p->audit_retention_s, 7)
     NUM(SG_PSET_DENY_FOLD, "deny_fold", p->deny_fold_s, 8)
+    NUM(SG_PSET_USAGE_BUCKET, "usage_bucket", p->usage_bucket_s, 9)
+    NUM(SG_PSET_USAGE_RETENTION, "usage_retention", p->usage_retention_s, 10)
+    NUM(SG_PSET_TEST_CLOCK, "test_clock", (long)p->test_clock_ms, 11)
 #undef NUM
 #define STR(cond, field, val)                                                                      \
     if (cond) {                                                                                    \
@@ -774,11 +783,25 @@ static int live_bound(sg_conn *c, const char *pool, char *bound, size_t blen, ch
     char e[SG_ERR_MAX];
     if (sg_valid_name(pool, e, sizeof(e)) != 0)
         return seterr(err, errlen, SG_EINPUT, "pool: %s", e);
-    long long now = sg_server_time_ms(c);
+    long long now = sg_pool_now_ms(c, pool);
     if (now < 0)
         return seterr(err, errlen, SG_EBACKEND, "redis: TIME failed");
     snprintf(bound, blen, "(%lld", now);
     return SG_OK;
+}
+
+long long sg_pool_now_ms(sg_conn *c, const char *pool)
+{
+    char kc[SG_KEY_MAX], err[SG_ERR_MAX];
+    sg_keyname(SG_K_CONF, pool, kc, sizeof(kc));
+    const char *av[] = {"HGET", kc, "test_clock"};
+    redisReply *r = cmdv(c, err, sizeof(err), 3, av);
+    long long t = 0;
+    if (r && r->type == REDIS_REPLY_STRING)
+        t = atoll(r->str);
+    if (r)
+        freeReplyObject(r);
+    return t > 0 ? t : sg_server_time_ms(c);
 }
 
 /* One field of a pool's conf hash into sg_pool_info (unknown fields are skipped). */
@@ -797,6 +820,8 @@ static void conf_field(sg_pool_info *out, const char *f, const char *v)
         {"mux_window", offsetof(sg_pool_info, mux_window_s)},
         {"audit_retention", offsetof(sg_pool_info, audit_retention_s)},
         {"deny_fold", offsetof(sg_pool_info, deny_fold_s)},
+        {"usage_bucket", offsetof(sg_pool_info, usage_bucket_s)},
+        {"usage_retention", offsetof(sg_pool_info, usage_retention_s)},
     },
       lists[] = {
           {"features", offsetof(sg_pool_info, features)},
@@ -817,6 +842,8 @@ static void conf_field(sg_pool_info *out, const char *f, const char *v)
         }
     if (strcmp(f, "epoch") == 0)
         out->epoch = atoll(v);
+    else if (strcmp(f, "test_clock") == 0)
+        out->test_clock_ms = atoll(v);
     else if (strcmp(f, "state") == 0)
         snprintf(out->state, sizeof(out->state), "%s", v);
 }
@@ -865,6 +892,8 @@ int sg_pool_get(sg_conn *c, const char *pool, sg_pool_info *out, char *err, size
         out->max_lease_s = 43200;
         out->audit_retention_s = 400L * 86400;
         out->deny_fold_s = 60;
+        out->usage_bucket_s = 300;
+        out->usage_retention_s = 400L * 86400;
         for (size_t i = 0; i + 1 < r[0]->elements; i += 2)
             conf_field(out, r[0]->element[i]->str, r[0]->element[i + 1]->str);
         if (strcmp(out->state, "ready") != 0)

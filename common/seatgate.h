@@ -286,6 +286,8 @@ typedef struct {
     char name[SG_POOL_MAX + 1];
     long named, floating, idle_s, max_lease_s, overdraft_pct, mux_limit, mux_window_s;
     long audit_retention_s, deny_fold_s;
+    long usage_bucket_s, usage_retention_s;
+    long long test_clock_ms; /* tests only: the pool's frozen time; 0 = off */
     char features[1024]; /* comma separated: replaces the list */
     char include[1024];  /* comma separated groups: replaces the list */
     char exclude[1024];
@@ -319,6 +321,9 @@ enum {
     SG_PSET_FEATURES_DEL = 1u << 14,
     SG_PSET_INCLUDE_DEL = 1u << 15,
     SG_PSET_EXCLUDE_DEL = 1u << 16,
+    SG_PSET_USAGE_BUCKET = 1u << 17,
+    SG_PSET_USAGE_RETENTION = 1u << 18,
+    SG_PSET_TEST_CLOCK = 1u << 19,
 };
 
 /* Return codes of the admin calls */
@@ -331,6 +336,8 @@ typedef struct {
     char name[SG_POOL_MAX + 1];
     long named, floating, idle_s, max_lease_s, overdraft_pct, mux_limit, mux_window_s;
     long audit_retention_s, deny_fold_s;
+    long usage_bucket_s, usage_retention_s;
+    long long test_clock_ms;
     long capacity;
     char features[1024];
     char reserve[1024]; /* "g=k,g2=k" */
@@ -434,6 +441,9 @@ int sg_holders(sg_conn *c, const char *pool, sg_holder **out, size_t *n, char *e
 int sg_sessions(sg_conn *c, const char *pool, sg_session_info **out, size_t *n, char *err,
                 size_t errlen);
 long long sg_server_time_ms(sg_conn *c);
+/* The time of a pool: its test clock (seatctl pool set --test-clock, for
+ * tests) when set, else the server's. */
+long long sg_pool_now_ms(sg_conn *c, const char *pool);
 
 /* ---- per-host session index (PAM) ----------------------------------------
  * sg:host:<host id> maps "pool\tuser\tsession" to the process that holds the

@@ -74,6 +74,10 @@ local function deny(result, reason, revoke)
             end
         end
         redis.call('HINCRBY', K('stats'), 'n:' .. result, 1)
+        usage_count('d:', ':' .. reason)
+        if reason == 'service_account_needs_on_behalf_of' then
+            usage_count('x:', ':' .. user)
+        end
     end
     return answer(result, reason, 'none', 0, 0)
 end
@@ -162,6 +166,9 @@ local function grant(result, reason, seat, od, held)
             session = A.session or ''})
     end
     if obo ~= '' then
+        local d = math.floor(now() / DAY)
+        local mk = K('um:' .. d .. ':' .. user)
+        if redis.call('SADD', mk, obo) == 1 then usage_keep(mk, d) end
         local win = num(c.mux_window, 3600) * 1000
         redis.call('ZADD', KEYS[10], now(), obo)
         redis.call('ZREMRANGEBYSCORE', KEYS[10], '-inf', now() - win)
@@ -176,6 +183,9 @@ local function grant(result, reason, seat, od, held)
         if IN_USE > num(redis.call('HGET', K('stats'), pk), 0) then
             redis.call('HSET', K('stats'), pk, IN_USE)
         end
+        usage_count('g:')
+        if od == 1 then usage_count('o:') end
+        usage_count('p:', nil, IN_USE)
     end
     return answer(result, reason, seat, expires, od)
 end

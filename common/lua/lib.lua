@@ -18,15 +18,6 @@ local POOL = A.pool or ''
 
 local function K(name) return 'sg:{' .. POOL .. '}:' .. name end
 
-local NOW
-local function now()
-    if not NOW then
-        local t = redis.call('TIME')
-        NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-    end
-    return NOW
-end
-
 local function num(v, d) return tonumber(v) or d end
 
 -- lists are stored as ",a,b," so a membership test is one plain find
@@ -38,7 +29,8 @@ end
 -- false when the pool is absent
 local CONF_FIELDS = {'state', 'named', 'floating', 'overdraft', 'idle', 'max_lease', 'epoch',
     'include', 'exclude', 'features', 'reserve', 'cap', 'countg', 'tracked', 'pending',
-    'mux_limit', 'mux_window', 'deny_fold', 'audit_retention', 'created'}
+    'mux_limit', 'mux_window', 'deny_fold', 'audit_retention', 'created', 'usage_bucket',
+    'usage_retention', 'test_clock'}
 local CONF
 local function conf()
     if CONF == nil then
@@ -53,6 +45,23 @@ local function conf()
         end
     end
     return CONF
+end
+
+-- The time (ms). A pool whose test_clock is set (seatctl pool set
+-- --test-clock, for tests that replay weeks of usage through the real
+-- decisions) runs on that frozen time instead of the server's.
+local NOW
+local function now()
+    if not NOW then
+        local c = (POOL ~= '_' and POOL ~= '') and conf()
+        if c and num(c.test_clock, 0) > 0 then
+            NOW = tonumber(c.test_clock)
+        else
+            local t = redis.call('TIME')
+            NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        end
+    end
+    return NOW
 end
 
 -- A user record (global registry and pool projection alike): byte 1 '1' when
@@ -101,7 +110,86 @@ end
 -- holder's live sessions. gcount: group -> floating holders counted in it
 -- (groups with a reservation or cap); hg: holder -> ",groups," it counts in.
 
-local function sess_del(m)
+-- ---- usage records ---------------------------------------------------------
+-- Per pool and UTC day D (ms / 86400000), kept usage_retention after the day:
+--   ua:D  user -> kind ('n' named, 'f' floating) .. bitmap of the day's
+--         buckets (usage_bucket s each) in which the user held a session
+--   uc:D  counters: bs (bucket s), d:B:REASON denials, g:B new floating
+--         seats, o:B of them in overdraft, p:B peak floating seats in use
+--         at a grant, x:SVC service account without on-behalf-of
+--   um:D:SVC  the humans a service account acted for that day
+-- A session's span is written when it ends (renewals write nothing); the
+-- report adds the sessions still open.
+local DAY = 86400000
+
+local function usage_bucket()
+    local c = conf()
+    local bs = num(c and c.usage_bucket, 300)
+    if bs < 60 or DAY % (bs * 1000) ~= 0 then bs = 300 end
+    return bs * 1000
+end
+
+-- a write that created field f of day d's key: the key lives the retention
+local function usage_keep(key, d)
+    local c = conf()
+    redis.call('PEXPIREAT', key, (d + 1) * DAY + num(c and c.usage_retention, 34560000) * 1000)
+end
+
+-- counter PREFIX..B..SUFFIX of this bucket (B) + 1; mx: instead the
+-- field becomes max(field, mx). The first write of a day names its bucket.
+local function usage_count(prefix, suffix, mx)
+    local d = math.floor(now() / DAY)
+    local key = K('uc:' .. d)
+    local bs = usage_bucket()
+    local f = prefix .. math.floor((now() - d * DAY) / bs) .. (suffix or '')
+    local first
+    if mx then
+        local cur = redis.call('HGET', key, f)
+        if cur and tonumber(cur) >= mx then return end
+        first = redis.call('HSET', key, f, mx) == 1 and not cur
+    else
+        first = redis.call('HINCRBY', key, f, 1) == 1
+    end
+    if first and redis.call('HSETNX', key, 'bs', bs / 1000) == 1 then usage_keep(key, d) end
+end
+
+-- user u held a session from t0 to t1 (ms): set its buckets, day by day
+-- (at most the retention's days back)
+local function usage_span(u, t0, t1)
+    local c = conf()
+    if not c then return end
+    t1 = math.max(t1, t0 + 1)
+    t0 = math.max(t0, t1 - num(c.usage_retention, 34560000) * 1000)
+    local bs = usage_bucket()
+    local nb = DAY / bs
+    local kind = redis.call('SISMEMBER', K('named'), u) == 1 and 'n' or 'f'
+    for d = math.floor(t0 / DAY), math.floor((t1 - 1) / DAY) do
+        local key = K('ua:' .. d)
+        local b0 = math.floor((math.max(t0, d * DAY) - d * DAY) / bs)
+        local b1 = math.floor((math.min(t1, (d + 1) * DAY) - 1 - d * DAY) / bs)
+        local cur = redis.call('HGET', key, u)
+        local bytes = {}
+        for i = 1, math.ceil(nb / 8) do
+            bytes[i] = cur and string.byte(cur, i + 1) or 0
+        end
+        for b = b0, b1 do
+            local i = math.floor(b / 8) + 1
+            bytes[i] = bit.bor(bytes[i], bit.lshift(1, b % 8))
+        end
+        if cur and string.sub(cur, 1, 1) == 'n' then kind = 'n' end
+        for i = 1, #bytes do bytes[i] = string.char(bytes[i]) end
+        if redis.call('HSET', key, u, kind .. table.concat(bytes)) == 1 then usage_keep(key, d) end
+    end
+end
+
+-- a session ends at time t (default now): its span goes to the usage records
+local function sess_del(m, t)
+    local info = redis.call('HGET', K('sessinfo'), m)
+    local z = string.find(m, '\0', 1, true)
+    if info and z then
+        local started = tonumber(string.match(info, 'started=(%d+)'))
+        if started then usage_span(string.sub(m, 1, z - 1), started, t or now()) end
+    end
     redis.call('ZREM', K('sess'), m)
     redis.call('ZREM', K('sessidx'), m)
     redis.call('HDEL', K('sessinfo'), m)
@@ -113,7 +201,10 @@ end
 
 local function drop_sessions(u)
     local ms = sessions_of(u)
-    for _, m in ipairs(ms) do sess_del(m) end
+    for _, m in ipairs(ms) do
+        local e = tonumber(redis.call('ZSCORE', K('sess'), m) or 0)
+        sess_del(m, math.min(e, now()))
+    end
     return #ms
 end
 
@@ -164,7 +255,7 @@ local function seat_recompute(u, ev, f)
             if e > best then best = e end
         else
             if e > (f.at or 0) then f.at = e end
-            sess_del(m)
+            sess_del(m, e)
         end
     end
     if best > 0 then
@@ -189,7 +280,7 @@ local function purge()
     local users = {}
     for i = 1, #gone, 2 do
         local m = gone[i]
-        sess_del(m)
+        sess_del(m, tonumber(gone[i + 1]))
         local z = string.find(m, '\0', 1, true)
         if z then
             local u = string.sub(m, 1, z - 1)

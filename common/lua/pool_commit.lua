@@ -2,7 +2,8 @@
 -- KEYS: the pool's conf named leases sess sessidx sessinfo gcount hg lastused users
 -- A: pool via host desc, then only the settings that change:
 --    numbers: named floating idle max_lease overdraft mux_limit mux_window
---             audit_retention deny_fold
+--             audit_retention deny_fold usage_bucket usage_retention
+--             test_clock (ms; 0 = the server's time)
 --    lists (",a,b,"): features include exclude (replace the list),
 --             features_del include_del exclude_del (remove items),
 --             reserve_set cap_set (",group=k," merged in), reserve_del cap_del
@@ -51,7 +52,8 @@ end
 
 local v = {}
 local defaults = {named = 0, floating = 0, idle = 900, max_lease = 43200, overdraft = 0,
-    mux_limit = 0, mux_window = 3600, audit_retention = 34560000, deny_fold = 60}
+    mux_limit = 0, mux_window = 3600, audit_retention = 34560000, deny_fold = 60,
+    usage_bucket = 300, usage_retention = 34560000, test_clock = 0}
 for f, d in pairs(defaults) do v[f] = tonumber(A[f] or cur[f]) or d end
 v.features = list_apply(cur.features, A.features, A.features_del)
 v.include = list_apply(cur.include, A.include, A.include_del)

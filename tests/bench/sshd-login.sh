@@ -43,10 +43,13 @@
 # (they are printed at the end: warnings and errors quoted). Everything
 # listens on 127.0.0.1 on free ports.
 #
-# The PAM stacks are Debian's sshd stack unchanged in both; lines that do
-# not work in a host without systemd/logind (pam_systemd) are left as they
-# are since they fail the same way in both; set SG_STRIP="pam_systemd.so
-# pam_loginuid.so" to remove such modules from BOTH copies.
+# The PAM stacks are Debian's sshd stack unchanged in both (pam_systemd,
+# pam_loginuid, pam_motd, pam_limits... as installed): whatever they cost or
+# fail at on this host, they do in both alike.
+# SSH_OPTS adds client options to every login of both, e.g.
+#   SSH_OPTS="-o KexAlgorithms=curve25519-sha256"
+# (OpenSSH 9's default sntrup761 key exchange costs ~100 ms of client CPU on
+# a slow core, which widens the spread but is the same on both sides).
 set -eu
 
 if [ "$(id -u)" != 0 ]; then echo "sshd-login.sh: needs root" >&2; exit 2; fi
@@ -56,7 +59,7 @@ B=${SEATGATE_BUILD:-/tmp/sshbench-build}
 LOGINS=${LOGINS:-200}
 WARMUP=${WARMUP:-10}
 SGUSER=${SG_USER:-sgbench}
-SG_STRIP=${SG_STRIP:-}
+SSH_OPTS=${SSH_OPTS:-}
 SSHD=/usr/sbin/sshd
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
@@ -157,38 +160,17 @@ chmod 600 "$HOME_DIR/.ssh/authorized_keys"
 : >"$TMP/empty.conf"
 chmod 600 "$TMP/empty.conf"
 MODLINE="$B/pam_seatgate.so pool=technicians redis=$URL timeout=500 conf=$TMP/empty.conf"
-strip() { # Debian's /etc/pam.d/sshd minus the modules in SG_STRIP
-    if [ -z "$SG_STRIP" ]; then cat /etc/pam.d/sshd; return; fi
-    pat=$(echo "$SG_STRIP" | sed 's/[. ]/\\&/g; s/\\ /|/g')
-    grep -Ev "^[^#]*($pat)" /etc/pam.d/sshd
-}
 for svc in sshd-sgoff sshd-sgon; do
     [ -e "/etc/pam.d/$svc" ] && { echo "sshd-login.sh: /etc/pam.d/$svc exists; not touching it" >&2; exit 2; }
 done
 PAMFILES="/etc/pam.d/sshd-sgoff"
-strip >/etc/pam.d/sshd-sgoff
+cp /etc/pam.d/sshd /etc/pam.d/sshd-sgoff
 PAMFILES="$PAMFILES /etc/pam.d/sshd-sgon"
-strip | awk -v m="$MODLINE" '
+awk -v m="$MODLINE" '
     { print }
-    /^@include[ \t]+common-account/ { print "account    required     " m }
-    /^@include[ \t]+common-session$/ || /^@include[ \t]+common-session[ \t]/ { print "session    required     " m }
-' >/etc/pam.d/sshd-sgon
-if [ -n "$SG_STRIP" ]; then
-    # the @include'd common-session carries pam_systemd: strip it there too,
-    # in both copies alike, by inlining the file
-    for f in /etc/pam.d/sshd-sgoff /etc/pam.d/sshd-sgon; do
-        awk -v strip="$SG_STRIP" '
-            /^@include[ \t]+common-session([ \t]|$)/ {
-                while ((getline l < "/etc/pam.d/common-session") > 0) {
-                    keep = 1; n = split(strip, s, " ")
-                    for (i = 1; i <= n; i++) if (l !~ /^[ \t]*#/ && index(l, s[i])) keep = 0
-                    if (keep) print l
-                }
-                close("/etc/pam.d/common-session"); next
-            }
-            { print }' "$f" >"$f.tmp" && mv "$f.tmp" "$f"
-    done
-fi
+    /^@include[ \t]+common-account([ \t]|$)/ { print "account    required     " m }
+    /^@include[ \t]+common-session([ \t]|$)/ { print "session    required     " m }
+' /etc/pam.d/sshd >/etc/pam.d/sshd-sgon
 n=$(grep -c pam_seatgate /etc/pam.d/sshd-sgon || true)
 [ "$n" = 2 ] || { echo "sshd-login.sh: expected 2 pam_seatgate lines in sshd-sgon, got $n" >&2; exit 1; }
 if [ "$(grep -v pam_seatgate /etc/pam.d/sshd-sgon)" != "$(cat /etc/pam.d/sshd-sgoff)" ]; then
@@ -235,7 +217,7 @@ for port in "$OFF_PORT" "$ON_PORT"; do
 done
 SSH="ssh -F /dev/null -i $TMP/id_ed25519 -o IdentitiesOnly=yes -o IdentityAgent=none
  -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes
- -o ControlMaster=no -o ControlPath=none -o LogLevel=ERROR"
+ -o ControlMaster=no -o ControlPath=none -o LogLevel=ERROR $SSH_OPTS"
 login() { $SSH -p "$1" "$SGUSER@127.0.0.1" true; }
 # wait until the listener $1 has no per-connection child left
 drain() {
@@ -249,7 +231,7 @@ drain() {
 echo "sshd-login bench: $(nproc) cores, $($SSHD -V 2>&1 | head -1), redis $(redis-server --version | awk '{print $3}' | sed 's/v=//')"
 echo "  sshd-sgoff on 127.0.0.1:$OFF_PORT (Debian's sshd PAM stack), sshd-sgon on 127.0.0.1:$ON_PORT (same + pam_seatgate.so)"
 echo "  module: $MODLINE"
-[ -n "$SG_STRIP" ] && echo "  removed from BOTH PAM stacks: $SG_STRIP"
+[ -n "$SSH_OPTS" ] && echo "  ssh client options added to every login: $SSH_OPTS"
 echo
 
 # --- checks: the "on" sshd really goes through the module -----------------
@@ -294,7 +276,6 @@ echo
 # --- the measurement --------------------------------------------------------
 usec() { redis-cli -p "$REDIS_PORT" info commandstats |
     awk -F'[=,]' '/^cmdstat_(evalsha|eval|hset|hdel):/ { s += $4 } END { print s + 0 }'; }
-U0=""
 export TMP OFF_PORT ON_PORT SSHD_OFF_PID SSHD_ON_PID LOGINS WARMUP SGUSER REDIS_PORT
 "$PY" - "$SSH" <<'EOF' >"$TMP/table"
 import os, subprocess, sys, time
@@ -376,16 +357,33 @@ for j, what in ((0, "client: ssh start .. ssh exit"), (1, "server: ssh start .. 
     d = [stats[(j, "on")][i] - stats[(j, "off")][i] for i in range(3)]
     print(row % (("  added by the module (on - off)",) + tuple("%+.2f" % v for v in d)))
     print(row % (("  ratio on / off",) + tuple("%.3fx" % (stats[(j, "on")][i] / stats[(j, "off")][i]) for i in range(3))))
-# paired: each on login minus the off login just before it
-pd = [res["on"][i][0] - res["off"][i][0] for i in range(n)]
-print(row % (("paired (on_i - off_i), client",) + tuple("%+.2f" % pct(pd, p) for p in (50, 90, 99))))
+# How far the added time can be trusted: bootstrap over the pairs (login i
+# of each side resampled together, which keeps the drift they share), 95%
+# interval of (on - off) for p50 and p90.
+import random
+rnd = random.Random(1)
+boots = {50: [], 90: []}
+for _ in range(2000):
+    idx = [rnd.randrange(n) for _ in range(n)]
+    on = [res["on"][i][0] for i in idx]
+    off = [res["off"][i][0] for i in idx]
+    for p in boots:
+        boots[p].append(pct(on, p) - pct(off, p))
+ci = {p: (pct(v, 2.5), pct(v, 97.5)) for p, v in boots.items()}
+print(row % ("95% interval of the added p50 / p90, client",
+             "%+.1f..%+.1f" % ci[50], "%+.1f..%+.1f" % ci[90], ""))
 print()
 added = stats[(0, "on")][0] - stats[(0, "off")][0]
+added90 = stats[(0, "on")][1] - stats[(0, "off")][1]
 print("Redis server time per sshd-sgon login (evalsha/eval/hset/hdel): %.0f us" % ((u1 - u0) / n))
-print("target: module adds < 5 ms per login (median, client): %+.2f ms -> %s" %
-      (added, "PASS" if added < 5 else "FAIL"))
-print("        added p90 (p90 on - p90 off), client: %+.2f ms" %
-      (stats[(0, "on")][1] - stats[(0, "off")][1]))
+verdict = ("FAIL" if added >= 5 else "PASS" if ci[50][1] < 5 else
+           "PASS on the estimate, but the 95% interval reaches 5 ms (more LOGINS)")
+print("target: the module adds < 5 ms per login (median, client): %+.2f ms, 95%% interval %+.1f..%+.1f ms -> %s"
+      % (added, ci[50][0], ci[50][1], verdict))
+print("        added p90 (p90 on - p90 off), client: %+.2f ms, 95%% interval %+.1f..%+.1f ms"
+      % (added90, ci[90][0], ci[90][1]))
+if added < 0:
+    print("        (a negative added time is noise: the module cannot make a login faster)")
 EOF
 cat "$TMP/table"
 echo

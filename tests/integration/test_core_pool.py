@@ -117,8 +117,12 @@ def test_pool_delete(seatctl, seatctl_json, rdb):
     rc, obj, _ = seatctl_json("pool", "delete", "p", check=EX_OK)
     assert obj == {"pool": "p", "deleted": True}
     assert "p" not in rdb.smembers("sg:{_}:pools")
-    # only the audit stream stays
-    assert set(rdb.keys("sg:{p}:*")) == {"sg:{p}:audit"}
+    # only the history stays: the audit stream and the usage records (both
+    # expire by their retention)
+    left = set(rdb.keys("sg:{p}:*"))
+    assert "sg:{p}:audit" in left
+    assert all(k == "sg:{p}:audit" or k.startswith(("sg:{p}:uc:", "sg:{p}:ua:", "sg:{p}:um:"))
+               for k in left), left
     assert audit_entries(rdb, "p")[-1]["ev"] == "pool_deleted"
     rc, _, err = seatctl("pool", "show", "p")
     assert rc == EX_USAGE and "no such pool" in err
