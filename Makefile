@@ -18,7 +18,7 @@ SANITIZE ?=
 DEB_PKGS := build-essential pkg-config libhiredis-dev libjson-c-dev libpam0g-dev nginx nginx-dev \
             redis-server redis-tools libcmocka-dev libpam-wrapper libpamtest0-dev libnss-wrapper \
             pamtester python3-pytest python3-redis python3-requests wrk curl valgrind \
-            libnginx-mod-http-lua lua-nginx-redis
+            libnginx-mod-http-lua lua-nginx-redis chromium-headless-shell
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
             -Wno-format-nonliteral
@@ -34,7 +34,7 @@ LDLIBS_CORE := -lhiredis
 LUA      := decide release pool_commit pool_delete assign user_put user_apply fsck
 LUA_SRC  := $(patsubst %,common/lua/%.lua,$(LUA))
 CORE_SRC := common/util.c common/url.c common/conn.c common/core.c common/admin.c common/config.c \
-            common/csv.c common/host.c common/audit.c
+            common/csv.c common/host.c common/audit.c common/report.c
 CORE_OBJ := $(patsubst common/%.c,$(B)/obj/common/%.o,$(CORE_SRC)) $(B)/obj/common/scripts.o
 
 .PHONY: all deps test unit integration demo bench clean check-deps format install
@@ -67,7 +67,7 @@ $(B)/libseatgate.a: $(CORE_OBJ)
 
 SEATCTL_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(wildcard cli/*.c))
 $(B)/seatctl: $(SEATCTL_OBJ) $(B)/libseatgate.a
-	$(CC) $(ALLCFLAGS) -o $@ $^ $(LDLIBS_CORE) $(shell pkg-config --libs json-c)
+	$(CC) $(ALLCFLAGS) -o $@ $^ $(LDLIBS_CORE) $(shell pkg-config --libs json-c) -lm
 
 # ---- tests -------------------------------------------------------------------
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_*.c))

@@ -61,6 +61,10 @@ enum {
     O_UNTIL,
     O_FORMAT,
     O_FOLLOW,
+    O_OUT,
+    O_PRICE_NAMED,
+    O_PRICE_FLOATING,
+    O_DENIAL_BUDGET,
     O_FIX,
     O_MAX
 };
@@ -109,6 +113,10 @@ static const struct option long_opts[] = {
     {"since", required_argument, 0, O_SINCE},
     {"until", required_argument, 0, O_UNTIL},
     {"format", required_argument, 0, O_FORMAT},
+    {"out", required_argument, 0, O_OUT},
+    {"price-named", required_argument, 0, O_PRICE_NAMED},
+    {"price-floating", required_argument, 0, O_PRICE_FLOATING},
+    {"denial-budget", required_argument, 0, O_DENIAL_BUDGET},
     {"follow", no_argument, 0, O_FOLLOW},
     {"fix", no_argument, 0, O_FIX},
     {0, 0, 0, 0},
@@ -797,6 +805,8 @@ static const int a_release[] = {O_SESSION, 0};
 static const int a_assign[] = {O_FROM, 0};
 static const int a_audit[] = {O_POOL, O_USER, O_SINCE, O_UNTIL, O_FORMAT, O_FOLLOW, 0};
 static const int a_doctor[] = {O_FIX, 0};
+static const int a_report[] = {O_POOL,  O_SINCE,        O_UNTIL,          O_FORMAT,
+                               O_OUT,   O_PRICE_NAMED,  O_PRICE_FLOATING, O_DENIAL_BUDGET, 0};
 
 static const struct cmd cmds[] = {
     {"pool", "set", 1, 1, a_pool_set, cmd_pool_set,
@@ -875,6 +885,16 @@ static const struct cmd cmds[] = {
      "Export the audit log in time order: JSON lines (default) or CSV with a header.\n"
      "T is RFC 3339 (2026-11-29T10:00:00Z), a date, or a duration ago (2h, 7d).\n"
      "--follow prints new entries as they come (for a SIEM); stop it with a signal."},
+    {"report", NULL, 0, 0, a_report, cmd_report,
+     "report [--pool P] [--since T] [--until T] [--format text|json|html] [--out FILE]\n"
+     "                [--price-named X] [--price-floating Y] [--denial-budget PCT]",
+     "Usage of every pool (or P) over [T, T) (default: the last 30 days): floating seats\n"
+     "in use by day (peak, p95, mean), named seats unused for 30 days, denials by reason\n"
+     "and hour, overdraft days, the free tier, service accounts acting for more people\n"
+     "than --mux-limit or without an on-behalf-of id; and the cheapest mix of named and\n"
+     "floating seats that would have served it with at most PCT (default 1) percent of\n"
+     "the time denied, at the prices given (default 1 and 2: relative units). --format\n"
+     "html writes one self-contained page (charts inline) for people without a terminal."},
 };
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
 
@@ -930,6 +950,7 @@ int main(int argc, char **argv)
     o.service = -1;
     o.disabled = -1;
     o.pool.idle_s = SG_DEFAULT_IDLE_S;
+    o.price_named = o.price_floating = o.budget_pct = -1;
     opterr = 0;
     int ch, longidx;
     while ((ch = getopt_long(argc, argv, "-h", long_opts, &longidx)) != -1) {
@@ -1066,6 +1087,27 @@ int main(int argc, char **argv)
         case O_FORMAT:
             o.format = optarg;
             break;
+        case O_OUT:
+            o.out = optarg;
+            break;
+        case O_PRICE_NAMED:
+        case O_PRICE_FLOATING:
+        case O_DENIAL_BUDGET: {
+            char *end;
+            double d = strtod(optarg, &end);
+            if (*optarg == '\0' || *end != '\0' || !(d >= 0) || d > 1e9 ||
+                (ch == O_DENIAL_BUDGET && d >= 100))
+                die_usage("--%s takes a number%s, not '%s'", long_opts[longidx].name,
+                          ch == O_DENIAL_BUDGET ? " of percent (0 to under 100)" : " >= 0",
+                          optarg);
+            if (ch == O_PRICE_NAMED)
+                o.price_named = d;
+            else if (ch == O_PRICE_FLOATING)
+                o.price_floating = d;
+            else
+                o.budget_pct = d;
+            break;
+        }
         case O_FOLLOW:
             o.follow = 1;
             break;

@@ -487,6 +487,71 @@ typedef void (*sg_reap_fn)(void *ud, const sg_host_session *s, int renewed);
 int sg_reap(sg_conn *c, const char *host_id, const char *host, sg_reap_fn fn, void *ud,
             long *reaped, long *renewed, char *err, size_t errlen);
 
+/* ---- the license report (seatctl report) -----------------------------------
+ * What a pool's usage records say over [since, until), and the cheapest mix
+ * of named and floating seats that would have served that usage with at most
+ * the given share of denied time. See common/report.c for the model. */
+typedef struct {
+    char reason[64];
+    long count;
+} sg_report_reason;
+
+typedef struct {
+    long long day_ms;     /* 00:00 UTC */
+    long peak, p95;       /* floating seats in use (sessions of floating holders) */
+    double avg;           /* time-weighted */
+    long peak_recorded;   /* in use at a grant, as the decisions saw it */
+    long users;           /* distinct users with a session */
+    long named_users;     /* of them with a named seat */
+    long denials, grants, overdraft, free_requests;
+} sg_report_day;
+
+typedef struct {
+    long long day_ms;
+    char account[SG_IDENT_MAX + 1]; /* the service account */
+    long nhumans;                   /* distinct people it acted for that day */
+    char **humans;                  /* sorted */
+    long without_obo;               /* requests without an on-behalf-of id */
+    int over_limit;                 /* nhumans > the pool's --mux-limit */
+} sg_report_mux;
+
+typedef struct {
+    char user[SG_IDENT_MAX + 1];
+    long long lastused; /* ms; 0 = never */
+} sg_report_idle;
+
+typedef struct {
+    char pool[SG_POOL_MAX + 1];
+    long long since_ms, until_ms, now_ms;
+    long bucket_s, nbuckets;
+    long named, floating, overdraft_pct, assigned, mux_limit;
+    long users_seen;
+    sg_report_day *days;
+    size_t ndays;
+    sg_report_reason *reasons; /* most first */
+    size_t nreasons;
+    long denials_total, denials_by_hour[24], overdraft_days, free_total, peak_floating;
+    sg_report_idle *idle; /* named seats unused for 30 days or more */
+    size_t nidle;
+    sg_report_mux *mux;   /* findings only */
+    size_t nmux;
+    double price_named, price_floating, budget;
+    long rec_named, rec_floating;
+    double rec_denied_share; /* of the range's time, with the recommended mix */
+    double now_denied_share; /* with today's seats and assignments */
+    double cost_now, cost_rec;
+} sg_report;
+
+typedef struct {
+    long long since_ms, until_ms; /* 0: 30 days before until; 0: now */
+    double price_named, price_floating;
+    double budget;                /* share of time (0..1) */
+} sg_report_query;
+
+int sg_report_pool(sg_conn *c, const char *pool, const sg_report_query *q, sg_report *out,
+                   char *err, size_t errlen);
+void sg_report_free(sg_report *r);
+
 /* ---- doctor -----------------------------------------------------------------
  * Finds drift between the registry, the pools' projections, the pools index,
  * the seat bookkeeping and the host indexes; fix=1 repairs it (idempotent).

@@ -75,6 +75,7 @@ local function deny(result, reason, revoke)
         end
         redis.call('HINCRBY', K('stats'), 'n:' .. result, 1)
         usage_count('d:', ':' .. reason)
+        if result == 'denied_exhausted' then usage_span(eff, now(), now(), true) end
         if reason == 'service_account_needs_on_behalf_of' then
             usage_count('x:', ':' .. user)
         end
@@ -168,7 +169,10 @@ local function grant(result, reason, seat, od, held)
     if obo ~= '' then
         local d = math.floor(now() / DAY)
         local mk = K('um:' .. d .. ':' .. user)
-        if redis.call('SADD', mk, obo) == 1 then usage_keep(mk, d) end
+        if redis.call('SADD', mk, obo) == 1 then
+            usage_keep(mk, d)
+            usage_count('m:', ':' .. user, 1)  -- the day's index of service accounts
+        end
         local win = num(c.mux_window, 3600) * 1000
         redis.call('ZADD', KEYS[10], now(), obo)
         redis.call('ZREMRANGEBYSCORE', KEYS[10], '-inf', now() - win)

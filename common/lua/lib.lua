@@ -114,9 +114,13 @@ end
 -- Per pool and UTC day D (ms / 86400000), kept usage_retention after the day:
 --   ua:D  user -> kind ('n' named, 'f' floating) .. bitmap of the day's
 --         buckets (usage_bucket s each) in which the user held a session
+--   uw:D  user -> 'w' .. bitmap of the buckets in which the user was refused
+--         for want of a seat (all in use, reserved, capped)
 --   uc:D  counters: bs (bucket s), d:B:REASON denials, g:B new floating
 --         seats, o:B of them in overdraft, p:B peak floating seats in use
---         at a grant, x:SVC service account without on-behalf-of
+--         at a grant, x:B:SVC a service account without on-behalf-of,
+--         m:B:SVC a service account acted for someone (index of um:D:SVC),
+--         f:B requests of the free tier (nginx)
 --   um:D:SVC  the humans a service account acted for that day
 -- A session's span is written when it ends (renewals write nothing); the
 -- report adds the sessions still open.
@@ -153,18 +157,19 @@ local function usage_count(prefix, suffix, mx)
     if first and redis.call('HSETNX', key, 'bs', bs / 1000) == 1 then usage_keep(key, d) end
 end
 
--- user u held a session from t0 to t1 (ms): set its buckets, day by day
--- (at most the retention's days back)
-local function usage_span(u, t0, t1)
+-- user u held a session from t0 to t1 (ms): set its buckets in ua:D, day
+-- by day (at most the retention's days back); want: u was refused a seat
+-- at t0 (uw:D: demand the seats bought could not serve)
+local function usage_span(u, t0, t1, want)
     local c = conf()
     if not c then return end
     t1 = math.max(t1, t0 + 1)
     t0 = math.max(t0, t1 - num(c.usage_retention, 34560000) * 1000)
     local bs = usage_bucket()
     local nb = DAY / bs
-    local kind = redis.call('SISMEMBER', K('named'), u) == 1 and 'n' or 'f'
+    local kind = want and 'w' or (redis.call('SISMEMBER', K('named'), u) == 1 and 'n' or 'f')
     for d = math.floor(t0 / DAY), math.floor((t1 - 1) / DAY) do
-        local key = K('ua:' .. d)
+        local key = K((want and 'uw:' or 'ua:') .. d)
         local b0 = math.floor((math.max(t0, d * DAY) - d * DAY) / bs)
         local b1 = math.floor((math.min(t1, (d + 1) * DAY) - 1 - d * DAY) / bs)
         local cur = redis.call('HGET', key, u)
@@ -182,13 +187,17 @@ local function usage_span(u, t0, t1)
     end
 end
 
--- a session ends at time t (default now): its span goes to the usage records
+-- a session ends at time t (default now), or at its own expiry if that
+-- was earlier: its span goes to the usage records
 local function sess_del(m, t)
     local info = redis.call('HGET', K('sessinfo'), m)
     local z = string.find(m, '\0', 1, true)
     if info and z then
         local started = tonumber(string.match(info, 'started=(%d+)'))
-        if started then usage_span(string.sub(m, 1, z - 1), started, t or now()) end
+        local e = tonumber(redis.call('ZSCORE', K('sess'), m) or 0)
+        t = t or now()
+        if e > 0 and e < t then t = e end
+        if started then usage_span(string.sub(m, 1, z - 1), started, t) end
     end
     redis.call('ZREM', K('sess'), m)
     redis.call('ZREM', K('sessidx'), m)
@@ -201,10 +210,7 @@ end
 
 local function drop_sessions(u)
     local ms = sessions_of(u)
-    for _, m in ipairs(ms) do
-        local e = tonumber(redis.call('ZSCORE', K('sess'), m) or 0)
-        sess_del(m, math.min(e, now()))
-    end
+    for _, m in ipairs(ms) do sess_del(m) end
     return #ms
 end
 

@@ -82,6 +82,11 @@ PAMFILES=""
 cleanup() {
     rc=$?
     set +e
+    if [ "$rc" != 0 ] && [ -d "$TMP" ]; then # what went wrong, before it goes
+        for f in "$TMP/sshd-on.log" "$TMP/sshd-off.log" "$TMP/syslog.log"; do
+            [ -s "$f" ] && { echo "--- tail of $f"; tail -15 "$f"; }
+        done >&2
+    fi
     for p in $SSHD_OFF_PID $SSHD_ON_PID; do kill "$p" 2>/dev/null; done
     for p in $SSHD_OFF_PID $SSHD_ON_PID; do wait "$p" 2>/dev/null; done
     [ -n "$REDIS_PORT" ] && redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1
