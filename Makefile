@@ -31,7 +31,7 @@ endif
 ALLCFLAGS := $(BASEFLAGS) $(CFLAGS) $(SANFLAGS)
 LDLIBS_CORE := -lhiredis
 
-LUA      := decide release pool_commit pool_delete assign user_put user_apply fsck
+LUA      := decide release pool_commit pool_delete assign user_put user_apply fsck usage
 LUA_SRC  := $(patsubst %,common/lua/%.lua,$(LUA))
 CORE_SRC := common/util.c common/url.c common/conn.c common/core.c common/admin.c common/config.c \
             common/csv.c common/host.c common/audit.c common/report.c

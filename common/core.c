@@ -200,6 +200,17 @@ int sg_decide_cmd(const sg_request *rq, int use_eval, sg_cmd *cmd)
     return 0;
 }
 
+int sg_usage_free_cmd(const char *pool, long n, int use_eval, sg_cmd *cmd)
+{
+    char k[SG_KEY_MAX];
+    if (empty(pool) || n <= 0 || sg_keyname(SG_K_STATS, pool, k, sizeof(k)))
+        return -1;
+    if (cmd_script(cmd, SG_SCRIPT_USAGE, use_eval, 1) || cmd_str(cmd, k) ||
+        cmd_kv(cmd, "pool", pool) || cmd_kvl(cmd, "free", n))
+        return -1;
+    return 0;
+}
+
 int sg_release_cmd(const char *pool, const char *user, const char *session, const char *via,
                    const char *host, int use_eval, sg_cmd *cmd)
 {

@@ -182,6 +182,7 @@ typedef enum {
     SG_SCRIPT_USER_PUT,
     SG_SCRIPT_USER_APPLY,
     SG_SCRIPT_FSCK,
+    SG_SCRIPT_USAGE,
     SG_SCRIPT_COUNT
 } sg_script;
 
@@ -207,6 +208,9 @@ int sg_release_cmd(const char *pool, const char *user, const char *session, cons
                    const char *host, int use_eval, sg_cmd *cmd);
 /* True when the reply is a NOSCRIPT error (resend with use_eval=1). */
 int sg_reply_is_noscript(const struct redisReply *r);
+/* The command that adds n requests of the free tier (nginx `seatgate off
+ * pool=P`) to pool P's usage records, in the current bucket. */
+int sg_usage_free_cmd(const char *pool, long n, int use_eval, sg_cmd *cmd);
 /* Parse a decide script reply. Returns 0, or -1 with d->result = SG_ERROR_BACKEND. */
 int sg_decision_parse(const struct redisReply *r, sg_decision *d);
 /* Parse a release script reply: sessions ended, seat released (0|1). 0 ok, -1 malformed. */

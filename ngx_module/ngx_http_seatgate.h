@@ -73,6 +73,7 @@ typedef struct {
     ngx_atomic_t                     named;
     ngx_atomic_t                     known;
     ngx_atomic_t                     decisions[SG_RESULT_COUNT];
+    ngx_atomic_t                     free;      /* free tier, not yet sent */
 } ngx_http_seatgate_pool_stats_t;
 
 
@@ -306,6 +307,8 @@ ngx_int_t ngx_http_seatgate_filter_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_seatgate_add_header(ngx_http_request_t *r,
     char *name, ngx_str_t *value);
 void ngx_http_seatgate_count(sg_result result, ngx_int_t slot);
+void ngx_http_seatgate_count_free(ngx_int_t slot);
+void ngx_http_seatgate_flush_free(void);
 uint64_t ngx_http_seatgate_now_us(void);
 ngx_int_t ngx_http_seatgate_init_stats_zone(ngx_shm_zone_t *shm_zone,
     void *data);

@@ -113,7 +113,7 @@ static ngx_command_t  ngx_http_seatgate_commands[] = {
       NULL },
 
     { ngx_string("seatgate"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
       ngx_http_seatgate,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
@@ -350,6 +350,10 @@ ngx_http_seatgate_handler(ngx_http_request_t *r)
         ngx_http_seatgate_set_result(ctx, SG_GRANTED_FREE, "free_tier");
         ctx->seat = SG_SEAT_FREE;
         ngx_http_seatgate_count(SG_GRANTED_FREE, -1);
+
+        if (slcf->pool_stats) {
+            ngx_http_seatgate_count_free(slcf->pool_stats->slot);
+        }
 
         return NGX_DECLINED;
     }
@@ -1850,7 +1854,41 @@ ngx_http_seatgate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (ngx_strcmp(value[1].data, "off") == 0) {
         slcf->mode = NGX_HTTP_SEATGATE_OFF;
-        return NGX_CONF_OK;
+
+        if (cf->args->nelts == 2) {
+            return NGX_CONF_OK;
+        }
+
+        /* "seatgate off pool=NAME": the free tier of pool NAME, counted in
+         * its usage records (seatctl report) without taking a seat */
+
+        if (ngx_strncmp(value[2].data, "pool=", 5) != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\"", &value[2]);
+            return NGX_CONF_ERROR;
+        }
+
+        value[2].data += 5;
+        value[2].len -= 5;
+
+        if (sg_valid_name((char *) value[2].data, err, sizeof(err)) != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid pool \"%V\" in \"%V off\": %s",
+                               &value[2], &cmd->name, err);
+            return NGX_CONF_ERROR;
+        }
+
+        slcf->pool = value[2];
+        slcf->pool_stats = ngx_http_seatgate_add_pool(cf, &value[2]);
+
+        return slcf->pool_stats ? NGX_CONF_OK : NGX_CONF_ERROR;
+    }
+
+    if (cf->args->nelts > 2) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\" (only \"%V off\" takes "
+                           "pool=)", &value[2], &cmd->name);
+        return NGX_CONF_ERROR;
     }
 
     if (sg_valid_name((char *) value[1].data, err, sizeof(err)) != 0) {

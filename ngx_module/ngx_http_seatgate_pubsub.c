@@ -145,5 +145,8 @@ ngx_http_seatgate_heartbeat(ngx_event_t *ev)
         }
     }
 
+    /* the free tier's requests of every worker go to the usage records */
+    ngx_http_seatgate_flush_free();
+
     ngx_add_timer(ev, NGX_HTTP_SEATGATE_HEARTBEAT);
 }

@@ -800,3 +800,120 @@ ngx_http_seatgate_filter_init(ngx_conf_t *cf)
 
     return NGX_OK;
 }
+
+
+/*
+ * The free tier ("seatgate off pool=NAME"): requests are counted in the
+ * stats zone, and whichever worker's heartbeat comes first sends the count
+ * to the pool's usage records (sg_usage_free_cmd), on its command link.
+ */
+
+typedef struct {
+    ngx_http_seatgate_redis_op_t   op;
+    ngx_uint_t                     eval;
+    long                           n;
+    char                           pool[SG_POOL_MAX + 1];
+} ngx_http_seatgate_free_t;
+
+
+void
+ngx_http_seatgate_count_free(ngx_int_t slot)
+{
+    if (ngx_http_seatgate_stats && slot >= 0) {
+        (void) ngx_atomic_fetch_add(&ngx_http_seatgate_stats->pools[slot].free,
+                                    1);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_seatgate_free_send(ngx_http_seatgate_redis_t *rd,
+    ngx_http_seatgate_redis_op_t *op)
+{
+    ngx_http_seatgate_free_t  *f = op->data;
+
+    static sg_cmd              cmd;
+
+    if (sg_usage_free_cmd(f->pool, f->n, (int) f->eval, &cmd) != 0) {
+        return NGX_ERROR;
+    }
+
+    (void) ngx_atomic_fetch_add(&ngx_http_seatgate_stats->redis_commands, 1);
+
+    return ngx_http_seatgate_redis_command(rd, op, cmd.argc, cmd.argv,
+                                           cmd.argvlen);
+}
+
+
+static void
+ngx_http_seatgate_free_done(ngx_http_seatgate_redis_t *rd,
+    ngx_http_seatgate_redis_op_t *op, redisReply *reply)
+{
+    ngx_http_seatgate_free_t  *f = op->data;
+
+    if (reply && !f->eval && sg_reply_is_noscript(reply)) {
+        f->eval = 1;
+
+        if (ngx_http_seatgate_redis_submit(rd, op) == NGX_OK) {
+            return;
+        }
+    }
+
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "seatgate: %l free-tier requests of pool \"%s\" not "
+                      "recorded: %s", f->n, f->pool,
+                      reply ? reply->str : "no answer");
+    }
+
+    ngx_free(f);
+}
+
+
+void
+ngx_http_seatgate_flush_free(void)
+{
+    ngx_uint_t                       i;
+    ngx_atomic_uint_t                n;
+    ngx_http_seatgate_free_t        *f;
+    ngx_http_seatgate_worker_t      *w;
+    ngx_http_seatgate_pool_stats_t  *ps;
+
+    w = ngx_http_seatgate_worker;
+
+    if (w == NULL || ngx_http_seatgate_stats == NULL || w->exiting) {
+        return;
+    }
+
+    for (i = 0; i < NGX_HTTP_SEATGATE_POOLS_MAX; i++) {
+        ps = &ngx_http_seatgate_stats->pools[i];
+
+        if (ps->name[0] == '\0') {
+            break;
+        }
+
+        n = ps->free;
+
+        if (n == 0 || !ngx_atomic_cmp_set(&ps->free, n, 0)) {
+            continue;
+        }
+
+        f = ngx_alloc(sizeof(ngx_http_seatgate_free_t), ngx_cycle->log);
+        if (f == NULL) {
+            (void) ngx_atomic_fetch_add(&ps->free, n);
+            return;
+        }
+
+        ngx_memzero(f, sizeof(ngx_http_seatgate_free_t));
+        f->op.send = ngx_http_seatgate_free_send;
+        f->op.done = ngx_http_seatgate_free_done;
+        f->op.data = f;
+        f->n = (long) n;
+        ngx_cpystrn((u_char *) f->pool, ps->name, sizeof(f->pool));
+
+        if (ngx_http_seatgate_redis_submit(&w->cmd, &f->op) != NGX_OK) {
+            (void) ngx_atomic_fetch_add(&ps->free, n);  /* next time */
+            ngx_free(f);
+        }
+    }
+}

@@ -139,9 +139,9 @@ local function usage_keep(key, d)
     redis.call('PEXPIREAT', key, (d + 1) * DAY + num(c and c.usage_retention, 34560000) * 1000)
 end
 
--- counter PREFIX..B..SUFFIX of this bucket (B) + 1; mx: instead the
--- field becomes max(field, mx). The first write of a day names its bucket.
-local function usage_count(prefix, suffix, mx)
+-- counter PREFIX..B..SUFFIX of this bucket (B) + (by or 1); mx: instead
+-- the field becomes max(field, mx). The first write of a day names its bucket.
+local function usage_count(prefix, suffix, mx, by)
     local d = math.floor(now() / DAY)
     local key = K('uc:' .. d)
     local bs = usage_bucket()
@@ -152,7 +152,8 @@ local function usage_count(prefix, suffix, mx)
         if cur and tonumber(cur) >= mx then return end
         first = redis.call('HSET', key, f, mx) == 1 and not cur
     else
-        first = redis.call('HINCRBY', key, f, 1) == 1
+        by = by or 1
+        first = redis.call('HINCRBY', key, f, by) == by
     end
     if first and redis.call('HSETNX', key, 'bs', bs / 1000) == 1 then usage_keep(key, d) end
 end

@@ -50,7 +50,7 @@ static const char *const decision_num_names[] = {
 static const char *const script_files[SG_SCRIPT_COUNT] = {
     "common/lua/decide.lua",      "common/lua/release.lua", "common/lua/pool_commit.lua",
     "common/lua/pool_delete.lua", "common/lua/assign.lua",  "common/lua/user_put.lua",
-    "common/lua/user_apply.lua",  "common/lua/fsck.lua",
+    "common/lua/user_apply.lua",  "common/lua/fsck.lua",    "common/lua/usage.lua",
 };
 #define LIB_LUA "common/lua/lib.lua"
 
