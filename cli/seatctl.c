@@ -461,7 +461,11 @@ static int cmd_pool_show(opts_t *o, sg_conn *c)
         printf("longest lease:  %lds\n", pi.max_lease_s);
         printf("audit:          kept %lds, repeated denials folded per %lds\n",
                pi.audit_retention_s, pi.deny_fold_s);
-        printf("usage records:  per %lds, kept %lds\n", pi.usage_bucket_s, pi.usage_retention_s);
+        if (pi.usage_bucket_s)
+            printf("usage records:  per %lds, kept %lds\n", pi.usage_bucket_s,
+                   pi.usage_retention_s);
+        else
+            printf("usage records:  off\n");
         if (pi.test_clock_ms) {
             char tc[40];
             sg_fmt_rfc3339(pi.test_clock_ms, tc, sizeof(tc));
@@ -829,9 +833,10 @@ static const struct cmd cmds[] = {
      "used (audit unassign); both with reason pool_shrunk, and listed in the output.\n"
      "--audit-retention (default 400d) keeps audit entries by time; --deny-fold\n"
      "(default 60s, 0 = off) folds repeated denials of one user for one reason.\n"
-     "--usage-bucket (default 5m, must divide a day) and --usage-retention (default\n"
-     "400d) shape the usage records that seatctl report reads. --test-clock, for tests\n"
-     "only, freezes the pool's time at TIME (RFC 3339 or epoch ms); off restores it."},
+     "--usage-bucket (default 5m, must divide a day; off records nothing) and\n"
+     "--usage-retention (default 400d) shape the usage records seatctl report reads.\n"
+     "--test-clock, for tests only, freezes the pool's time at TIME (RFC 3339 or @ms);\n"
+     "off restores it."},
     {"pool", "show", 0, 1, a_none, cmd_pool_show, "pool show [POOL] [--json]",
      "Show one pool's settings, or a table of every pool."},
     {"pool", "delete", 1, 1, a_none, cmd_pool_delete, "pool delete POOL",
@@ -1027,8 +1032,10 @@ int main(int argc, char **argv)
             break;
         case O_USAGE_BUCKET:
         case O_USAGE_RETENTION:
-            v = sg_parse_duration_upto(optarg, 3650L * 86400);
-            if (v <= 0)
+            v = ch == O_USAGE_BUCKET && strcmp(optarg, "off") == 0
+                    ? 0
+                    : sg_parse_duration_upto(optarg, 3650L * 86400);
+            if (v < 0 || (v == 0 && ch == O_USAGE_RETENTION))
                 die_usage("--%s takes a duration like 5m, 1h or 400d, not '%s'",
                           long_opts[longidx].name, optarg);
             if (ch == O_USAGE_BUCKET) {

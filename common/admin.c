@@ -611,7 +611,7 @@ int sg_pool_set(sg_conn *c, const sg_pool *p, const char *via, sg_pool_outcome *
         return seterr(err, errlen, SG_EINPUT, "--max-lease must be at least 1s");
     if ((p->set_mask & SG_PSET_IDLE) && p->idle_s < 1)
         return seterr(err, errlen, SG_EINPUT, "--idle-timeout must be at least 1s");
-    if ((p->set_mask & SG_PSET_USAGE_BUCKET) &&
+    if ((p->set_mask & SG_PSET_USAGE_BUCKET) && p->usage_bucket_s != 0 &&
         (p->usage_bucket_s < 60 || p->usage_bucket_s > 86400 || 86400 % p->usage_bucket_s != 0))
         return seterr(err, errlen, SG_EINPUT,
                       "--usage-bucket must divide a day and be at least 60s (60s, 5m, 15m, 1h)");

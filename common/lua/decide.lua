@@ -59,9 +59,12 @@ local function deny(result, reason, revoke)
         end
         local win = num(c.deny_fold, 60) * 1000
         local f = redis.call('HGET', K('fold'), fold_key)
-        local fr, first, n = nil, 0, 0
-        if f then fr, first, n = string.match(f, '^([^\t]*)\t[^\t]*\t(%d+)\t(%d+)\t') end
-        if fr == reason and now() < tonumber(first) + win then
+        local fr, first, n, last = nil, 0, 0, 0
+        if f then
+            fr, first, n, last = string.match(f, '^([^\t]*)\t[^\t]*\t(%d+)\t(%d+)\t(%d+)$')
+        end
+        local repeated = fr == reason and now() < tonumber(first) + win
+        if repeated then
             redis.call('HSET', K('fold'), fold_key, reason .. '\t' .. result .. '\t' .. first ..
                 '\t' .. (tonumber(n) + 1) .. '\t' .. now())
         else
@@ -75,7 +78,13 @@ local function deny(result, reason, revoke)
         end
         redis.call('HINCRBY', K('stats'), 'n:' .. result, 1)
         usage_count('d:', ':' .. reason)
-        if result == 'denied_exhausted' then usage_span(eff, now(), now(), true) end
+        -- who wanted a seat: once per bucket (a repeat in the same bucket,
+        -- seen through the fold, is already marked)
+        local bs = usage_bucket()
+        if result == 'denied_exhausted' and bs > 0 and
+            not (repeated and math.floor(tonumber(last) / bs) == math.floor(now() / bs)) then
+            usage_span(eff, now(), now(), true)
+        end
         if reason == 'service_account_needs_on_behalf_of' then
             usage_count('x:', ':' .. user)
         end
@@ -166,13 +175,15 @@ local function grant(result, reason, seat, od, held)
         audit(ev, {user = user, obo = obo, result = result, reason = reason, seat = seat,
             session = A.session or ''})
     end
-    if obo ~= '' then
+    if obo ~= '' and usage_bucket() > 0 then
         local d = math.floor(now() / DAY)
         local mk = K('um:' .. d .. ':' .. user)
         if redis.call('SADD', mk, obo) == 1 then
             usage_keep(mk, d)
             usage_count('m:', ':' .. user, 1)  -- the day's index of service accounts
         end
+    end
+    if obo ~= '' then
         local win = num(c.mux_window, 3600) * 1000
         redis.call('ZADD', KEYS[10], now(), obo)
         redis.call('ZREMRANGEBYSCORE', KEYS[10], '-inf', now() - win)

@@ -126,9 +126,11 @@ end
 -- report adds the sessions still open.
 local DAY = 86400000
 
+-- the bucket (ms); 0 when the pool records no usage (--usage-bucket off)
 local function usage_bucket()
     local c = conf()
     local bs = num(c and c.usage_bucket, 300)
+    if bs == 0 then return 0 end
     if bs < 60 or DAY % (bs * 1000) ~= 0 then bs = 300 end
     return bs * 1000
 end
@@ -142,9 +144,10 @@ end
 -- counter PREFIX..B..SUFFIX of this bucket (B) + (by or 1); mx: instead
 -- the field becomes max(field, mx). The first write of a day names its bucket.
 local function usage_count(prefix, suffix, mx, by)
+    local bs = usage_bucket()
+    if bs == 0 then return end
     local d = math.floor(now() / DAY)
     local key = K('uc:' .. d)
-    local bs = usage_bucket()
     local f = prefix .. math.floor((now() - d * DAY) / bs) .. (suffix or '')
     local first
     if mx then
@@ -164,9 +167,10 @@ end
 local function usage_span(u, t0, t1, want)
     local c = conf()
     if not c then return end
+    local bs = usage_bucket()
+    if bs == 0 then return end
     t1 = math.max(t1, t0 + 1)
     t0 = math.max(t0, t1 - num(c.usage_retention, 34560000) * 1000)
-    local bs = usage_bucket()
     local nb = DAY / bs
     local kind = want and 'w' or (redis.call('SISMEMBER', K('named'), u) == 1 and 'n' or 'f')
     for d = math.floor(t0 / DAY), math.floor((t1 - 1) / DAY) do

@@ -54,6 +54,8 @@ printf '%-44s %14s %10s\n' "libseatgate pipelined, depth 32" "$PIP" "$(ratio "$P
 
 echo
 /usr/bin/python3 "$ROOT/tests/bench/bench_model.py" --build "$B" || echo "model bench failed"
+echo
+/usr/bin/python3 "$ROOT/tests/bench/bench_usage.py" "$B" || echo "usage bench failed"
 
 for extra in "$ROOT"/tests/bench/run-*.sh; do
     [ -f "$extra" ] || continue
