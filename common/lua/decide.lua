@@ -181,6 +181,14 @@ local function grant(result, reason, seat, od, held)
         if redis.call('SADD', mk, obo) == 1 then
             usage_keep(mk, d)
             usage_count('m:', ':' .. user, 1)  -- the day's index of service accounts
+            -- a multiplexing finding: more people in a day than the pool allows
+            -- at once (audited once a day, when it first happens)
+            local lim = num(c.mux_limit, 0)
+            if lim > 0 and redis.call('SCARD', mk) == lim + 1 then
+                audit('mux_finding', {user = user, obo = obo, result = 'granted_floating',
+                    reason = 'more_people_in_a_day_than_mux_limit', count = lim + 1,
+                    session = A.session or ''})
+            end
         end
     end
     if obo ~= '' then

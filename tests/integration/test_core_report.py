@@ -4,7 +4,7 @@ clock (seatctl pool set --test-clock), and every figure of the JSON report
 checked against numbers worked out by hand below."""
 import time
 
-from helpers import EX_OK
+from helpers import EX_OK, audit_entries
 
 DAY = 86400000
 NOV1 = 1793491200000  # 2026-11-01T00:00:00Z
@@ -143,7 +143,7 @@ def test_a_shortage_counts_who_was_refused(seatctl, seatctl_json):
     assert (r["recommendation"]["named"], r["recommendation"]["floating"]) == (2, 0)
 
 
-def test_multiplexing_findings(seatctl, seatctl_json):
+def test_multiplexing_findings(seatctl, seatctl_json, rdb):
     """A service account acting for more people in a day than the pool's
     --mux-limit (here across two windows, so no request was refused), or
     without an on-behalf-of id, is a finding that lists the people."""
@@ -165,6 +165,10 @@ def test_multiplexing_findings(seatctl, seatctl_json):
                                   "people": ["h1", "h2", "h3", "h4"], "over_limit": True,
                                   "without_on_behalf_of": 1}]
     assert r["denials"]["by_reason"] == {"service_account_needs_on_behalf_of": 1}
+    # the finding is in the audit log too, once, when it happened (h3)
+    found = [e for e in audit_entries(rdb, P) if e["ev"] == "mux_finding"]
+    assert [(e["user"], e["obo"], e["reason"], e["count"]) for e in found] == [
+        ("bridge", "h3", "more_people_in_a_day_than_mux_limit", "3")], found
     txt = seatctl("report", "--pool", P, "--since", "2026-11-20", "--until", "2026-11-21",
                   check=EX_OK).out
     assert "bridge acted for 4 people (limit 2), 1 requests without an on-behalf-of id: " \
