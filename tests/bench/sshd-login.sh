@@ -220,9 +220,10 @@ for port in "$OFF_PORT" "$ON_PORT"; do
         sleep 0.05
     done
 done
-SSH="ssh -F /dev/null -i $TMP/id_ed25519 -o IdentitiesOnly=yes -o IdentityAgent=none
+# SSH_OPTS first: ssh keeps the first value it is given for an option
+SSH="ssh -F /dev/null $SSH_OPTS -i $TMP/id_ed25519 -o IdentitiesOnly=yes -o IdentityAgent=none
  -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes
- -o ControlMaster=no -o ControlPath=none -o LogLevel=ERROR $SSH_OPTS"
+ -o ControlMaster=no -o ControlPath=none -o LogLevel=ERROR"
 login() { $SSH -p "$1" "$SGUSER@127.0.0.1" true; }
 # wait until the listener $1 has no per-connection child left
 drain() {
@@ -245,11 +246,11 @@ FAILS=0
 check() { # $1 text, $2 0|1
     if [ "$2" = 1 ]; then echo "  ok    $1"; else echo "  FAIL  $1"; FAILS=$((FAILS + 1)); fi
 }
-r=1; login "$OFF_PORT" 2>"$TMP/err" && r=0
+r=0; login "$OFF_PORT" 2>"$TMP/err" || r=$?
 check "login to sshd-sgoff succeeds" $([ $r = 0 ] && echo 1 || echo 0)
 [ $r = 0 ] || sed 's/^/        /' "$TMP/err"
 drain "$SSHD_OFF_PID" || true
-r=1; login "$ON_PORT" 2>"$TMP/err" && r=0
+r=0; login "$ON_PORT" 2>"$TMP/err" || r=$?
 check "login to sshd-sgon succeeds" $([ $r = 0 ] && echo 1 || echo 0)
 [ $r = 0 ] || sed 's/^/        /' "$TMP/err"
 drain "$SSHD_ON_PID" || true
@@ -260,15 +261,15 @@ check "audit shows a grant via pam for $SGUSER after the sshd-sgon login ($n)" $
 n=$(echo "$AUD" | grep "\"$SGUSER\"" | grep -c release || true)
 check "audit shows the seat released at logout ($n)" $([ "$n" -ge 1 ] && echo 1 || echo 0)
 SC pool set technicians --floating 0 >/dev/null
-r=1; login "$ON_PORT" 2>"$TMP/err" && r=0
+r=0; login "$ON_PORT" 2>"$TMP/err" || r=$?
 check "with --floating 0, login to sshd-sgon is refused (ssh exit $r)" $([ $r != 0 ] && echo 1 || echo 0)
 sed 's/^/        ssh: /' "$TMP/err" | head -3
 drain "$SSHD_ON_PID" || true
-r=1; login "$OFF_PORT" 2>"$TMP/err" && r=0
+r=0; login "$OFF_PORT" 2>"$TMP/err" || r=$?
 check "with --floating 0, login to sshd-sgoff still works" $([ $r = 0 ] && echo 1 || echo 0)
 drain "$SSHD_OFF_PID" || true
 SC pool set technicians --floating 100 >/dev/null
-r=1; login "$ON_PORT" 2>"$TMP/err" && r=0
+r=0; login "$ON_PORT" 2>"$TMP/err" || r=$?
 check "with --floating 100 again, login to sshd-sgon succeeds" $([ $r = 0 ] && echo 1 || echo 0)
 drain "$SSHD_ON_PID" || true
 if [ "$FAILS" != 0 ]; then
