@@ -173,33 +173,38 @@ local function usage_span(u, t0, t1, want)
     t0 = math.max(t0, t1 - num(c.usage_retention, 34560000) * 1000)
     local nb = DAY / bs
     local kind = want and 'w' or (redis.call('SISMEMBER', K('named'), u) == 1 and 'n' or 'f')
+    local nbytes = math.ceil(nb / 8)
     for d = math.floor(t0 / DAY), math.floor((t1 - 1) / DAY) do
         local key = K((want and 'uw:' or 'ua:') .. d)
         local b0 = math.floor((math.max(t0, d * DAY) - d * DAY) / bs)
         local b1 = math.floor((math.min(t1, (d + 1) * DAY) - 1 - d * DAY) / bs)
         local cur = redis.call('HGET', key, u)
-        local bytes = {}
-        for i = 1, math.ceil(nb / 8) do
-            bytes[i] = cur and string.byte(cur, i + 1) or 0
-        end
-        for b = b0, b1 do
-            local i = math.floor(b / 8) + 1
-            bytes[i] = bit.bor(bytes[i], bit.lshift(1, b % 8))
-        end
         if cur and string.sub(cur, 1, 1) == 'n' then kind = 'n' end
-        for i = 1, #bytes do bytes[i] = string.char(bytes[i]) end
-        if redis.call('HSET', key, u, kind .. table.concat(bytes)) == 1 then usage_keep(key, d) end
+        local bits = cur and string.sub(cur, 2) or ''
+        if #bits < nbytes then bits = bits .. string.rep('\0', nbytes - #bits) end
+        -- only the bytes of buckets b0..b1 change
+        local i0, i1 = math.floor(b0 / 8), math.floor(b1 / 8)
+        local parts = {}
+        for i = i0, i1 do
+            local lo = (i == i0) and (b0 % 8) or 0
+            local hi = (i == i1) and (b1 % 8) or 7
+            local mask = bit.lshift(bit.lshift(1, hi - lo + 1) - 1, lo)
+            parts[#parts + 1] = string.char(bit.band(bit.bor(string.byte(bits, i + 1), mask), 255))
+        end
+        local val = kind .. string.sub(bits, 1, i0) .. table.concat(parts) .. string.sub(bits, i1 + 2)
+        if redis.call('HSET', key, u, val) == 1 then usage_keep(key, d) end
     end
 end
 
--- a session ends at time t (default now), or at its own expiry if that
--- was earlier: its span goes to the usage records
-local function sess_del(m, t)
-    local info = redis.call('HGET', K('sessinfo'), m)
+-- a session ends at time t (default now), or at its own expiry e when that
+-- was earlier (e: its score when the caller has it): its span goes to the
+-- usage records
+local function sess_del(m, t, e)
+    local info = usage_bucket() > 0 and redis.call('HGET', K('sessinfo'), m)
     local z = string.find(m, '\0', 1, true)
     if info and z then
         local started = tonumber(string.match(info, 'started=(%d+)'))
-        local e = tonumber(redis.call('ZSCORE', K('sess'), m) or 0)
+        e = e or tonumber(redis.call('ZSCORE', K('sess'), m) or 0)
         t = t or now()
         if e > 0 and e < t then t = e end
         if started then usage_span(string.sub(m, 1, z - 1), started, t) end
@@ -266,7 +271,7 @@ local function seat_recompute(u, ev, f)
             if e > best then best = e end
         else
             if e > (f.at or 0) then f.at = e end
-            sess_del(m, e)
+            sess_del(m, e, e)
         end
     end
     if best > 0 then
@@ -291,7 +296,7 @@ local function purge()
     local users = {}
     for i = 1, #gone, 2 do
         local m = gone[i]
-        sess_del(m, tonumber(gone[i + 1]))
+        sess_del(m, tonumber(gone[i + 1]), tonumber(gone[i + 1]))
         local z = string.find(m, '\0', 1, true)
         if z then
             local u = string.sub(m, 1, z - 1)

@@ -13,8 +13,9 @@ if session == '' then
     if seat_drop(user, 'release', f) then seat = 1 end
 else
     local m = user .. '\0' .. session
-    if redis.call('ZSCORE', K('sess'), m) then
-        sess_del(m)
+    local e = redis.call('ZSCORE', K('sess'), m)
+    if e then
+        sess_del(m, nil, tonumber(e))
         n = 1
     end
     if redis.call('ZSCORE', K('leases'), user) then
