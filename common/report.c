@@ -2,8 +2,8 @@
  * over a time range, and the cheapest mix of named and floating seats that
  * would have served it. Presentation (text, JSON, HTML) is seatctl's.
  *
- * Data: per UTC day, ua:D (user -> kind + bitmap of the buckets in which the
- * user held a session), uc:D (counters per bucket), um:D:SVC (the humans a
+ * Data: per UTC day, ua:D (records of the sessions held and the refusals
+ * for want of a seat), uc:D (counters per bucket), um:D:SVC (the humans a
  * service account acted for); the sessions still open are added from sess
  * and sessinfo. See docs/redis-schema.md.
  *
@@ -319,52 +319,73 @@ static int read_counters(ctx_t *x, long day, long b_lo, long b_hi, long long *bs
 
 /* one day's activity, recorded with buckets of bs_rec, in the report's
  * buckets, cut to [b_lo, b_hi); then the open sessions of that day */
-static int read_bitmaps(ctx_t *x, const char *which, long day, long b_lo, long b_hi,
-                        long long bs_rec)
+/* one day's records "user TAB from TAB to TAB kind LF" (ms into the day) in
+ * the report's buckets, cut to [b_lo, b_hi); a malformed record is skipped */
+static int read_records(ctx_t *x, long day, long b_lo, long b_hi)
 {
     char key[SG_KEY_MAX + 32];
-    snprintf(key, sizeof(key), "sg:{%s}:%s:%lld", x->pool, which, x->day0 + day);
-    const char *av[] = {"HGETALL", key};
+    snprintf(key, sizeof(key), "sg:{%s}:ua:%lld", x->pool, x->day0 + day);
+    const char *av[] = {"GET", key};
     redisReply *h = cmd(x, 2, av);
     if (h == NULL)
         return SG_EBACKEND;
     int rc = SG_OK;
-    long nrec = (long)(DAY_MS / bs_rec);
-    for (size_t i = 0; i + 1 < h->elements && rc == SG_OK; i += 2) {
-        redisReply *v = h->element[i + 1];
-        if (v->type != REDIS_REPLY_STRING || v->len < 1 ||
-            sg_valid_ident(h->element[i]->str, NULL, 0) != 0)
+    const char *p = h->type == REDIS_REPLY_STRING ? h->str : "";
+    const char *end = p + (h->type == REDIS_REPLY_STRING ? h->len : 0);
+    while (p < end && rc == SG_OK) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (nl == NULL)
+            break;
+        char line[SG_IDENT_MAX + 64], user[SG_IDENT_MAX + 1], kind;
+        long long from, to;
+        size_t len = (size_t)(nl - p);
+        int ok = 0;
+        if (len < sizeof(line)) {
+            memcpy(line, p, len);
+            line[len] = '\0';
+            char *t1 = strchr(line, '\t'), *t2 = t1 ? strchr(t1 + 1, '\t') : NULL,
+                 *t3 = t2 ? strchr(t2 + 1, '\t') : NULL;
+            if (t3 && t3[1] && !t3[2]) {
+                *t1 = *t2 = *t3 = '\0';
+                char *e1, *e2;
+                from = strtoll(t1 + 1, &e1, 10);
+                to = strtoll(t2 + 1, &e2, 10);
+                kind = t3[1];
+                size_t ul = strlen(line);
+                if (ul > SG_IDENT_MAX)
+                    ul = 0; /* not an identity: skipped below */
+                memcpy(user, line, ul);
+                user[ul] = '\0';
+                ok = ul > 0 && !*e1 && !*e2 && from >= 0 && to > from && to <= DAY_MS &&
+                     (kind == 'n' || kind == 'f' || kind == 'w') &&
+                     sg_valid_ident(user, NULL, 0) == 0;
+            }
+        }
+        p = nl + 1;
+        if (!ok)
             continue;
-        long u = user_find(&x->users, h->element[i]->str, 1);
-        unsigned char *bits = u < 0 ? NULL : uday_bits(x, day, u, which[1] == 'w' ? 'w' : v->str[0]);
+        long b0 = (long)(from / x->bs_ms), b1 = (long)((to - 1) / x->bs_ms);
+        if (b0 < b_lo)
+            b0 = b_lo;
+        if (b1 >= b_hi)
+            b1 = b_hi - 1;
+        if (b0 > b1)
+            continue;
+        long u = user_find(&x->users, user, 1);
+        unsigned char *bits = u < 0 ? NULL : uday_bits(x, day, u, kind);
         if (bits == NULL) {
             rc = oom(x);
             break;
         }
-        const unsigned char *src = (const unsigned char *)v->str + 1;
-        size_t srclen = v->len - 1;
-        for (long k = 0; k < nrec && (size_t)(k / 8) < srclen; k++) {
-            if (!bit(src, k))
-                continue;
-            long b0 = (long)(k * bs_rec / x->bs_ms);
-            long b1 = (long)(((k + 1) * bs_rec - 1) / x->bs_ms);
-            if (b0 < b_lo)
-                b0 = b_lo;
-            if (b1 >= b_hi)
-                b1 = b_hi - 1;
-            if (b0 <= b1)
-                set_bits(bits, b0, b1);
-        }
+        set_bits(bits, b0, b1);
     }
     freeReplyObject(h);
     return rc;
 }
 
-static int read_activity(ctx_t *x, long day, long b_lo, long b_hi, long long bs_rec)
+static int read_activity(ctx_t *x, long day, long b_lo, long b_hi)
 {
-    int rc = read_bitmaps(x, "ua", day, b_lo, b_hi, bs_rec);
-    if (rc == SG_OK)
-        rc = read_bitmaps(x, "uw", day, b_lo, b_hi, bs_rec);
+    int rc = read_records(x, day, b_lo, b_hi);
     long long ds = (x->day0 + day) * DAY_MS;
     for (size_t i = 0; i < x->nopen && rc == SG_OK; i++) {
         span_t *sp = &x->open[i];
@@ -780,7 +801,7 @@ int sg_report_pool(sg_conn *c, const char *pool, const sg_report_query *q, sg_re
         long long bs_rec;
         rc = read_counters(&x, d, b_lo, b_hi, &bs_rec);
         if (rc == SG_OK)
-            rc = read_activity(&x, d, b_lo, b_hi, bs_rec);
+            rc = read_activity(&x, d, b_lo, b_hi);
     }
     if (rc == SG_OK)
         rc = read_mux(&x);

@@ -77,13 +77,13 @@ local function deny(result, reason, revoke)
             end
         end
         redis.call('HINCRBY', K('stats'), 'n:' .. result, 1)
-        usage_count('d:', ':' .. reason)
-        -- who wanted a seat: once per bucket (a repeat in the same bucket,
-        -- seen through the fold, is already marked)
+        -- usage records count a denial once per identity, reason and bucket
+        -- (a repeat in the same bucket, seen through the fold, costs nothing);
+        -- a refusal for want of a seat is demand the report must see
         local bs = usage_bucket()
-        if result == 'denied_exhausted' and bs > 0 and
-            not (repeated and math.floor(tonumber(last) / bs) == math.floor(now() / bs)) then
-            usage_span(eff, now(), now(), true)
+        if bs > 0 and not (repeated and math.floor(tonumber(last) / bs) == math.floor(now() / bs)) then
+            usage_count('d:', ':' .. reason)
+            if result == 'denied_exhausted' then usage_span(eff, now(), now(), true) end
         end
         if reason == 'service_account_needs_on_behalf_of' then
             usage_count('x:', ':' .. user)

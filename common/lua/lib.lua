@@ -112,10 +112,9 @@ end
 
 -- ---- usage records ---------------------------------------------------------
 -- Per pool and UTC day D (ms / 86400000), kept usage_retention after the day:
---   ua:D  user -> kind ('n' named, 'f' floating) .. bitmap of the day's
---         buckets (usage_bucket s each) in which the user held a session
---   uw:D  user -> 'w' .. bitmap of the buckets in which the user was refused
---         for want of a seat (all in use, reserved, capped)
+--   ua:D  string of records "user TAB from TAB to TAB kind LF": a session
+--         held from..to (ms into the day; kind n named, f floating), or a
+--         refusal for want of a seat at from (kind w)
 --   uc:D  counters: bs (bucket s), d:B:REASON denials, g:B new floating
 --         seats, o:B of them in overdraft, p:B peak floating seats in use
 --         at a grant, x:B:SVC a service account without on-behalf-of,
@@ -161,38 +160,22 @@ local function usage_count(prefix, suffix, mx, by)
     if first and redis.call('HSETNX', key, 'bs', bs / 1000) == 1 then usage_keep(key, d) end
 end
 
--- user u held a session from t0 to t1 (ms): set its buckets in ua:D, day
--- by day (at most the retention's days back); want: u was refused a seat
--- at t0 (uw:D: demand the seats bought could not serve)
+-- user u held a session from t0 to t1 (ms), or (want) was refused a seat
+-- at t0: one record a day it touched (at most the retention's days back),
+-- appended to ua:D as "user TAB from TAB to TAB kind LF" (ms into the day;
+-- kind n named, f floating, w refused for want of a seat). Append only: no
+-- read, no rewrite.
 local function usage_span(u, t0, t1, want)
     local c = conf()
-    if not c then return end
-    local bs = usage_bucket()
-    if bs == 0 then return end
+    if not c or usage_bucket() == 0 then return end
     t1 = math.max(t1, t0 + 1)
     t0 = math.max(t0, t1 - num(c.usage_retention, 34560000) * 1000)
-    local nb = DAY / bs
     local kind = want and 'w' or (redis.call('SISMEMBER', K('named'), u) == 1 and 'n' or 'f')
-    local nbytes = math.ceil(nb / 8)
     for d = math.floor(t0 / DAY), math.floor((t1 - 1) / DAY) do
-        local key = K((want and 'uw:' or 'ua:') .. d)
-        local b0 = math.floor((math.max(t0, d * DAY) - d * DAY) / bs)
-        local b1 = math.floor((math.min(t1, (d + 1) * DAY) - 1 - d * DAY) / bs)
-        local cur = redis.call('HGET', key, u)
-        if cur and string.sub(cur, 1, 1) == 'n' then kind = 'n' end
-        local bits = cur and string.sub(cur, 2) or ''
-        if #bits < nbytes then bits = bits .. string.rep('\0', nbytes - #bits) end
-        -- only the bytes of buckets b0..b1 change
-        local i0, i1 = math.floor(b0 / 8), math.floor(b1 / 8)
-        local parts = {}
-        for i = i0, i1 do
-            local lo = (i == i0) and (b0 % 8) or 0
-            local hi = (i == i1) and (b1 % 8) or 7
-            local mask = bit.lshift(bit.lshift(1, hi - lo + 1) - 1, lo)
-            parts[#parts + 1] = string.char(bit.band(bit.bor(string.byte(bits, i + 1), mask), 255))
-        end
-        local val = kind .. string.sub(bits, 1, i0) .. table.concat(parts) .. string.sub(bits, i1 + 2)
-        if redis.call('HSET', key, u, val) == 1 then usage_keep(key, d) end
+        local key = K('ua:' .. d)
+        local rec = u .. '\t' .. (math.max(t0, d * DAY) - d * DAY) .. '\t' ..
+            (math.min(t1, (d + 1) * DAY) - d * DAY) .. '\t' .. kind .. '\n'
+        if redis.call('APPEND', key, rec) == #rec then usage_keep(key, d) end
     end
 end
 

@@ -698,7 +698,7 @@ static void test_script_names_agree(void **state)
             const char *q = strchr(p + 3, '\'');
             assert_non_null(q);
             /* the usage records: one key per day, "ua:" .. day and the like */
-            static const char *const per_day[] = {"ua:", "uw:", "uc:", "um:"};
+            static const char *const per_day[] = {"ua:", "uc:", "um:"};
             if (!in_list(p + 3, (size_t)(q - p - 3), key_suffix, SG_K_COUNT) &&
                 !in_list(p + 3, (size_t)(q - p - 3), per_day, NELEM(per_day)))
                 fail_msg("%s addresses K('%.*s'), not a key of the schema", script_files[s],
