@@ -115,7 +115,6 @@ static json_object *report_json(const sg_report *r)
         json_object_object_add(o, "mean", jdbl(d->avg));
         json_object_object_add(o, "users", jint(d->users));
         json_object_object_add(o, "named_users", jint(d->named_users));
-        json_object_object_add(o, "grants", jint(d->grants));
         json_object_object_add(o, "denials", jint(d->denials));
         json_object_object_add(o, "overdraft", jint(d->overdraft));
         json_object_object_add(o, "free_requests", jint(d->free_requests));

@@ -290,15 +290,8 @@ static int read_counters(ctx_t *x, long day, long b_lo, long b_hi, long long *bs
                     rc = oom(x);
             }
             break;
-        case 'g':
-            d->grants += v;
-            break;
         case 'o':
             d->overdraft += v;
-            break;
-        case 'p':
-            if (v > d->peak_recorded)
-                d->peak_recorded = v;
             break;
         case 'f':
             d->free_requests += v;
@@ -593,8 +586,6 @@ static int analyse_days(ctx_t *x, long *demand)
             if (demand[d * nb + b] > capacity)
                 denied++;
         }
-        if (day->peak_recorded > day->peak)
-            day->peak = day->peak_recorded;
         if (n > 0) {
             qsort(sorted, (size_t)n, sizeof(long), cmp_long_desc);
             day->p95 = sorted[(long)floor((double)n * 0.05)];

@@ -504,10 +504,9 @@ typedef struct {
     long long day_ms;     /* 00:00 UTC */
     long peak, p95;       /* floating seats in use (sessions of floating holders) */
     double avg;           /* time-weighted */
-    long peak_recorded;   /* in use at a grant, as the decisions saw it */
     long users;           /* distinct users with a session */
     long named_users;     /* of them with a named seat */
-    long denials, grants, overdraft, free_requests;
+    long denials, overdraft, free_requests;
 } sg_report_day;
 
 typedef struct {

@@ -83,7 +83,7 @@ local function deny(result, reason, revoke)
         local bs = usage_bucket()
         if bs > 0 and not (repeated and math.floor(tonumber(last) / bs) == math.floor(now() / bs)) then
             usage_count('d:', ':' .. reason)
-            if result == 'denied_exhausted' then usage_span(eff, now(), now(), true) end
+            if result == 'denied_exhausted' then usage_span(eff, now(), now(), 'w') end
         end
         if reason == 'service_account_needs_on_behalf_of' then
             usage_count('x:', ':' .. user)
@@ -136,7 +136,7 @@ local function grant(result, reason, seat, od, held)
         redis.call('HSET', K('sessinfo'), m, 'via=' .. (A.via or '') .. '\thost=' ..
             (A.host or '') .. '\tpid=' .. (A.pid or '0') .. '\tpstart=' .. (A.pstart or '0') ..
             '\tstarted=' .. now() .. '\taccount=' .. user .. '\tobo=' .. obo .. '\tclient=' ..
-            (A.client or '') .. '\tlease=' .. ttl_s)
+            (A.client or '') .. '\tlease=' .. ttl_s .. '\tseat=' .. (seat == 'named' and 'n' or 'f'))
     end
     local ev, expires = nil, 0
     if seat == 'floating' then
@@ -206,9 +206,7 @@ local function grant(result, reason, seat, od, held)
         if IN_USE > num(redis.call('HGET', K('stats'), pk), 0) then
             redis.call('HSET', K('stats'), pk, IN_USE)
         end
-        usage_count('g:')
         if od == 1 then usage_count('o:') end
-        usage_count('p:', nil, IN_USE)
     end
     return answer(result, reason, seat, expires, od)
 end

@@ -115,9 +115,8 @@ end
 --   ua:D  string of records "user TAB from TAB to TAB kind LF": a session
 --         held from..to (ms into the day; kind n named, f floating), or a
 --         refusal for want of a seat at from (kind w)
---   uc:D  counters: bs (bucket s), d:B:REASON denials, g:B new floating
---         seats, o:B of them in overdraft, p:B peak floating seats in use
---         at a grant, x:B:SVC a service account without on-behalf-of,
+--   uc:D  counters: bs (bucket s), d:B:REASON denials, o:B new floating
+--         seats in overdraft, x:B:SVC a service account without on-behalf-of,
 --         m:B:SVC a service account acted for someone (index of um:D:SVC),
 --         f:B requests of the free tier (nginx)
 --   um:D:SVC  the humans a service account acted for that day
@@ -160,17 +159,19 @@ local function usage_count(prefix, suffix, mx, by)
     if first and redis.call('HSETNX', key, 'bs', bs / 1000) == 1 then usage_keep(key, d) end
 end
 
--- user u held a session from t0 to t1 (ms), or (want) was refused a seat
--- at t0: one record a day it touched (at most the retention's days back),
+-- user u held a session from t0 to t1 (ms) with a seat of kind n or f (nil:
+-- looked up), or (kind w) was refused a seat at t0: one record a day it touched (at most the retention's days back),
 -- appended to ua:D as "user TAB from TAB to TAB kind LF" (ms into the day;
 -- kind n named, f floating, w refused for want of a seat). Append only: no
 -- read, no rewrite.
-local function usage_span(u, t0, t1, want)
+local function usage_span(u, t0, t1, kind)
     local c = conf()
     if not c or usage_bucket() == 0 then return end
     t1 = math.max(t1, t0 + 1)
     t0 = math.max(t0, t1 - num(c.usage_retention, 34560000) * 1000)
-    local kind = want and 'w' or (redis.call('SISMEMBER', K('named'), u) == 1 and 'n' or 'f')
+    if kind ~= 'n' and kind ~= 'f' and kind ~= 'w' then
+        kind = redis.call('SISMEMBER', K('named'), u) == 1 and 'n' or 'f'
+    end
     for d = math.floor(t0 / DAY), math.floor((t1 - 1) / DAY) do
         local key = K('ua:' .. d)
         local rec = u .. '\t' .. (math.max(t0, d * DAY) - d * DAY) .. '\t' ..
@@ -190,7 +191,9 @@ local function sess_del(m, t, e)
         e = e or tonumber(redis.call('ZSCORE', K('sess'), m) or 0)
         t = t or now()
         if e > 0 and e < t then t = e end
-        if started then usage_span(string.sub(m, 1, z - 1), started, t) end
+        if started then
+            usage_span(string.sub(m, 1, z - 1), started, t, string.match(info, 'seat=(%a)'))
+        end
     end
     redis.call('ZREM', K('sess'), m)
     redis.call('ZREM', K('sessidx'), m)
