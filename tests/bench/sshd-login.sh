@@ -266,30 +266,30 @@ check() { # $1 text, $2 0|1
     if [ "$2" = 1 ]; then echo "  ok    $1"; else echo "  FAIL  $1"; FAILS=$((FAILS + 1)); fi
 }
 r=0; login "$OFF_PORT" 2>"$TMP/err" || r=$?
-check "login to sshd-sgoff succeeds" $([ $r = 0 ] && echo 1 || echo 0)
+check "login to sshd-sgoff succeeds" "$([ $r = 0 ] && echo 1 || echo 0)"
 [ $r = 0 ] || sed 's/^/        /' "$TMP/err"
 drain "$SSHD_OFF_PID" || true
 r=0; login "$ON_PORT" 2>"$TMP/err" || r=$?
-check "login to sshd-sgon succeeds" $([ $r = 0 ] && echo 1 || echo 0)
+check "login to sshd-sgon succeeds" "$([ $r = 0 ] && echo 1 || echo 0)"
 [ $r = 0 ] || sed 's/^/        /' "$TMP/err"
 drain "$SSHD_ON_PID" || true
 AUD=$(SC audit --pool technicians --format jsonl 2>&1 || true)
 echo "$AUD" | grep "\"$SGUSER\"" | sed 's/^/        audit: /' | head -5
 n=$(echo "$AUD" | grep "\"$SGUSER\"" | grep '"pam"' | grep -c grant || true)
-check "audit shows a grant via pam for $SGUSER after the sshd-sgon login ($n)" $([ "$n" -ge 1 ] && echo 1 || echo 0)
+check "audit shows a grant via pam for $SGUSER after the sshd-sgon login ($n)" "$([ "$n" -ge 1 ] && echo 1 || echo 0)"
 n=$(echo "$AUD" | grep "\"$SGUSER\"" | grep -c release || true)
-check "audit shows the seat released at logout ($n)" $([ "$n" -ge 1 ] && echo 1 || echo 0)
+check "audit shows the seat released at logout ($n)" "$([ "$n" -ge 1 ] && echo 1 || echo 0)"
 SC pool set technicians --floating 0 >/dev/null
 r=0; login "$ON_PORT" 2>"$TMP/err" || r=$?
-check "with --floating 0, login to sshd-sgon is refused (ssh exit $r)" $([ $r != 0 ] && echo 1 || echo 0)
+check "with --floating 0, login to sshd-sgon is refused (ssh exit $r)" "$([ $r != 0 ] && echo 1 || echo 0)"
 sed 's/^/        ssh: /' "$TMP/err" | head -3
 drain "$SSHD_ON_PID" || true
 r=0; login "$OFF_PORT" 2>"$TMP/err" || r=$?
-check "with --floating 0, login to sshd-sgoff still works" $([ $r = 0 ] && echo 1 || echo 0)
+check "with --floating 0, login to sshd-sgoff still works" "$([ $r = 0 ] && echo 1 || echo 0)"
 drain "$SSHD_OFF_PID" || true
 SC pool set technicians --floating 100 >/dev/null
 r=0; login "$ON_PORT" 2>"$TMP/err" || r=$?
-check "with --floating 100 again, login to sshd-sgon succeeds" $([ $r = 0 ] && echo 1 || echo 0)
+check "with --floating 100 again, login to sshd-sgon succeeds" "$([ $r = 0 ] && echo 1 || echo 0)"
 drain "$SSHD_ON_PID" || true
 if [ "$FAILS" != 0 ]; then
     echo "sshd-login.sh: $FAILS check(s) failed; sshd logs:" >&2
@@ -585,7 +585,7 @@ echo "sshd-sgon log: $(grep -c 'Accepted publickey' "$TMP/sshd-on.log") logins a
 grep -i 'pam_seatgate' "$TMP/sshd-on.log" | sort | uniq -c | sort -rn | head -10 | sed 's/^/    /'
 echo "sshd logs, lines other than Accepted/Received disconnect/Disconnected/session opened/closed"
 echo "(the readiness probes of the ports show as kex_exchange_identification and Connection closed):"
-cat "$TMP/sshd-off.log" "$TMP/sshd-on.log" $([ -f "$TMP/sshd-time.log" ] && echo "$TMP/sshd-time.log") |
+cat "$TMP/sshd-off.log" "$TMP/sshd-on.log" "$TMP"/sshd-time.log* |
     grep -Ev 'Accepted publickey|Received disconnect|Disconnected from|Server listening|session (opened|closed)' |
     sed 's/^[A-Z][a-z][a-z] *[0-9]* [0-9:.]* //; s/\[[0-9]*\]//; s/ port [0-9]*/ port N/' | sort | uniq -c | sort -rn | head -15 | sed 's/^/    /'
 if [ -n "$SYSLOG" ]; then

@@ -93,6 +93,25 @@ def test_a_month_of_usage_and_the_cheapest_mix(seatctl, seatctl_json):
     assert "a saving of 3.5" in rec["reasoning"]
     days = {d["day"]: d for d in r["days"]}
     assert len(days) == 30
+    # every day, from the schedule: floating seats in use per hour slot are
+    # heavy2 09-17, + 3 mids 09-12 on even days, + 2 lights 13-15 on days%5
+    for day in range(1, 31):
+        slots = [0] * 24
+        for h in range(9, 17):
+            slots[h] += 1
+        if day % 2 == 0:
+            for h in range(9, 12):
+                slots[h] += 3
+        if day % 5 == 0:
+            for h in range(13, 15):
+                slots[h] += 2
+        top = sorted(slots, reverse=True)
+        users = 2 + (3 if day % 2 == 0 else 0) + (2 if day % 5 == 0 else 0)
+        want = {"day": "2026-11-%02d" % day, "peak": top[0], "p95": top[1],
+                "mean": round(sum(slots) / 24, 6), "users": users, "named_users": 1,
+                "denials": 1 if day == 10 else 0, "overdraft": 0, "free_requests": 0}
+        got = dict(days[want["day"]], mean=round(days[want["day"]]["mean"], 6))
+        assert got == want, (got, want)
     # the floating seats in use (heavy1 holds a named seat): see the docstring
     assert days["2026-11-01"] | {} == dict(days["2026-11-01"], peak=1, p95=1, users=2,
                                            named_users=1, denials=0)
