@@ -53,6 +53,17 @@
 #define NGX_HTTP_SEATGATE_POOL_GENS   256        /* a power of 2 */
 #define NGX_HTTP_SEATGATE_FLIGHTS     256        /* a power of 2 */
 #define NGX_HTTP_SEATGATE_STATS_SIZE  (256 * 1024)
+
+/*
+ * The layout of what the module keeps in shared memory. A reload keeps the
+ * zones, and a reload may load another build of the module: a zone made by
+ * a build with another layout is refused (restart nginx, or rename the
+ * zone). Bump the version when a shared structure changes.
+ */
+#define NGX_HTTP_SEATGATE_LAYOUT                                              \
+    ((uint64_t) 3 << 48 | (uint64_t) sizeof(ngx_http_seatgate_node_t) << 32  \
+     | (uint64_t) sizeof(ngx_http_seatgate_shctx_t) << 16                     \
+     | (sizeof(ngx_http_seatgate_stats_t) & 0xffff))
 #define NGX_HTTP_SEATGATE_KEY_MAX     (2 * SG_POOL_MAX + 2 * SG_IDENT_MAX + 4)
 
 /* a user name that only ever runs the read-only "check" (metrics) */
@@ -78,6 +89,7 @@ typedef struct {
 
 
 typedef struct {
+    uint64_t                         layout;    /* NGX_HTTP_SEATGATE_LAYOUT */
     ngx_atomic_t                     decisions[SG_RESULT_COUNT];
     ngx_atomic_t                     cache_hits;
     ngx_atomic_t                     cache_misses;
@@ -131,6 +143,7 @@ typedef struct {
 
 
 typedef struct {
+    uint64_t                         layout;       /* NGX_HTTP_SEATGATE_LAYOUT */
     ngx_rbtree_t                     rbtree;
     ngx_rbtree_node_t                sentinel;
     ngx_queue_t                      queue;

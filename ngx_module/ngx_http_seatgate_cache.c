@@ -516,19 +516,23 @@ ngx_http_seatgate_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     z = shm_zone->data;
 
-    if (oz) {
-        /* a reload keeps the cached decisions */
-        z->sh = oz->sh;
-        z->shpool = oz->shpool;
+    if (oz || shm_zone->shm.exists) {
+        /* a reload keeps the cached decisions, if this build reads them */
+        z->shpool = oz ? oz->shpool : (ngx_slab_pool_t *) shm_zone->shm.addr;
+        z->sh = oz ? oz->sh : z->shpool->data;
+
+        if (z->sh->layout != NGX_HTTP_SEATGATE_LAYOUT) {
+            ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                          "seatgate zone \"%V\" was made by another build "
+                          "of the module: restart nginx (or rename the "
+                          "zone) to use this one", &shm_zone->shm.name);
+            return NGX_ERROR;
+        }
+
         return NGX_OK;
     }
 
     z->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
-
-    if (shm_zone->shm.exists) {
-        z->sh = z->shpool->data;
-        return NGX_OK;
-    }
 
     /* a user slot per 64 bytes of zone, a power of 2 in [256, 65536] */
 
@@ -543,6 +547,7 @@ ngx_http_seatgate_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         return NGX_ERROR;
     }
 
+    z->sh->layout = NGX_HTTP_SEATGATE_LAYOUT;
     z->sh->user_mask = slots - 1;
     z->shpool->data = z->sh;
 

@@ -731,11 +731,16 @@ ngx_http_seatgate_init_stats_zone(ngx_shm_zone_t *shm_zone, void *data)
     smcf = shm_zone->data;
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
 
-    if (osmcf) {
-        st = osmcf->stats;
+    if (osmcf || shm_zone->shm.exists) {
+        st = osmcf ? osmcf->stats : shpool->data;
 
-    } else if (shm_zone->shm.exists) {
-        st = shpool->data;
+        if (st->layout != NGX_HTTP_SEATGATE_LAYOUT) {
+            ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                          "seatgate zone \"%V\" was made by another build "
+                          "of the module: restart nginx to use this one",
+                          &shm_zone->shm.name);
+            return NGX_ERROR;
+        }
 
     } else {
         st = ngx_slab_calloc(shpool, sizeof(ngx_http_seatgate_stats_t));
@@ -743,6 +748,7 @@ ngx_http_seatgate_init_stats_zone(ngx_shm_zone_t *shm_zone, void *data)
             return NGX_ERROR;
         }
 
+        st->layout = NGX_HTTP_SEATGATE_LAYOUT;
         shpool->data = st;
     }
 
