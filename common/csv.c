@@ -63,13 +63,43 @@ typedef struct {
     const char *p, *end;
     long line;  /* line of the input at p */
     long start; /* line where the current record starts */
-    char *text; /* the current record's first NCOLS + 1 fields, each NUL terminated
-                 * (one past the columns, to name an extra column of the header) */
+    char *text; /* the current record's first `keep` fields, each NUL terminated */
     size_t cap, used;
-    size_t off[NCOLS + 1];  /* where each of those fields starts in text */
-    size_t flen[NCOLS + 1]; /* and its length (a NUL byte inside shows as strlen < flen) */
-    size_t nfields;     /* fields in the record, also those past NCOLS */
+    size_t *off;   /* where each kept field starts in text */
+    size_t *flen;  /* and its length (a NUL byte inside shows as strlen < flen) */
+    size_t fcap;   /* room in off and flen */
+    size_t keep;   /* fields kept per record; those past it are only counted */
+    size_t nfields; /* fields in the record, also those past keep */
+    const char *const *names; /* field position -> column name, for errors */
+    size_t nnames;
 } reader;
+
+/* room for field i in off and flen */
+static int field_room(reader *r, size_t i)
+{
+    if (i < r->fcap)
+        return 0;
+    size_t n = r->fcap ? r->fcap * 2 : 16;
+    while (n <= i)
+        n *= 2;
+    size_t *o = realloc(r->off, n * sizeof(*o));
+    if (o == NULL)
+        return -1;
+    r->off = o;
+    size_t *l = realloc(r->flen, n * sizeof(*l));
+    if (l == NULL)
+        return -1;
+    r->flen = l;
+    r->fcap = n;
+    return 0;
+}
+
+static void reader_free(reader *r)
+{
+    free(r->text);
+    free(r->off);
+    free(r->flen);
+}
 
 static int put(reader *r, char c)
 {
@@ -90,10 +120,9 @@ static int is_end(char c)
     return c == ',' || c == '\n' || c == '\r';
 }
 
-/* Reads the next record, skipping blank lines. colmap: the column of each
- * field position, for errors (NULL while reading the header).
- * 1 a record, 0 end of input, -1 error. */
-static int read_record(reader *r, const int *colmap, char *err, size_t errlen)
+/* Reads the next record, skipping blank lines (r->names, if set, names the
+ * field positions in errors). 1 a record, 0 end of input, -1 error. */
+static int read_record(reader *r, char *err, size_t errlen)
 {
     for (;;) {
         if (r->p == r->end)
@@ -113,8 +142,10 @@ static int read_record(reader *r, const int *colmap, char *err, size_t errlen)
     r->nfields = 0;
     for (;;) {
         size_t i = r->nfields++;
-        int keep = i <= NCOLS;
-        const char *name = (colmap && i < NCOLS) ? col_names[colmap[i]] : NULL;
+        int keep = i < r->keep;
+        const char *name = (r->names && i < r->nnames) ? r->names[i] : NULL;
+        if (keep && field_room(r, i) != 0)
+            return at_fail(err, errlen, r->start, NULL, "out of memory");
         if (keep)
             r->off[i] = r->used;
         if (r->p < r->end && *r->p == '"') {
@@ -187,7 +218,7 @@ static int ascii_case_eq(const char *a, const char *b)
 /* Reads the header; colmap[i] = the column of field position i. */
 static int parse_header(reader *r, int colmap[NCOLS], char *err, size_t errlen)
 {
-    int rc = read_record(r, NULL, err, errlen);
+    int rc = read_record(r, err, errlen);
     if (rc < 0)
         return -1;
     if (rc == 0)
@@ -392,19 +423,25 @@ int sg_user_csv_parse(const char *buf, size_t len, sg_user_row **rows, size_t *n
     *n = 0;
     if (buf == NULL)
         buf = "";
-    reader r = {.p = buf, .end = buf + len, .line = 1};
+    /* one field past ours is kept, to name an extra column of the header */
+    reader r = {.p = buf, .end = buf + len, .line = 1, .keep = NCOLS + 1};
     if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
         r.p += 3;
 
     sg_user_row *out = NULL;
     size_t cnt = 0, cap = 0;
     int colmap[NCOLS];
+    const char *pos_names[NCOLS];
     int rc = -1;
     const sg_user_row *first, *second;
     if (parse_header(&r, colmap, err, errlen) != 0)
         goto done;
+    for (int i = 0; i < NCOLS; i++)
+        pos_names[i] = col_names[colmap[i]];
+    r.names = pos_names;
+    r.nnames = NCOLS;
     for (;;) {
-        int k = read_record(&r, colmap, err, errlen);
+        int k = read_record(&r, err, errlen);
         if (k == 0)
             break;
         if (k < 0)
@@ -454,8 +491,137 @@ bad_row:
         duplicate_error(first, second, err, errlen);
 done:
     free(out);
-    free(r.text);
+    reader_free(&r);
     return rc;
+}
+
+/* ---- any CSV with a header (seatctl sync) ------------------------------------ */
+
+static char *trimmed_copy(const char *s, size_t n)
+{
+    while (n > 0 && (s[0] == ' ' || s[0] == '\t'))
+        s++, n--;
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        n--;
+    char *c = malloc(n + 1);
+    if (c) {
+        memcpy(c, s, n);
+        c[n] = '\0';
+    }
+    return c;
+}
+
+void sg_csv_table_free(sg_csv_table *t)
+{
+    if (t == NULL)
+        return;
+    for (size_t i = 0; i < t->ncols; i++)
+        free(t->cols[i]);
+    free(t->cols);
+    for (size_t i = 0; i < t->nrows; i++) {
+        for (size_t j = 0; t->rows[i] && j < t->ncols; j++)
+            free(t->rows[i][j]);
+        free(t->rows[i]);
+    }
+    free(t->rows);
+    free(t->lines);
+    memset(t, 0, sizeof(*t));
+}
+
+int sg_csv_table_parse(const char *buf, size_t len, sg_csv_table *t, char *err, size_t errlen)
+{
+    memset(t, 0, sizeof(*t));
+    if (err && errlen)
+        err[0] = '\0';
+    if (buf == NULL)
+        buf = "";
+    reader r = {.p = buf, .end = buf + len, .line = 1, .keep = SIZE_MAX};
+    if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
+        r.p += 3;
+    char ex[EXCERPT_MAX + 4];
+    int rc = read_record(&r, err, errlen);
+    if (rc <= 0) {
+        if (rc == 0)
+            at_fail(err, errlen, r.line, NULL, "no header line");
+        goto bad;
+    }
+    t->cols = calloc(r.nfields, sizeof(char *));
+    if (t->cols == NULL)
+        goto oom;
+    for (size_t i = 0; i < r.nfields; i++) {
+        t->cols[i] = trimmed_copy(r.text + r.off[i], r.flen[i]);
+        if (t->cols[i] == NULL)
+            goto oom;
+        t->ncols = i + 1;
+        if (t->cols[i][0] == '\0' || memchr(r.text + r.off[i], '\0', r.flen[i])) {
+            at_fail(err, errlen, r.start, NULL, "header field %zu is empty or holds a NUL byte",
+                    i + 1);
+            goto bad;
+        }
+        for (size_t k = 0; k < i; k++)
+            if (ascii_case_eq(t->cols[k], t->cols[i])) {
+                at_fail(err, errlen, r.start, NULL, "column '%s' appears twice in the header",
+                        excerpt(t->cols[i], strlen(t->cols[i]), ex));
+                goto bad;
+            }
+    }
+    r.names = (const char *const *)t->cols;
+    r.nnames = t->ncols;
+    size_t cap = 0;
+    for (;;) {
+        int k = read_record(&r, err, errlen);
+        if (k == 0)
+            break;
+        if (k < 0)
+            goto bad;
+        if (r.nfields != t->ncols) {
+            at_fail(err, errlen, r.start, NULL, "%zu field%s, the header has %zu", r.nfields,
+                    r.nfields == 1 ? "" : "s", t->ncols);
+            goto bad;
+        }
+        if (t->nrows == cap) {
+            size_t ncap = cap ? cap * 2 : 64;
+            char ***rows = realloc(t->rows, ncap * sizeof(*rows));
+            if (rows == NULL)
+                goto oom;
+            t->rows = rows;
+            long *lines = realloc(t->lines, ncap * sizeof(*lines));
+            if (lines == NULL)
+                goto oom;
+            t->lines = lines;
+            cap = ncap;
+        }
+        char **row = calloc(t->ncols, sizeof(char *));
+        if (row == NULL)
+            goto oom;
+        t->rows[t->nrows] = row;
+        t->lines[t->nrows++] = r.start;
+        for (size_t j = 0; j < t->ncols; j++) {
+            if (strlen(r.text + r.off[j]) != r.flen[j]) {
+                at_fail(err, errlen, r.start, t->cols[j], "contains a NUL byte");
+                goto bad;
+            }
+            row[j] = strdup(r.text + r.off[j]);
+            if (row[j] == NULL)
+                goto oom;
+        }
+    }
+    reader_free(&r);
+    return 0;
+oom:
+    at_fail(err, errlen, r.start, NULL, "out of memory");
+bad:
+    reader_free(&r);
+    sg_csv_table_free(t);
+    return -1;
+}
+
+long sg_csv_table_col(const sg_csv_table *t, const char *name)
+{
+    for (size_t i = 0; i < t->ncols; i++)
+        if (ascii_case_eq(t->cols[i], name))
+            return (long)i;
+    return -1;
 }
 
 /* ---- CSV output ------------------------------------------------------------ */

@@ -53,6 +53,25 @@ typedef struct {
 int sg_user_csv_parse(const char *buf, size_t len, sg_user_row **rows, size_t *n, char *err,
                       size_t errlen);
 
+/* ---- any CSV with a header (seatctl sync) ------------------------------------
+ * The same RFC 4180 reading as above, for any columns: the header names them
+ * (surrounding spaces and tabs trimmed; empty or repeated names, compared
+ * without case, are errors) and every row has as many fields. Values are
+ * taken as written. Errors: "line L, field F: reason" or "line L: reason";
+ * all or nothing. */
+typedef struct {
+    size_t ncols;
+    char **cols;   /* the header */
+    size_t nrows;
+    char ***rows;  /* rows[i][j]: row i, column j */
+    long *lines;   /* the line each row starts on */
+} sg_csv_table;
+
+int sg_csv_table_parse(const char *buf, size_t len, sg_csv_table *t, char *err, size_t errlen);
+void sg_csv_table_free(sg_csv_table *t);
+/* index of the column named name (without case), -1 if none */
+long sg_csv_table_col(const sg_csv_table *t, const char *name);
+
 /* ---- CSV output ------------------------------------------------------------
  * Writes s (NULL = "") to f as one RFC 4180 field, without separator or line
  * end. It is quoted when it contains a comma, a quote, CR or LF or starts or

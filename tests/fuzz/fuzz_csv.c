@@ -89,6 +89,28 @@ static void parse_list(const char *buf, size_t len)
     }
 }
 
+/* any CSV with a header (sync): a table, or an error and nothing */
+static void parse_table(const char *buf, size_t len)
+{
+    sg_csv_table t;
+    char err[SG_ERR_MAX];
+    if (sg_csv_table_parse(buf, len, &t, err, sizeof(err)) == 0) {
+        CHECK(t.ncols >= 1 && t.cols != NULL);
+        for (size_t j = 0; j < t.ncols; j++) {
+            CHECK(t.cols[j][0] != '\0');
+            CHECK(sg_csv_table_col(&t, t.cols[j]) == (long)j);
+        }
+        for (size_t i = 0; i < t.nrows; i++) {
+            CHECK(t.lines[i] >= 2 && (i == 0 || t.lines[i] > t.lines[i - 1]));
+            for (size_t j = 0; j < t.ncols; j++)
+                CHECK(t.rows[i][j] != NULL);
+        }
+        sg_csv_table_free(&t);
+    } else {
+        CHECK(t.ncols == 0 && t.nrows == 0 && t.rows == NULL && err[0] != '\0');
+    }
+}
+
 /* s written as the user field by sg_csv_field reads back as s ("'" + s when
  * the formula guard applies) when that is a valid identity. */
 static void check_field(const char *s)
@@ -133,6 +155,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* the bytes as they are (with NULs, without a terminator) */
     parse_buf((const char *)data, size, SG_ERR_MAX);
     parse_list((const char *)data, size);
+    parse_table((const char *)data, size);
     parse_buf((const char *)data, size, size % 9);
     /* with a valid header in front: the fuzzer reaches the rows more often */
     static const char hdr[] = "user,groups,disabled,service_account\n";

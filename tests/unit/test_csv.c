@@ -815,6 +815,62 @@ static void test_user_list_errors(void **state)
     list_bad(big, sizeof(big), "line 1: identity is longer than 256 bytes");
 }
 
+/* ---- any CSV with a header (sg_csv_table_parse) ------------------------------- */
+
+static void table_bad(const char *csv, size_t len, const char *want)
+{
+    sg_csv_table t;
+    char err[256];
+    memset(&t, 0x5a, sizeof(t));
+    if (sg_csv_table_parse(csv, len, &t, err, sizeof(err)) != -1)
+        fail_msg("accepted: %s", csv);
+    if (strstr(err, want) == NULL)
+        fail_msg("error '%s' does not say '%s'", err, want);
+    assert_int_equal(t.ncols, 0);
+    assert_int_equal(t.nrows, 0);
+    assert_null(t.rows);
+}
+
+static void test_table(void **state)
+{
+    (void)state;
+    const char *csv = "\xef\xbb\xbf login , job_code,Status\r\nana,ITSM-L2,active\r\n"
+                      "\"bo, jr\",\"multi\nline\",\"say \"\"hi\"\"\"\n\n"
+                      "cy,,\n";
+    sg_csv_table t;
+    char err[256];
+    assert_int_equal(sg_csv_table_parse(csv, strlen(csv), &t, err, sizeof(err)), 0);
+    assert_int_equal(t.ncols, 3);
+    assert_string_equal(t.cols[0], "login");
+    assert_string_equal(t.cols[1], "job_code");
+    assert_int_equal(sg_csv_table_col(&t, "STATUS"), 2);
+    assert_int_equal(sg_csv_table_col(&t, "dept"), -1);
+    assert_int_equal(t.nrows, 3);
+    assert_string_equal(t.rows[0][0], "ana");
+    assert_string_equal(t.rows[1][0], "bo, jr");
+    assert_string_equal(t.rows[1][1], "multi\nline");
+    assert_string_equal(t.rows[1][2], "say \"hi\"");
+    assert_string_equal(t.rows[2][1], "");
+    assert_int_equal(t.lines[0], 2);
+    assert_int_equal(t.lines[1], 3);
+    assert_int_equal(t.lines[2], 6);
+    sg_csv_table_free(&t);
+    /* a header alone is an empty table */
+    assert_int_equal(sg_csv_table_parse("a,b\n", 4, &t, err, sizeof(err)), 0);
+    assert_int_equal(t.nrows, 0);
+    sg_csv_table_free(&t);
+
+    table_bad("", 0, "no header");
+    table_bad("a,,b\n1,2,3\n", 11, "header field 2 is empty");
+    table_bad("a,B,b\n", 6, "column 'b' appears twice");
+    table_bad("a,b\n1,2\n3\n", 10, "line 3: 1 field, the header has 2");
+    table_bad("a,b\n1,2,3\n", 10, "line 2: 3 fields");
+    table_bad("a,b\n1,\"x\n", 9, "line 2, field b: quoted field is not closed");
+    table_bad("a,b\n1,x\"y\n", 10, "line 2, field b: quote in an unquoted field");
+    table_bad("a,b\n1,x\0y\n", 10, "line 2, field b: contains a NUL byte");
+    table_bad("a,b\r1,2\n", 8, "carriage return");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -843,6 +899,7 @@ int main(void)
         cmocka_unit_test(test_time_rejects),
         cmocka_unit_test(test_time_format),
         cmocka_unit_test(test_time_round_trip),
+        cmocka_unit_test(test_table),
     };
     return cmocka_run_group_tests_name("csv", tests, NULL, NULL);
 }
