@@ -66,6 +66,9 @@ enum {
     O_PRICE_FLOATING,
     O_DENIAL_BUDGET,
     O_FIX,
+    O_MAP,
+    O_DRY_RUN,
+    O_FULL,
     O_MAX
 };
 
@@ -119,6 +122,9 @@ static const struct option long_opts[] = {
     {"denial-budget", required_argument, 0, O_DENIAL_BUDGET},
     {"follow", no_argument, 0, O_FOLLOW},
     {"fix", no_argument, 0, O_FIX},
+    {"map", required_argument, 0, O_MAP},
+    {"dry-run", no_argument, 0, O_DRY_RUN},
+    {"full", no_argument, 0, O_FULL},
     {0, 0, 0, 0},
 };
 
@@ -809,6 +815,7 @@ static const int a_release[] = {O_SESSION, 0};
 static const int a_assign[] = {O_FROM, 0};
 static const int a_audit[] = {O_POOL, O_USER, O_SINCE, O_UNTIL, O_FORMAT, O_FOLLOW, 0};
 static const int a_doctor[] = {O_FIX, 0};
+static const int a_sync[] = {O_FROM, O_MAP, O_FORMAT, O_DRY_RUN, O_FULL, 0};
 static const int a_report[] = {O_POOL,  O_SINCE,        O_UNTIL,          O_FORMAT,
                                O_OUT,   O_PRICE_NAMED,  O_PRICE_FLOATING, O_DENIAL_BUDGET, 0};
 
@@ -890,6 +897,15 @@ static const struct cmd cmds[] = {
      "Export the audit log in time order: JSON lines (default) or CSV with a header.\n"
      "T is RFC 3339 (2026-11-29T10:00:00Z), a date, or a duration ago (2h, 7d).\n"
      "--follow prints new entries as they come (for a SIEM); stop it with a signal."},
+    {"sync", NULL, 0, 0, a_sync, cmd_sync,
+     "sync --from FILE --map FILE [--format csv] [--dry-run] [--full] [--json]",
+     "Apply an HR export (CSV, columns named in the map) through a map file\n"
+     "(docs/sync.md): each person's user record (groups, disabled, service account)\n"
+     "and named seats, as the map's rules say. The plan is printed first; a malformed\n"
+     "file or map, an unknown column, or a plan that would assign more named seats than\n"
+     "a pool has bought applies nothing (exit 2, or 1 for the seats). --dry-run stops\n"
+     "after the plan. --full also disables the people the sync managed before who are\n"
+     "absent from the export. A second run of the same export changes nothing."},
     {"report", NULL, 0, 0, a_report, cmd_report,
      "report [--pool P] [--since T] [--until T] [--format text|json|html] [--out FILE]\n"
      "                [--price-named X] [--price-floating Y] [--denial-budget PCT]",
@@ -1117,6 +1133,15 @@ int main(int argc, char **argv)
         }
         case O_FOLLOW:
             o.follow = 1;
+            break;
+        case O_MAP:
+            o.map = optarg;
+            break;
+        case O_DRY_RUN:
+            o.dry_run = 1;
+            break;
+        case O_FULL:
+            o.full = 1;
             break;
         case O_FIX:
             o.fix = 1;

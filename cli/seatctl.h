@@ -17,6 +17,8 @@ typedef struct {
     const char *redis, *config, *feature, *obo, *session, *groups, *features, *from;
     const char *pool_filter, *user_filter, *since, *until, *format, *out;
     double price_named, price_floating, budget_pct; /* report; < 0: not given */
+    const char *map;                                /* sync */
+    int dry_run, full;
     int timeout_ms, json, help, service, disabled, follow, fix;
     long ttl_s;
     sg_pool pool;
@@ -51,5 +53,7 @@ int cmd_doctor(opts_t *o, sg_conn *c);
 int cmd_audit(opts_t *o, sg_conn *c);
 /* cli/seatctl_report.c */
 int cmd_report(opts_t *o, sg_conn *c);
+/* cli/seatctl_sync.c */
+int cmd_sync(opts_t *o, sg_conn *c);
 
 #endif

@@ -234,6 +234,12 @@ static void urows_free(urow *v, size_t n)
 static int hmget_all(sg_conn *c, const char *key, char *const *fields, const size_t *lens,
                      size_t n, char **values, char *err, size_t errlen);
 
+int sg_registry_records(sg_conn *c, char *const *users, size_t n, char **recs, char *err,
+                        size_t errlen)
+{
+    return hmget_all(c, SG_KEY_USERS, users, NULL, n, recs, err, errlen);
+}
+
 /* Read the registry records of rows[].user into rows[].rec ("" when none). */
 static int read_records(sg_conn *c, urow *rows, size_t n, char *err, size_t errlen)
 {

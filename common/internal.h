@@ -29,4 +29,9 @@ int sg_scan_keys(sg_conn *c, const char *pattern, char ***out, size_t *n, char *
 struct redisReply *sg_script_kv(sg_conn *c, sg_script s, const char **keys, int nkeys,
                                 const char **kv, int nkv, char *err, size_t errlen);
 
+/* The registry records of users[] (recs[i] malloc'd, NULL when none): byte 1
+ * '1' disabled, byte 2 '1' service account, the version, then ",g1,g2,". */
+int sg_registry_records(sg_conn *c, char *const *users, size_t n, char **recs, char *err,
+                        size_t errlen);
+
 #endif

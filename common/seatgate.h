@@ -555,6 +555,90 @@ int sg_report_pool(sg_conn *c, const char *pool, const sg_report_query *q, sg_re
                    char *err, size_t errlen);
 void sg_report_free(sg_report *r);
 
+/* ---- identity sync (seatctl sync) ------------------------------------------
+ * A map file (docs/sync.md) turns the records of an HR export (CSV) into
+ * user records (groups, disabled, service account) and named seats. The
+ * plan is made against Redis first; it is applied only when whole. */
+#define SG_KEY_SYNCED "sg:{_}:synced" /* set: the people the sync manages */
+
+typedef struct {
+    char name[64];
+    char csv[128];  /* the CSV column */
+    char scim[128]; /* the SCIM attribute */
+} sg_sync_attr;
+
+typedef struct {
+    char attr[64];
+    char values[1024]; /* ",v1,v2," lowered */
+} sg_sync_cond;
+
+typedef struct {
+    char name[64];
+    sg_sync_cond *conds; /* all must hold */
+    size_t nconds;
+    char groups[1024];   /* ",g1,g2," */
+    char named[1024];    /* ",pool1,pool2," */
+    int service;
+    long line;
+} sg_sync_rule;
+
+typedef struct {
+    char user_col[128], active_col[128], service_col[128];
+    char active_values[1024], service_values[1024]; /* ",v1,v2," lowered */
+    sg_sync_attr *attrs;
+    size_t nattrs;
+    sg_sync_rule *rules;
+    size_t nrules;
+} sg_sync_map;
+
+int sg_sync_map_parse(const char *buf, size_t len, sg_sync_map *m, char *err, size_t errlen);
+void sg_sync_map_free(sg_sync_map *m);
+
+typedef struct {
+    char user[SG_IDENT_MAX + 1];
+    int active, service;
+    char **vals; /* one per map attribute, lowered ("a;b" for a list) */
+    size_t nvals;
+    long line;
+} sg_sync_person;
+
+/* The people of a CSV export; errors "line L, field F: reason". */
+int sg_sync_people_csv(const sg_sync_map *m, const char *buf, size_t len, sg_sync_person **out,
+                       size_t *n, char *err, size_t errlen);
+void sg_sync_people_free(sg_sync_person *p, size_t n);
+
+typedef struct {
+    char user[SG_IDENT_MAX + 1];
+    char rules[1024];   /* the rules that matched, "r1,r2" */
+    int record;         /* the user record changes */
+    int existed, was_disabled, was_service;
+    char old_groups[1100];
+} sg_sync_change;
+
+typedef struct {
+    char pool[SG_POOL_MAX + 1];
+    long bought, before, after;
+    char **assign, **unassign;
+    size_t nassign, nunassign;
+} sg_sync_pool;
+
+typedef struct {
+    sg_user_row *rows;       /* every person's record as the map wants it */
+    sg_sync_change *changes; /* and what changes, the same order */
+    size_t nrows, nrecords;  /* nrecords: records that change */
+    sg_sync_pool *pools;     /* named seats of each pool a rule names */
+    size_t npools;
+    char **disable;          /* --full: managed people absent from the export */
+    size_t ndisable;
+} sg_sync_plan;
+
+/* SG_OK, SG_EDENIED (more named seats than bought; err says where), or an
+ * error; nothing is written. */
+int sg_sync_plan_make(sg_conn *c, const sg_sync_map *m, const sg_sync_person *people, size_t n,
+                      int full, sg_sync_plan *pl, char *err, size_t errlen);
+int sg_sync_apply(sg_conn *c, const sg_sync_plan *pl, const char *via, char *err, size_t errlen);
+void sg_sync_plan_free(sg_sync_plan *pl);
+
 /* ---- doctor -----------------------------------------------------------------
  * Finds drift between the registry, the pools' projections, the pools index,
  * the seat bookkeeping and the host indexes; fix=1 repairs it (idempotent).

@@ -1,0 +1,111 @@
+"""seatctl sync (issue 13): an HR export through a map file into user
+records and named seats; dry-run changes nothing, a second run changes
+nothing, bad input applies nothing, over-assignment is refused."""
+import json
+import os
+
+import helpers
+from helpers import EX_OK
+
+MAP = os.path.join(helpers.REPO, "conf", "sync-map.conf")
+HEADER = "login,employment_status,account_type,job_code,department,ad_groups\n"
+EXPORT = HEADER + (
+    "ana,active,person,ITSM-L3,IT,CMDB-Admins;Staff\n"
+    "bo,active,person,ITSM-L1,IT,Staff\n"
+    "cy,terminated,person,ITSM-LEAD,IT,Staff\n"
+    "dee,on_leave,person,ITSM-LEAD,IT,\n"
+    "bridge,active,service,,Integration,\n"
+    "eve,active,person,HR-1,HR,Staff\n")
+
+
+def write(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+def registry(rdb):
+    return {k: v for k, v in rdb.hgetall("sg:{_}:users").items()}
+
+
+def test_sync_plan_apply_and_rerun(seatctl, seatctl_json, rdb, redis_server, tmp_path):
+    seatctl("pool", "set", "technicians", "--named", "3", "--floating", "5", check=EX_OK)
+    seatctl("assign", "technicians", "zed", check=EX_OK)          # by hand: stays
+    export = write(tmp_path, "hr.csv", EXPORT)
+    before = helpers.db_snapshot(redis_server.client())
+    res = seatctl_json("sync", "--from", export, "--map", MAP, "--dry-run", check=EX_OK)
+    plan = res.out
+    assert plan["applied"] is False and plan["people"] == 6
+    recs = {r["user"]: r for r in plan["records"]}
+    assert recs["ana"]["groups"] == "cmdb,senior,technicians"
+    assert recs["ana"]["rules"] == "senior-agents,cmdb-admins"
+    assert recs["bo"]["groups"] == "technicians" and not recs["bo"]["disabled"]
+    assert recs["cy"]["disabled"] is True
+    assert recs["dee"]["disabled"] is False and recs["dee"]["groups"] == "senior,technicians"
+    assert recs["bridge"]["service_account"] is True
+    assert recs["eve"]["groups"] == "" and recs["eve"]["rules"] == ""
+    assert recs["ana"]["was"] is None
+    [pool] = plan["named"]
+    assert (pool["pool"], pool["bought"], pool["assigned_before"], pool["assigned_after"]) == \
+        ("technicians", 3, 1, 3)
+    assert pool["assign"] == ["ana", "dee"] and pool["unassign"] == []
+    # a dry run changes nothing
+    assert helpers.db_snapshot(redis_server.client()) == before
+    # applied
+    res = seatctl_json("sync", "--from", export, "--map", MAP, check=EX_OK)
+    assert res.out["applied"] is True
+    named = set(rdb.smembers("sg:{technicians}:named"))
+    assert named == {"zed", "ana", "dee"}
+    show = seatctl_json("user", "show", "cy", check=EX_OK).out
+    assert show["disabled"] is True
+    assert seatctl("check", "technicians", "cy").rc == 1           # disabled: denied
+    assert seatctl("check", "technicians", "ana").rc == 0
+    # a second run changes nothing
+    snap = helpers.db_snapshot(redis_server.client())
+    res = seatctl_json("sync", "--from", export, "--map", MAP, check=EX_OK)
+    assert res.out["records"] == [] and res.out["named"][0]["assign"] == []
+    assert res.out["named"][0]["unassign"] == []
+    after = helpers.db_snapshot(redis_server.client())
+    assert {k for k in after if not k.startswith("sg:{technicians}:audit")} == \
+        {k for k in snap if not k.startswith("sg:{technicians}:audit")}
+    # dee leaves: her seat goes back; --full disables bo, who is gone
+    export2 = write(tmp_path, "hr2.csv", EXPORT.replace("dee,on_leave", "dee,terminated")
+                    .replace("bo,active,person,ITSM-L1,IT,Staff\n", ""))
+    res = seatctl_json("sync", "--from", export2, "--map", MAP, "--full", check=EX_OK)
+    assert res.out["named"][0]["unassign"] == ["dee"]
+    assert res.out["disable"] == ["bo"]
+    assert set(rdb.smembers("sg:{technicians}:named")) == {"zed", "ana"}
+    assert seatctl_json("user", "show", "bo", check=EX_OK).out["disabled"] is True
+
+
+def test_sync_refuses_more_named_seats_than_bought(seatctl, rdb, redis_server, tmp_path):
+    seatctl("pool", "set", "technicians", "--named", "1", "--floating", "5", check=EX_OK)
+    export = write(tmp_path, "hr.csv", EXPORT)
+    before = helpers.db_snapshot(redis_server.client())
+    res = seatctl("sync", "--from", export, "--map", MAP)
+    assert res.rc == 1, res
+    assert "pool technicians: the plan assigns 2 named seats, the pool has bought 1" in res.err
+    assert helpers.db_snapshot(redis_server.client()) == before
+
+
+def test_sync_bad_input_applies_nothing(seatctl, redis_server, tmp_path):
+    seatctl("pool", "set", "technicians", "--named", "5", "--floating", "5", check=EX_OK)
+    good_map = open(MAP).read()
+    cases = [
+        (EXPORT.replace("login,", "name,"), good_map, "map's user column 'login' is not in the header"),
+        (EXPORT + ",active,person,,,\n", good_map, "line 8, field login"),
+        (EXPORT + "ana,active,person,,,\n", good_map, "line 8, field login: 'ana' is already on line 2"),
+        (EXPORT + "x,active\n", good_map, "line 8: 2 fields, the header has 6"),
+        (EXPORT, good_map.replace("[rule cmdb-admins]", "[rule cmdb admins]"), "map line"),
+        (EXPORT, good_map + "\n[rule x]\nif colour = red\n", "tests 'colour'"),
+        (EXPORT, good_map + "\n[rule y]\nnamed = nosuchpool\n", "pool nosuchpool, which does not exist"),
+        (EXPORT, good_map + "\n[rule z]\ngroups = a,b=c\n", "map line"),
+        (EXPORT, good_map.replace("user = login", "usr = login"), "unknown setting 'usr'"),
+    ]
+    before = helpers.db_snapshot(redis_server.client())
+    for i, (export, mp, why) in enumerate(cases):
+        e = write(tmp_path, "e%d.csv" % i, export)
+        m = write(tmp_path, "m%d.conf" % i, mp)
+        res = seatctl("sync", "--from", e, "--map", m)
+        assert res.rc == 2 and why in res.err, (i, res)
+        assert helpers.db_snapshot(redis_server.client()) == before, i
