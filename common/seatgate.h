@@ -606,6 +606,10 @@ typedef struct {
 int sg_sync_people_csv(const sg_sync_map *m, const char *buf, size_t len, sg_sync_person **out,
                        size_t *n, char *err, size_t errlen);
 void sg_sync_people_free(sg_sync_person *p, size_t n);
+/* every "if" of rule r holds for person p */
+int sg_sync_rule_matches(const sg_sync_map *m, const sg_sync_rule *r, const sg_sync_person *p);
+/* item in a ",a,b," list */
+int sg_sync_in_list(const char *list, const char *item);
 
 typedef struct {
     char user[SG_IDENT_MAX + 1];

@@ -9,7 +9,7 @@
 
 FUZZ_CC      ?= clang
 FUZZ_TIME    ?= 20
-FUZZ_TARGETS := fuzz_url fuzz_ident fuzz_config fuzz_csv
+FUZZ_TARGETS := fuzz_url fuzz_ident fuzz_config fuzz_csv fuzz_sync
 FUZZ_BINS    := $(patsubst %,$(B)/fuzz/%,$(FUZZ_TARGETS))
 FUZZ_CFLAGS  := $(BASEFLAGS) -O1 -g -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
@@ -18,6 +18,7 @@ FUZZ_MAXLEN_fuzz_url    := 1200
 FUZZ_MAXLEN_fuzz_ident  := 600
 FUZZ_MAXLEN_fuzz_config := 8192
 FUZZ_MAXLEN_fuzz_csv    := 8192
+FUZZ_MAXLEN_fuzz_sync   := 8192
 
 .PHONY: fuzz fuzz-build
 fuzz-build: $(FUZZ_BINS)
@@ -27,6 +28,8 @@ $(B)/fuzz/fuzz_ident: tests/fuzz/fuzz_ident.c common/util.c common/seatgate.h
 $(B)/fuzz/fuzz_config: tests/fuzz/fuzz_config.c common/config.c common/url.c common/util.c \
                        common/host.c common/seatgate.h
 $(B)/fuzz/fuzz_csv: tests/fuzz/fuzz_csv.c common/csv.c common/util.c common/seatgate.h common/sg_csv.h
+$(B)/fuzz/fuzz_sync: tests/fuzz/fuzz_sync.c common/sync_parse.c common/csv.c common/util.c \
+                     common/seatgate.h common/sg_csv.h
 
 $(FUZZ_BINS): tests/fuzz/build.mk
 	@mkdir -p $(@D)

@@ -151,6 +151,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (q2 && strstr(s, needle) == ui && strstr(ui + 1, needle) == NULL) {
                 char shown[SG_ERR_MAX];
                 snprintf(shown, sizeof(shown), "%.*s", (int)(q2 - q1 - 1), q1 + 1);
+                /* a cut URL ends in "...", which is not from the URL (and
+                 * could complete a needle that itself ends in dots) */
+                size_t sl = strlen(shown);
+                if (sl >= 3 && strcmp(shown + sl - 3, "...") == 0)
+                    shown[sl - 3] = '\0';
                 CHECK(strstr(shown, needle) == NULL);
             }
         }

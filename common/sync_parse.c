@@ -1,0 +1,406 @@
+/* Identity sync, the input side: the map file and the people of an export
+ * (no Redis here, so the fuzzer can drive it). common/sync.c makes and
+ * applies the plan. See docs/sync.md for the map's format. */
+#include "seatgate.h"
+#include "internal.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define seterr sg_err_rc
+
+/* ---- small helpers ---------------------------------------------------------- */
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
+        s[--n] = '\0';
+    return s;
+}
+
+static void lower(char *s)
+{
+    for (; *s; s++)
+        *s = (char)tolower((unsigned char)*s);
+}
+
+/* ",a,b," membership, without case when the list was lowered */
+static int in_list(const char *list, const char *item)
+{
+    size_t n = strlen(item);
+    if (n == 0)
+        return 0; /* lists never hold an empty item */
+    for (const char *p = list; p && (p = strstr(p, item)) != NULL; p++)
+        if (p > list && p[-1] == ',' && p[n] == ',')
+            return 1;
+    return 0;
+}
+
+/* "a, b ,c" -> ",a,b,c," (lowered when low); each item checked by valid.
+ * -1 with why set on a bad item or overflow. */
+static int list_of(const char *v, int low, int (*valid)(const char *, char *, size_t), char *out,
+                   size_t len, char *why, size_t whylen)
+{
+    char tmp[2048];
+    if (strlen(v) >= sizeof(tmp))
+        return seterr(why, whylen, -1, "list too long");
+    snprintf(tmp, sizeof(tmp), "%s", v);
+    snprintf(out, len, ",");
+    for (char *save = NULL, *it = strtok_r(tmp, ",", &save); it; it = strtok_r(NULL, ",", &save)) {
+        it = trim(it);
+        if (*it == '\0')
+            continue;
+        if (low)
+            lower(it);
+        char e[SG_ERR_MAX];
+        if (valid && valid(it, e, sizeof(e)) != 0)
+            return seterr(why, whylen, -1, "'%s': %s", it, e);
+        if (in_list(out, it))
+            continue;
+        size_t k = strlen(out);
+        if (k + strlen(it) + 2 > len)
+            return seterr(why, whylen, -1, "list too long");
+        snprintf(out + k, len - k, "%s,", it);
+    }
+    return 0;
+}
+
+/* ---- the map ------------------------------------------------------------------ */
+
+void sg_sync_map_free(sg_sync_map *m)
+{
+    for (size_t i = 0; i < m->nrules; i++)
+        free(m->rules[i].conds);
+    free(m->rules);
+    free(m->attrs);
+    memset(m, 0, sizeof(*m));
+}
+
+static long attr_index(const sg_sync_map *m, const char *name)
+{
+    for (size_t i = 0; i < m->nattrs; i++)
+        if (strcmp(m->attrs[i].name, name) == 0)
+            return (long)i;
+    return -1;
+}
+
+static sg_sync_attr *attr_add(sg_sync_map *m, const char *name)
+{
+    long i = attr_index(m, name);
+    if (i >= 0)
+        return &m->attrs[i];
+    sg_sync_attr *a = realloc(m->attrs, (m->nattrs + 1) * sizeof(*a));
+    if (a == NULL)
+        return NULL;
+    m->attrs = a;
+    memset(&a[m->nattrs], 0, sizeof(*a));
+    snprintf(a[m->nattrs].name, sizeof(a[m->nattrs].name), "%s", name);
+    return &a[m->nattrs++];
+}
+
+static int name_ok(const char *s)
+{
+    if (*s == '\0' || strlen(s) >= 64)
+        return 0;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-' && *s != '.')
+            return 0;
+    return 1;
+}
+
+#define MAPERR(...) (seterr(err, errlen, -1, "map line %ld: ", line), \
+                     snprintf(err + strlen(err), errlen - strlen(err), __VA_ARGS__), -1)
+
+int sg_sync_map_parse(const char *buf, size_t len, sg_sync_map *m, char *err, size_t errlen)
+{
+    memset(m, 0, sizeof(*m));
+    snprintf(m->active_values, sizeof(m->active_values), ",active,true,1,yes,");
+    snprintf(m->service_values, sizeof(m->service_values), ",service,true,1,yes,");
+    long line = 0;
+    int section = 0; /* 0 none, 1 source, 2 rule */
+    sg_sync_rule *rule = NULL;
+    const char *p = buf, *end = buf + len;
+    int rc = 0;
+    while (p < end && rc == 0) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        line++;
+        char raw[2048];
+        if (n >= sizeof(raw)) {
+            rc = MAPERR("line too long");
+            break;
+        }
+        memcpy(raw, p, n);
+        raw[n] = '\0';
+        p = nl ? nl + 1 : end;
+        if (memchr(raw, '\0', n)) {
+            rc = MAPERR("holds a NUL byte");
+            break;
+        }
+        char *hash = strchr(raw, '#');
+        if (hash)
+            *hash = '\0';
+        char *s = trim(raw);
+        if (*s == '\0')
+            continue;
+        if (*s == '[') {
+            char *close = strchr(s, ']');
+            if (close == NULL || close[1] != '\0') {
+                rc = MAPERR("a section is [source] or [rule NAME]");
+                break;
+            }
+            *close = '\0';
+            char *what = trim(s + 1);
+            if (strcmp(what, "source") == 0) {
+                section = 1;
+            } else if (strncmp(what, "rule ", 5) == 0 && name_ok(trim(what + 5))) {
+                sg_sync_rule *r = realloc(m->rules, (m->nrules + 1) * sizeof(*r));
+                if (r == NULL) {
+                    rc = MAPERR("out of memory");
+                    break;
+                }
+                m->rules = r;
+                rule = &r[m->nrules++];
+                memset(rule, 0, sizeof(*rule));
+                snprintf(rule->name, sizeof(rule->name), "%s", trim(what + 5));
+                snprintf(rule->groups, sizeof(rule->groups), ",");
+                snprintf(rule->named, sizeof(rule->named), ",");
+                rule->line = line;
+                for (size_t k = 0; k + 1 < m->nrules; k++)
+                    if (strcmp(m->rules[k].name, rule->name) == 0) {
+                        rc = MAPERR("rule %s is defined twice", rule->name);
+                        break;
+                    }
+                section = 2;
+            } else {
+                rc = MAPERR("unknown section [%s]: use [source] or [rule NAME] (NAME: letters, "
+                            "digits, - _ .)", what);
+            }
+            continue;
+        }
+        char *eq = strchr(s, '=');
+        if (eq == NULL) {
+            rc = MAPERR("expected key = value");
+            break;
+        }
+        *eq = '\0';
+        char *key = trim(s), *val = trim(eq + 1), why[SG_ERR_MAX];
+        if (section == 0) {
+            rc = MAPERR("'%s' before any [source] or [rule NAME]", key);
+        } else if (section == 1) {
+            char *sp = strchr(key, ' ');
+            if (sp) { /* attr NAME / scim NAME */
+                *sp = '\0';
+                char *aname = trim(sp + 1);
+                if ((strcmp(key, "attr") != 0 && strcmp(key, "scim") != 0) || !name_ok(aname)) {
+                    rc = MAPERR("unknown setting '%s %s': use attr NAME = COLUMN or scim NAME = "
+                                "ATTRIBUTE", key, aname);
+                    continue;
+                }
+                if (*val == '\0' || strlen(val) >= 128) {
+                    rc = MAPERR("%s %s needs a column or attribute name", key, aname);
+                    continue;
+                }
+                sg_sync_attr *a = attr_add(m, aname);
+                if (a == NULL) {
+                    rc = MAPERR("out of memory");
+                    continue;
+                }
+                snprintf(key[0] == 'a' ? a->csv : a->scim, sizeof(a->csv), "%s", val);
+            } else if (strcmp(key, "user") == 0 || strcmp(key, "active") == 0 ||
+                       strcmp(key, "service_account") == 0) {
+                if (*val == '\0' || strlen(val) >= 128) {
+                    rc = MAPERR("%s needs a column name", key);
+                    continue;
+                }
+                snprintf(key[0] == 'u' ? m->user_col : key[0] == 'a' ? m->active_col
+                                                                      : m->service_col,
+                         sizeof(m->user_col), "%s", val);
+            } else if (strcmp(key, "active_values") == 0 || strcmp(key, "service_values") == 0) {
+                if (list_of(val, 1, NULL, key[0] == 'a' ? m->active_values : m->service_values,
+                            sizeof(m->active_values), why, sizeof(why)) != 0)
+                    rc = MAPERR("%s: %s", key, why);
+            } else {
+                rc = MAPERR("unknown setting '%s' in [source]", key);
+            }
+        } else {
+            if (strncmp(key, "if ", 3) == 0) {
+                char *aname = trim(key + 3);
+                sg_sync_cond *c = realloc(rule->conds, (rule->nconds + 1) * sizeof(*c));
+                if (c == NULL) {
+                    rc = MAPERR("out of memory");
+                    continue;
+                }
+                rule->conds = c;
+                c = &c[rule->nconds++];
+                memset(c, 0, sizeof(*c));
+                snprintf(c->attr, sizeof(c->attr), "%s", aname);
+                if (!name_ok(aname))
+                    rc = MAPERR("if: '%s' is not an attribute name", aname);
+                else if (list_of(val, 1, NULL, c->values, sizeof(c->values), why,
+                                 sizeof(why)) != 0 || strcmp(c->values, ",") == 0)
+                    rc = MAPERR("if %s: %s", aname, strcmp(c->values, ",") == 0 ? "no value"
+                                                                                  : why);
+            } else if (strcmp(key, "groups") == 0) {
+                if (list_of(val, 0, sg_valid_group, rule->groups, sizeof(rule->groups), why,
+                            sizeof(why)) != 0)
+                    rc = MAPERR("groups: %s", why);
+            } else if (strcmp(key, "named") == 0) {
+                if (list_of(val, 0, sg_valid_name, rule->named, sizeof(rule->named), why,
+                            sizeof(why)) != 0)
+                    rc = MAPERR("named: %s", why);
+            } else if (strcmp(key, "service_account") == 0) {
+                if (strcmp(val, "yes") != 0 && strcmp(val, "no") != 0)
+                    rc = MAPERR("service_account is yes or no, not '%s'", val);
+                rule->service = strcmp(val, "yes") == 0;
+            } else {
+                rc = MAPERR("unknown setting '%s' in [rule %s]: use if ATTR = V1, V2, groups = "
+                            "G1, G2, named = POOL, service_account = yes", key, rule->name);
+            }
+        }
+    }
+    if (rc == 0 && m->user_col[0] == '\0') {
+        line = 0;
+        rc = seterr(err, errlen, -1, "map: [source] must say user = COLUMN");
+    }
+    for (size_t i = 0; rc == 0 && i < m->nrules; i++)
+        for (size_t k = 0; rc == 0 && k < m->rules[i].nconds; k++)
+            if (attr_index(m, m->rules[i].conds[k].attr) < 0) {
+                line = m->rules[i].line;
+                rc = MAPERR("rule %s tests '%s', which no attr or scim line defines",
+                            m->rules[i].name, m->rules[i].conds[k].attr);
+            }
+    if (rc != 0)
+        sg_sync_map_free(m);
+    return rc;
+}
+
+/* ---- people ---------------------------------------------------------------------- */
+
+void sg_sync_people_free(sg_sync_person *p, size_t n)
+{
+    for (size_t i = 0; p && i < n; i++) {
+        for (size_t k = 0; p[i].vals && k < p[i].nvals; k++)
+            free(p[i].vals[k]);
+        free(p[i].vals);
+    }
+    free(p);
+}
+
+static int col_of(const sg_csv_table *t, const char *name, const char *what, long *out, char *err,
+                  size_t errlen)
+{
+    *out = -1;
+    if (name[0] == '\0')
+        return 0;
+    *out = sg_csv_table_col(t, name);
+    if (*out < 0)
+        return seterr(err, errlen, -1, "line 1: the map's %s column '%s' is not in the header",
+                      what, name);
+    return 0;
+}
+
+int sg_sync_people_csv(const sg_sync_map *m, const char *buf, size_t len, sg_sync_person **out,
+                       size_t *n, char *err, size_t errlen)
+{
+    *out = NULL;
+    *n = 0;
+    sg_csv_table t;
+    if (sg_csv_table_parse(buf, len, &t, err, errlen) != 0)
+        return -1;
+    long cu = -1, ca = -1, cs = -1;
+    int rc = col_of(&t, m->user_col, "user", &cu, err, errlen);
+    if (rc == 0)
+        rc = col_of(&t, m->active_col, "active", &ca, err, errlen);
+    if (rc == 0)
+        rc = col_of(&t, m->service_col, "service_account", &cs, err, errlen);
+    long *ci = calloc(m->nattrs + 1, sizeof(long));
+    if (ci == NULL)
+        rc = seterr(err, errlen, -1, "out of memory");
+    for (size_t a = 0; rc == 0 && a < m->nattrs; a++) {
+        char what[80];
+        snprintf(what, sizeof(what), "attr %s", m->attrs[a].name);
+        if (m->attrs[a].csv[0] == '\0')
+            rc = seterr(err, errlen, -1, "map: attr %s has no CSV column (attr %s = COLUMN)",
+                        m->attrs[a].name, m->attrs[a].name);
+        else
+            rc = col_of(&t, m->attrs[a].csv, what, &ci[a], err, errlen);
+    }
+    sg_sync_person *p = rc == 0 ? calloc(t.nrows + 1, sizeof(*p)) : NULL;
+    if (rc == 0 && p == NULL)
+        rc = seterr(err, errlen, -1, "out of memory");
+    for (size_t i = 0; rc == 0 && i < t.nrows; i++) {
+        char **row = t.rows[i], e[SG_ERR_MAX], v[256];
+        if (sg_valid_ident(row[cu], e, sizeof(e)) != 0) {
+            rc = seterr(err, errlen, -1, "line %ld, field %s: %s", t.lines[i], t.cols[cu], e);
+            break;
+        }
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(p[k].user, row[cu]) == 0) {
+                rc = seterr(err, errlen, -1, "line %ld, field %s: '%s' is already on line %ld",
+                            t.lines[i], t.cols[cu], row[cu], p[k].line);
+                break;
+            }
+        if (rc)
+            break;
+        snprintf(p[i].user, sizeof(p[i].user), "%s", row[cu]);
+        p[i].line = t.lines[i];
+        snprintf(v, sizeof(v), "%s", ca >= 0 ? row[ca] : "active");
+        lower(v);
+        p[i].active = ca < 0 || in_list(m->active_values, trim(v));
+        snprintf(v, sizeof(v), "%s", cs >= 0 ? row[cs] : "");
+        lower(v);
+        p[i].service = cs >= 0 && in_list(m->service_values, trim(v));
+        p[i].vals = calloc(m->nattrs + 1, sizeof(char *));
+        p[i].nvals = m->nattrs;
+        for (size_t a = 0; p[i].vals && a < m->nattrs; a++) {
+            p[i].vals[a] = strdup(row[ci[a]]);
+            if (p[i].vals[a] == NULL) {
+                p[i].nvals = a;
+                break;
+            }
+            lower(p[i].vals[a]);
+        }
+        if (p[i].vals == NULL || p[i].nvals != m->nattrs)
+            rc = seterr(err, errlen, -1, "out of memory");
+    }
+    free(ci);
+    if (rc == 0) {
+        *out = p;
+        *n = t.nrows;
+    } else {
+        sg_sync_people_free(p, t.nrows);
+    }
+    sg_csv_table_free(&t);
+    return rc;
+}
+
+/* Does a value match one of cond's values? A value may be a list separated
+ * by ';' (groups): any item matches. */
+static int cond_holds(const sg_sync_cond *c, const char *val)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s", val ? val : "");
+    for (char *save = NULL, *it = strtok_r(tmp, ";", &save); it; it = strtok_r(NULL, ";", &save))
+        if (in_list(c->values, trim(it)))
+            return 1;
+    return 0;
+}
+
+int sg_sync_rule_matches(const sg_sync_map *m, const sg_sync_rule *r, const sg_sync_person *p)
+{
+    for (size_t k = 0; k < r->nconds; k++)
+        if (!cond_holds(&r->conds[k], p->vals[attr_index(m, r->conds[k].attr)]))
+            return 0;
+    return 1;
+}
+
+int sg_sync_in_list(const char *list, const char *item)
+{
+    return in_list(list, item);
+}
