@@ -10,7 +10,7 @@
 static const char *const columns[] = {"time",   "at",     "pool",    "ev",    "user",
                                       "obo",    "via",    "host",    "pid",   "client",
                                       "result", "reason", "seat",    "session", "count",
-                                      "since",  "id"};
+                                      "since",  "by",     "before",  "after",   "id"};
 #define NCOLUMNS (sizeof(columns) / sizeof(columns[0]))
 
 struct audit_out {

@@ -3,9 +3,11 @@
  * plan (presentation only). */
 #include "seatctl.h"
 
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static json_object *strv_json(char **v, size_t n)
 {
@@ -143,11 +145,17 @@ int cmd_sync(opts_t *o, sg_conn *c)
     sg_sync_map_free(&m);
     if (rc != SG_OK)
         return report_err(rc, err);
+    /* who asked: the login behind seatctl, for the change log */
+    char by[64];
+    struct passwd *pw = getpwuid(getuid());
+    snprintf(by, sizeof(by), "%s", pw ? pw->pw_name : "?");
     int applied = 0;
     if (!o->dry_run) {
         rc = sg_sync_apply(c, &pl, "sync", err, sizeof(err));
         applied = rc == SG_OK;
     }
+    if (rc == SG_OK)
+        rc = sg_sync_log(c, &pl, applied, by, err, sizeof(err));
     if (json_out)
         print_json(plan_json(&pl, applied));
     else {

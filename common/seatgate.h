@@ -273,6 +273,7 @@ int sg_key_mux(const char *pool, const char *service_account, char *buf, size_t 
 #define SG_KEY_DISABLED "sg:{_}:disabled" /* set: disabled users */
 #define SG_KEY_SVC "sg:{_}:svc"           /* set: service accounts */
 #define SG_KEY_GROUP_PREFIX "sg:{_}:grp:" /* set per group: its members */
+#define SG_KEY_REGISTRY_AUDIT "sg:{_}:audit" /* stream: the registry's audit (pool "_") */
 #define SG_KEY_HOST_PREFIX "sg:host:"     /* hash per host id: its PAM sessions */
 
 #include "sg_csv.h"  /* CSV import, CSV quoting, RFC 3339 times */
@@ -615,6 +616,7 @@ typedef struct {
     char user[SG_IDENT_MAX + 1];
     char rules[1024];   /* the rules that matched, "r1,r2" */
     int record;         /* the user record changes */
+    int managed;        /* an earlier sync managed this person already */
     int existed, was_disabled, was_service;
     char old_groups[1100];
 } sg_sync_change;
@@ -642,6 +644,11 @@ int sg_sync_plan_make(sg_conn *c, const sg_sync_map *m, const sg_sync_person *pe
                       int full, sg_sync_plan *pl, char *err, size_t errlen);
 int sg_sync_apply(sg_conn *c, const sg_sync_plan *pl, const char *via, char *err, size_t errlen);
 void sg_sync_plan_free(sg_sync_plan *pl);
+/* The plan as a reviewable change log in the registry's audit stream (pool
+ * "_"): one entry per change, ev "sync_plan" (a dry run) or "sync" (applied),
+ * with who asked (by), the rules (reason), before and after. */
+int sg_sync_log(sg_conn *c, const sg_sync_plan *pl, int applied, const char *by, char *err,
+                size_t errlen);
 
 /* ---- doctor -----------------------------------------------------------------
  * Finds drift between the registry, the pools' projections, the pools index,

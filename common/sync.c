@@ -138,6 +138,10 @@ int sg_sync_plan_make(sg_conn *c, const sg_sync_map *m, const sg_sync_person *pe
     redisReply *managed = rc == SG_OK ? sg_cmdv(c, err, errlen, 2, mv) : NULL;
     if (rc == SG_OK && managed == NULL)
         rc = SG_EBACKEND;
+    for (size_t j = 0; rc == SG_OK && j < managed->elements; j++)
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(managed->element[j]->str, people[i].user) == 0)
+                pl->changes[i].managed = 1;
     for (char *q = strchr(pools, ','); rc == SG_OK && q && q[1]; q = strchr(q + 1, ',')) {
         char pool[SG_POOL_MAX + 1];
         size_t ql = strcspn(q + 1, ",");
@@ -250,21 +254,94 @@ int sg_sync_apply(sg_conn *c, const sg_sync_plan *pl, const char *via, char *err
         if (pl->pools[i].nassign)
             rc = sg_assign(c, pl->pools[i].pool, 1, (const char **)pl->pools[i].assign,
                            pl->pools[i].nassign, via, NULL, err, errlen);
-    /* the people it manages from now on */
-    for (size_t i = 0; rc == SG_OK && i < pl->nrows; i += 1000) {
-        size_t m = pl->nrows - i < 1000 ? pl->nrows - i : 1000;
-        const char **av = malloc((m + 2) * sizeof(char *));
-        if (av == NULL)
-            return seterr(err, errlen, SG_EBACKEND, "out of memory");
+    /* the people it manages from now on (only the new ones: a run that
+     * changes nothing writes nothing) */
+    const char **av = rc == SG_OK ? malloc((pl->nrows + 2) * sizeof(char *)) : NULL;
+    size_t m = 2;
+    if (rc == SG_OK && av == NULL)
+        return seterr(err, errlen, SG_EBACKEND, "out of memory");
+    for (size_t i = 0; av && i < pl->nrows; i++)
+        if (!pl->changes[i].managed)
+            av[m++] = pl->rows[i].user;
+    if (av && m > 2) {
         av[0] = "SADD";
         av[1] = SG_KEY_SYNCED;
-        for (size_t j = 0; j < m; j++)
-            av[2 + j] = pl->rows[i + j].user;
-        redisReply *r = sg_cmdv(c, err, errlen, (int)m + 2, av);
-        free(av);
+        redisReply *r = sg_cmdv(c, err, errlen, (int)m, av);
         if (r == NULL)
-            return SG_EBACKEND;
-        freeReplyObject(r);
+            rc = SG_EBACKEND;
+        else
+            freeReplyObject(r);
+    }
+    free(av);
+    return rc;
+}
+
+/* ---- the change log --------------------------------------------------------------- */
+
+static void rec_text(int disabled, int service, const char *groups, char *buf, size_t len)
+{
+    snprintf(buf, len, "disabled=%d service_account=%d groups=%s", disabled, service,
+             groups[0] ? groups : "-");
+}
+
+int sg_sync_log(sg_conn *c, const sg_sync_plan *pl, int applied, const char *by, char *err,
+                size_t errlen)
+{
+    /* one entry per change in the registry's audit stream (pool "_"): what
+     * the plan did or would do, the rules behind it, before and after */
+    char host[256], at[32], minid[32];
+    sg_hostname(host, sizeof(host));
+    long long now = sg_server_time_ms(c);
+    if (now < 0)
+        return seterr(err, errlen, SG_EBACKEND, "redis: TIME failed");
+    snprintf(at, sizeof(at), "%lld", now);
+    snprintf(minid, sizeof(minid), "%lld", now - 400LL * 86400000);
+    const char *ev = applied ? "sync" : "sync_plan";
+    int rc = SG_OK;
+    for (size_t i = 0; rc == SG_OK && i < pl->nrows; i++) {
+        const sg_sync_change *ch = &pl->changes[i];
+        const sg_user_row *row = &pl->rows[i];
+        if (!ch->record)
+            continue;
+        char before[1300] = "-", after[1300];
+        if (ch->existed)
+            rec_text(ch->was_disabled, ch->was_service, ch->old_groups, before, sizeof(before));
+        rec_text(row->disabled, row->service, row->groups, after, sizeof(after));
+        const char *av[] = {"XADD", SG_KEY_REGISTRY_AUDIT, "MINID", "~", minid, "*", "ev", ev,
+                            "at", at, "pool", "_", "user", row->user, "via", "sync", "host",
+                            host, "by", by ? by : "", "result", "ok", "reason",
+                            ch->rules[0] ? ch->rules : "no_rule", "seat", "none", "before",
+                            before, "after", after};
+        redisReply *r = sg_cmdv(c, err, errlen, (int)(sizeof(av) / sizeof(av[0])), av);
+        if (r == NULL)
+            rc = SG_EBACKEND;
+        else
+            freeReplyObject(r);
+    }
+    for (size_t i = 0; rc == SG_OK && i < pl->npools; i++) {
+        const sg_sync_pool *sp = &pl->pools[i];
+        for (size_t k = 0; rc == SG_OK && k < sp->nassign + sp->nunassign; k++) {
+            int give = k < sp->nassign;
+            const char *u = give ? sp->assign[k] : sp->unassign[k - sp->nassign];
+            const char *rules = "";
+            for (size_t j = 0; j < pl->nrows; j++)
+                if (strcmp(pl->rows[j].user, u) == 0)
+                    rules = pl->changes[j].rules;
+            char what[SG_POOL_MAX + 32];
+            snprintf(what, sizeof(what), "named seat of %s", sp->pool);
+            const char *av[] = {"XADD", SG_KEY_REGISTRY_AUDIT, "MINID", "~", minid, "*", "ev", ev,
+                                "at", at, "pool", "_", "user", u, "via", "sync", "host", host,
+                                "by", by ? by : "", "result", "ok", "reason",
+                                give ? (rules[0] ? rules : "no_rule")
+                                     : (rules[0] ? "no_rule_names_the_pool" : "left_or_inactive"),
+                                "seat", "named", "before", give ? "-" : what, "after",
+                                give ? what : "-"};
+            redisReply *r = sg_cmdv(c, err, errlen, (int)(sizeof(av) / sizeof(av[0])), av);
+            if (r == NULL)
+                rc = SG_EBACKEND;
+            else
+                freeReplyObject(r);
+        }
     }
     return rc;
 }
