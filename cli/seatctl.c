@@ -906,6 +906,10 @@ static const struct cmd cmds[] = {
      "a pool has bought applies nothing (exit 2, or 1 for the seats). --dry-run stops\n"
      "after the plan. --full also disables the people the sync managed before who are\n"
      "absent from the export. A second run of the same export changes nothing."},
+    {"explain", NULL, 1, 1, a_none, cmd_explain, "explain USER [--json]",
+     "Why this person has what they have: the user record and which sync (when, by\n"
+     "whom, which rules of the map) set it, the seats held and which rules gave the\n"
+     "named ones, and the last events of the audit log about the person."},
     {"report", NULL, 0, 0, a_report, cmd_report,
      "report [--pool P] [--since T] [--until T] [--format text|json|html] [--out FILE]\n"
      "                [--price-named X] [--price-floating Y] [--denial-budget PCT]",

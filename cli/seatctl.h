@@ -49,6 +49,7 @@ void prepare_user_import(opts_t *o);
 int cmd_user_import(opts_t *o, sg_conn *c);
 int cmd_user_show(opts_t *o, sg_conn *c);
 int cmd_doctor(opts_t *o, sg_conn *c);
+int cmd_explain(opts_t *o, sg_conn *c);
 /* cli/seatctl_audit.c */
 int cmd_audit(opts_t *o, sg_conn *c);
 /* cli/seatctl_report.c */

@@ -151,3 +151,160 @@ int cmd_doctor(opts_t *o, sg_conn *c)
     }
     return findings && !o->fix ? EX_DENIED : EX_OK;
 }
+
+/* ---- explain: why this person has what they have ------------------------------ */
+
+#define EXPLAIN_LAST 10
+
+struct explain {
+    json_object *sync;     /* the last sync entries: the record, each named seat */
+    json_object *last;     /* the last decisions (a ring of EXPLAIN_LAST) */
+    size_t nlast;
+};
+
+static const char *efield(const sg_audit_entry *e, const char *name)
+{
+    for (int i = 0; i < e->nfields; i++)
+        if (strcmp(e->name[i], name) == 0)
+            return e->value[i];
+    return "";
+}
+
+static json_object *entry_json(const sg_audit_entry *e)
+{
+    static const char *const keep[] = {"ev",     "pool",   "user", "obo",    "via",   "host",
+                                       "result", "reason", "seat", "by",     "before", "after"};
+    char t[40];
+    json_object *o = json_object_new_object();
+    sg_fmt_rfc3339(e->at_ms, t, sizeof(t));
+    json_object_object_add(o, "at", json_object_new_string(t));
+    for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
+        const char *v = strcmp(keep[i], "pool") == 0 ? e->pool : efield(e, keep[i]);
+        if (v && *v)
+            json_object_object_add(o, keep[i], json_object_new_string(v));
+    }
+    return o;
+}
+
+static int explain_entry(void *ud, const sg_audit_entry *e)
+{
+    struct explain *x = ud;
+    const char *ev = efield(e, "ev");
+    if (strcmp(ev, "sync") == 0) {
+        /* the latest of each: the record, and each pool's named seat */
+        const char *after = efield(e, "after"), *before = efield(e, "before");
+        char key[SG_POOL_MAX + 32];
+        const char *seat = strncmp(after, "named seat of ", 14) == 0    ? after + 14
+                           : strncmp(before, "named seat of ", 14) == 0 ? before + 14
+                                                                          : NULL;
+        snprintf(key, sizeof(key), "%s%s", seat ? "named:" : "record", seat ? seat : "");
+        json_object_object_add(x->sync, key, entry_json(e));
+        return 0;
+    }
+    static const char *const decisions[] = {"grant", "join",   "deny",    "deny_repeat",
+                                            "expire", "release", "revoke", "convert",
+                                            "assign", "unassign", "user_set", "mux_finding"};
+    for (size_t i = 0; i < sizeof(decisions) / sizeof(decisions[0]); i++)
+        if (strcmp(ev, decisions[i]) == 0) {
+            if (x->nlast == EXPLAIN_LAST)
+                json_object_array_del_idx(x->last, 0, 1);
+            else
+                x->nlast++;
+            json_object_array_add(x->last, entry_json(e));
+            break;
+        }
+    return 0;
+}
+
+int cmd_explain(opts_t *o, sg_conn *c)
+{
+    char err[SG_ERR_MAX];
+    const char *user = o->pos[0];
+    if (sg_valid_ident(user, err, sizeof(err)) != 0)
+        die_usage("user: %s", err);
+    sg_user_info u;
+    int rc = sg_user_get(c, user, &u, err, sizeof(err));
+    if (rc != SG_OK)
+        return report_err(rc, err);
+    struct explain x = {json_object_new_object(), json_object_new_array(), 0};
+    sg_audit_query q = {.user = user};
+    rc = sg_audit_read(c, &q, explain_entry, &x, err, sizeof(err));
+    if (rc != SG_OK) {
+        json_object_put(x.sync);
+        json_object_put(x.last);
+        sg_user_info_free(&u);
+        return report_err(rc, err);
+    }
+    json_object *j = json_object_new_object();
+    json_object_object_add(j, "user", json_object_new_string(u.user));
+    json_object_object_add(j, "registered", json_object_new_boolean(u.registered));
+    json_object_object_add(j, "disabled", json_object_new_boolean(u.disabled));
+    json_object_object_add(j, "service_account", json_object_new_boolean(u.service));
+    json_object_object_add(j, "groups", json_object_new_string(u.groups));
+    json_object *rec = NULL;
+    json_object_object_get_ex(x.sync, "record", &rec);
+    json_object_object_add(j, "record_from_sync", rec ? json_object_get(rec) : NULL);
+    json_object *pools = json_object_new_array();
+    for (size_t i = 0; i < u.npools; i++) {
+        const sg_user_pool *p = &u.pools[i];
+        if (!p->named && !p->lease_ms && !p->sessions)
+            continue;
+        json_object *po = json_object_new_object();
+        json_object_object_add(po, "pool", json_object_new_string(p->pool));
+        json_object_object_add(po, "seat", json_object_new_string(p->named ? "named"
+                                                                  : p->lease_ms ? "floating"
+                                                                                : "none"));
+        json_object_object_add(po, "sessions", json_object_new_int64(p->sessions));
+        char key[SG_POOL_MAX + 16];
+        snprintf(key, sizeof(key), "named:%s", p->pool);
+        json_object *why = NULL;
+        if (p->named && json_object_object_get_ex(x.sync, key, &why))
+            json_object_object_add(po, "given_by_sync", json_object_get(why));
+        json_object_array_add(pools, po);
+    }
+    json_object_object_add(j, "holds", pools);
+    json_object_object_add(j, "last", json_object_get(x.last));
+    if (json_out) {
+        print_json(j);
+    } else {
+        printf("%s: %s%s, groups %s\n", u.user, u.disabled ? "disabled" : "enabled",
+               u.service ? ", service account" : "", u.groups[0] ? u.groups : "-");
+        if (rec) {
+            json_object *v;
+            printf("  record from sync at %s by %s, rules %s\n",
+                   json_object_object_get_ex(rec, "at", &v) ? json_object_get_string(v) : "?",
+                   json_object_object_get_ex(rec, "by", &v) ? json_object_get_string(v) : "?",
+                   json_object_object_get_ex(rec, "reason", &v) ? json_object_get_string(v) : "?");
+        } else {
+            printf("  record set by hand (no sync changed it)\n");
+        }
+        size_t np = json_object_array_length(pools);
+        printf("holds: %s\n", np ? "" : "nothing");
+        for (size_t i = 0; i < np; i++) {
+            json_object *po = json_object_array_get_idx(pools, i), *v, *why;
+            printf("  %-20s %-9s", json_object_get_string(json_object_object_get(po, "pool")),
+                   json_object_get_string(json_object_object_get(po, "seat")));
+            if (json_object_object_get_ex(po, "given_by_sync", &why))
+                printf(" given by sync at %s, rules %s",
+                       json_object_object_get_ex(why, "at", &v) ? json_object_get_string(v) : "?",
+                       json_object_object_get_ex(why, "reason", &v) ? json_object_get_string(v)
+                                                                    : "?");
+            putchar('\n');
+        }
+        printf("last events (%zu):\n", x.nlast);
+        for (size_t i = 0; i < x.nlast; i++) {
+            json_object *e = json_object_array_get_idx(x.last, i), *v;
+            printf("  %s", json_object_get_string(json_object_object_get(e, "at")));
+            static const char *const show[] = {"pool", "ev", "result", "reason", "via"};
+            for (size_t k = 0; k < sizeof(show) / sizeof(show[0]); k++)
+                if (json_object_object_get_ex(e, show[k], &v))
+                    printf(" %s", json_object_get_string(v));
+            putchar('\n');
+        }
+        json_object_put(j);
+    }
+    json_object_put(x.sync);
+    json_object_put(x.last);
+    sg_user_info_free(&u);
+    return EX_OK;
+}

@@ -74,6 +74,21 @@ def test_sync_plan_apply_and_rerun(seatctl, seatctl_json, rdb, redis_server, tmp
     assert show["disabled"] is True
     assert seatctl("check", "technicians", "cy").rc == 1           # disabled: denied
     assert seatctl("check", "technicians", "ana").rc == 0
+    # why does ana have what she has: one command
+    assert seatctl("acquire", "technicians", "ana", "--session", "s1").rc == 0
+    ex = seatctl_json("explain", "ana", check=EX_OK).out
+    assert ex["groups"] == "cmdb,senior,technicians" and ex["disabled"] is False
+    assert ex["record_from_sync"]["reason"] == "senior-agents,cmdb-admins"
+    assert ex["record_from_sync"]["after"] == \
+        "disabled=0 service_account=0 groups=cmdb,senior,technicians"
+    [held] = ex["holds"]
+    assert (held["pool"], held["seat"], held["sessions"]) == ("technicians", "named", 1)
+    assert held["given_by_sync"]["reason"] == "senior-agents,cmdb-admins"
+    assert held["given_by_sync"]["via"] == "sync"
+    assert [e["ev"] for e in ex["last"]][-2:] == ["assign", "grant"]
+    txt = seatctl("explain", "ana", check=EX_OK).out
+    assert "record from sync at" in txt and "rules senior-agents,cmdb-admins" in txt
+    assert "technicians          named     given by sync" in txt
     # a second run changes nothing
     snap = helpers.db_snapshot(redis_server.client())
     res = seatctl_json("sync", "--from", export, "--map", MAP, check=EX_OK)
