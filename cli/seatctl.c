@@ -898,8 +898,9 @@ static const struct cmd cmds[] = {
      "T is RFC 3339 (2026-11-29T10:00:00Z), a date, or a duration ago (2h, 7d).\n"
      "--follow prints new entries as they come (for a SIEM); stop it with a signal."},
     {"sync", NULL, 0, 0, a_sync, cmd_sync,
-     "sync --from FILE --map FILE [--format csv] [--dry-run] [--full] [--json]",
-     "Apply an HR export (CSV, columns named in the map) through a map file\n"
+     "sync --from FILE --map FILE [--format csv|scim] [--dry-run] [--full] [--json]",
+     "Apply an HR export (CSV, columns named in the map) or SCIM 2.0 User resources\n"
+     "(a ListResponse, or one resource a line) through a map file\n"
      "(docs/sync.md): each person's user record (groups, disabled, service account)\n"
      "and named seats, as the map's rules say. The plan is printed first; a malformed\n"
      "file or map, an unknown column, or a plan that would assign more named seats than\n"

@@ -6,11 +6,12 @@
 #include <string.h>
 #include <time.h>
 
-/* the columns of the CSV export, in order; JSON lines carry the same names */
+/* the columns of the CSV export, in order; JSON lines carry the same names.
+ * New columns go at the end, so that readers of older exports keep working. */
 static const char *const columns[] = {"time",   "at",     "pool",    "ev",    "user",
                                       "obo",    "via",    "host",    "pid",   "client",
                                       "result", "reason", "seat",    "session", "count",
-                                      "since",  "by",     "before",  "after",   "id"};
+                                      "since",  "id",     "by",      "before",  "after"};
 #define NCOLUMNS (sizeof(columns) / sizeof(columns[0]))
 
 struct audit_out {
@@ -42,7 +43,7 @@ static int audit_entry(void *ud, const sg_audit_entry *e)
     vals[1] = ta;
     vals[2] = e->pool;
     vals[15] = ts;
-    vals[16] = e->id;
+    vals[16] = e->id; /* the columns after it (by, before, after) came later */
     if (ao->csv) {
         for (size_t i = 0; i < NCOLUMNS; i++) {
             if (i)

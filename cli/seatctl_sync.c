@@ -114,9 +114,9 @@ int cmd_sync(opts_t *o, sg_conn *c)
     char err[SG_ERR_MAX];
     if (o->from == NULL || o->map == NULL)
         die_usage("sync needs --from FILE and --map FILE");
-    if (o->format && strcmp(o->format, "csv") != 0)
-        die_usage("--format: only csv in this version (SCIM files are planned), not '%s'",
-                  o->format);
+    int scim = o->format && strcmp(o->format, "scim") == 0;
+    if (o->format && !scim && strcmp(o->format, "csv") != 0)
+        die_usage("--format takes csv or scim, not '%s'", o->format);
     size_t mlen, flen;
     char *mbuf = read_all(o->map, &mlen, err, sizeof(err));
     if (mbuf == NULL)
@@ -133,7 +133,8 @@ int cmd_sync(opts_t *o, sg_conn *c)
     }
     sg_sync_person *people = NULL;
     size_t n = 0;
-    rc = sg_sync_people_csv(&m, fbuf, flen, &people, &n, err, sizeof(err));
+    rc = scim ? sg_sync_people_scim(&m, fbuf, flen, &people, &n, err, sizeof(err))
+              : sg_sync_people_csv(&m, fbuf, flen, &people, &n, err, sizeof(err));
     free(fbuf);
     if (rc != 0) {
         sg_sync_map_free(&m);

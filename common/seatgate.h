@@ -606,6 +606,14 @@ typedef struct {
 /* The people of a CSV export; errors "line L, field F: reason". */
 int sg_sync_people_csv(const sg_sync_map *m, const char *buf, size_t len, sg_sync_person **out,
                        size_t *n, char *err, size_t errlen);
+/* The people of SCIM 2.0 User resources: a ListResponse (Resources), one
+ * resource, or one resource a line. userName is the user, active (true,
+ * false; absent: true) the status; an attribute is read from the map's
+ * "scim NAME = ATTRIBUTE" (else an attribute of its own name): a core
+ * attribute, one of the enterprise extension, or groups (display names).
+ * Errors: "resource N, field F: reason". */
+int sg_sync_people_scim(const sg_sync_map *m, const char *buf, size_t len, sg_sync_person **out,
+                        size_t *n, char *err, size_t errlen);
 void sg_sync_people_free(sg_sync_person *p, size_t n);
 /* every "if" of rule r holds for person p */
 int sg_sync_rule_matches(const sg_sync_map *m, const sg_sync_rule *r, const sg_sync_person *p);

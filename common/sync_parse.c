@@ -404,3 +404,193 @@ int sg_sync_in_list(const char *list, const char *item)
 {
     return in_list(list, item);
 }
+
+/* ---- SCIM 2.0 User resources ---------------------------------------------------- */
+
+#include <json.h>
+
+#define SCIM_ENTERPRISE "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+
+/* The string of attribute `name` of a User resource: a core attribute
+ * (userName, displayName, title, userType, externalId, ...), an attribute of
+ * the enterprise extension (employeeNumber, department, costCenter,
+ * organization, division), or "groups" (the display names, else the
+ * values, joined with ';'). "" when absent; -1 when present but not a
+ * string (or groups not an array of objects). */
+static int scim_attr(json_object *res, const char *name, char *out, size_t len)
+{
+    json_object *v = NULL, *ext = NULL;
+    out[0] = '\0';
+    if (strcmp(name, "groups") == 0) {
+        if (!json_object_object_get_ex(res, "groups", &v) || v == NULL)
+            return 0;
+        if (!json_object_is_type(v, json_type_array))
+            return -1;
+        for (size_t i = 0; i < json_object_array_length(v); i++) {
+            json_object *g = json_object_array_get_idx(v, i), *d = NULL;
+            if (!json_object_is_type(g, json_type_object))
+                return -1;
+            if (!json_object_object_get_ex(g, "display", &d) || !json_object_is_type(d, json_type_string))
+                json_object_object_get_ex(g, "value", &d);
+            if (d == NULL || !json_object_is_type(d, json_type_string))
+                return -1;
+            size_t k = strlen(out);
+            snprintf(out + k, len - k, "%s%s", k ? ";" : "", json_object_get_string(d));
+        }
+        return 0;
+    }
+    if (!json_object_object_get_ex(res, name, &v) &&
+        json_object_object_get_ex(res, SCIM_ENTERPRISE, &ext) &&
+        json_object_is_type(ext, json_type_object))
+        json_object_object_get_ex(ext, name, &v);
+    if (v == NULL)
+        return 0;
+    if (!json_object_is_type(v, json_type_string))
+        return -1;
+    snprintf(out, len, "%s", json_object_get_string(v));
+    return 0;
+}
+
+/* one User resource into p (number no, for errors) */
+static int scim_person(const sg_sync_map *m, json_object *res, long no, sg_sync_person *p,
+                       char *err, size_t errlen)
+{
+    char e[SG_ERR_MAX], v[4096];
+    json_object *x = NULL;
+    if (!json_object_is_type(res, json_type_object))
+        return seterr(err, errlen, -1, "resource %ld: not a JSON object", no);
+    if (!json_object_object_get_ex(res, "userName", &x) || !json_object_is_type(x, json_type_string))
+        return seterr(err, errlen, -1, "resource %ld, field userName: missing or not a string",
+                      no);
+    if (sg_valid_ident(json_object_get_string(x), e, sizeof(e)) != 0)
+        return seterr(err, errlen, -1, "resource %ld, field userName: %s", no, e);
+    snprintf(p->user, sizeof(p->user), "%s", json_object_get_string(x));
+    p->line = no;
+    p->active = 1;
+    if (json_object_object_get_ex(res, "active", &x) && x != NULL) {
+        if (!json_object_is_type(x, json_type_boolean))
+            return seterr(err, errlen, -1, "resource %ld, field active: not true or false", no);
+        p->active = json_object_get_boolean(x);
+    }
+    p->vals = calloc(m->nattrs + 1, sizeof(char *));
+    if (p->vals == NULL)
+        return seterr(err, errlen, -1, "out of memory");
+    for (size_t a = 0; a < m->nattrs; a++) {
+        const char *name = m->attrs[a].scim[0] ? m->attrs[a].scim : m->attrs[a].name;
+        if (scim_attr(res, name, v, sizeof(v)) != 0)
+            return seterr(err, errlen, -1, "resource %ld, field %s: not a string%s", no, name,
+                          strcmp(name, "groups") == 0 ? " list of groups" : "");
+        if ((p->vals[a] = strdup(v)) == NULL)
+            return seterr(err, errlen, -1, "out of memory");
+        lower(p->vals[a]);
+        p->nvals = a + 1;
+    }
+    p->nvals = m->nattrs;
+    return 0;
+}
+
+static int only_space(const char *p, const char *end)
+{
+    for (; p < end; p++)
+        if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n')
+            return 0;
+    return 1;
+}
+
+int sg_sync_people_scim(const sg_sync_map *m, const char *buf, size_t len, sg_sync_person **out,
+                        size_t *n, char *err, size_t errlen)
+{
+    *out = NULL;
+    *n = 0;
+    if (memchr(buf, '\0', len))
+        return seterr(err, errlen, -1, "the file holds a NUL byte");
+    json_object **res = NULL, *whole = NULL;
+    size_t nres = 0, cap = 0;
+    int rc = 0;
+    struct json_tokener *tok = json_tokener_new();
+    if (tok == NULL)
+        return seterr(err, errlen, -1, "out of memory");
+    /* a ListResponse (or one resource) as the whole document ... */
+    whole = json_tokener_parse_ex(tok, buf, (int)len);
+    if (whole && json_tokener_get_error(tok) == json_tokener_success &&
+        only_space(buf + json_tokener_get_parse_end(tok), buf + len)) {
+        json_object *r = NULL;
+        if (json_object_is_type(whole, json_type_object) &&
+            json_object_object_get_ex(whole, "Resources", &r)) {
+            if (!json_object_is_type(r, json_type_array)) {
+                rc = seterr(err, errlen, -1, "Resources: not an array");
+            } else {
+                nres = json_object_array_length(r);
+                res = calloc(nres + 1, sizeof(*res));
+                for (size_t i = 0; res && i < nres; i++)
+                    res[i] = json_object_array_get_idx(r, i);
+            }
+        } else {
+            nres = 1;
+            res = calloc(2, sizeof(*res));
+            if (res)
+                res[0] = whole;
+        }
+        if (rc == 0 && res == NULL)
+            rc = seterr(err, errlen, -1, "out of memory");
+    } else {
+        /* ... or one resource a line */
+        if (whole)
+            json_object_put(whole);
+        whole = NULL;
+        const char *p = buf, *end = buf + len;
+        for (long line = 1; p < end && rc == 0; line++) {
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
+            const char *q = p, *e = nl ? nl : end;
+            p = nl ? nl + 1 : end;
+            if (only_space(q, e))
+                continue;
+            json_tokener_reset(tok);
+            json_object *o = json_tokener_parse_ex(tok, q, (int)(e - q));
+            if (o == NULL || json_tokener_get_error(tok) != json_tokener_success ||
+                !only_space(q + json_tokener_get_parse_end(tok), e)) {
+                if (o)
+                    json_object_put(o);
+                rc = seterr(err, errlen, -1, "line %ld: not one JSON resource (%s)", line,
+                            json_tokener_error_desc(json_tokener_get_error(tok)));
+                break;
+            }
+            if (nres == cap) {
+                size_t c2 = cap ? cap * 2 : 64;
+                json_object **t = realloc(res, c2 * sizeof(*t));
+                if (t == NULL) {
+                    json_object_put(o);
+                    rc = seterr(err, errlen, -1, "out of memory");
+                    break;
+                }
+                res = t;
+                cap = c2;
+            }
+            res[nres++] = o;
+        }
+    }
+    json_tokener_free(tok);
+    sg_sync_person *ps = rc == 0 ? calloc(nres + 1, sizeof(*ps)) : NULL;
+    if (rc == 0 && ps == NULL)
+        rc = seterr(err, errlen, -1, "out of memory");
+    for (size_t i = 0; rc == 0 && i < nres; i++) {
+        rc = scim_person(m, res[i], (long)i + 1, &ps[i], err, errlen);
+        for (size_t k = 0; rc == 0 && k < i; k++)
+            if (strcmp(ps[k].user, ps[i].user) == 0)
+                rc = seterr(err, errlen, -1, "resource %zu, field userName: '%s' is already "
+                            "resource %zu", i + 1, ps[i].user, k + 1);
+    }
+    if (whole)
+        json_object_put(whole);
+    else
+        for (size_t i = 0; res && i < nres; i++)
+            json_object_put(res[i]);
+    free(res);
+    if (rc == 0) {
+        *out = ps;
+        *n = nres;
+    } else {
+        sg_sync_people_free(ps, nres);
+    }
+    return rc;
+}

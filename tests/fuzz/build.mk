@@ -33,7 +33,7 @@ $(B)/fuzz/fuzz_sync: tests/fuzz/fuzz_sync.c common/sync_parse.c common/csv.c com
 
 $(FUZZ_BINS): tests/fuzz/build.mk
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(if $(filter %fuzz_sync,$@),-ljson-c)
 
 fuzz: $(FUZZ_BINS)
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -19,7 +19,8 @@ from helpers import EX_DENIED, EX_OK, EX_USAGE, db_snapshot, leases
 
 RFC3339_MS_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 CSV_COLUMNS = ["time", "at", "pool", "ev", "user", "obo", "via", "host", "pid", "client",
-               "result", "reason", "seat", "session", "count", "since", "id"]
+               "result", "reason", "seat", "session", "count", "since", "id", "by", "before",
+               "after"]
 BOM = b"\xef\xbb\xbf"
 
 
@@ -590,7 +591,7 @@ def test_audit_merges_long_streams(seatctl_stdin, seatctl, rdb):
     assert got == want
     rows = list(csv.reader(io.StringIO(seatctl("audit", "--format", "csv", check=EX_OK).out,
                                        newline="")))
-    assert [r[-1] for r in rows[1:]] == want
+    assert [r[CSV_COLUMNS.index("id")] for r in rows[1:]] == want
     mid = int(want[len(want) // 2].split("-")[0])
     ms = lambda i: int(i.split("-")[0])  # noqa: E731
     got = [e["id"] for e in jsonl(seatctl("audit", "--since", "@%d" % mid, check=EX_OK).out)]

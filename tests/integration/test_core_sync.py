@@ -137,3 +137,48 @@ def test_sync_bad_input_applies_nothing(seatctl, redis_server, tmp_path):
         res = seatctl("sync", "--from", e, "--map", m)
         assert res.rc == 2 and why in res.err, (i, res)
         assert helpers.db_snapshot(redis_server.client()) == before, i
+
+
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+
+
+def scim_user(name, title, dept, groups=(), active=True):
+    return {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name,
+            "active": active, "title": title, ENTERPRISE: {"department": dept},
+            "groups": [{"value": "g-" + g, "display": g} for g in groups]}
+
+
+def test_sync_from_scim_resources(seatctl, seatctl_json, rdb, tmp_path):
+    """The same map drives SCIM 2.0 User resources (as Okta or Entra ID
+    export them): a ListResponse or one resource a line; active false
+    disables; title, the enterprise department and the groups' display
+    names feed the rules."""
+    seatctl("pool", "set", "technicians", "--named", "3", "--floating", "5", check=EX_OK)
+    users = [scim_user("ana", "ITSM-L3", "IT", ["CMDB-Admins"]),
+             scim_user("bo", "ITSM-L1", "IT"),
+             scim_user("cy", "ITSM-LEAD", "IT", active=False)]
+    lst = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+           "totalResults": 3, "Resources": users}
+    f = write(tmp_path, "users.json", json.dumps(lst, indent=2))
+    res = seatctl_json("sync", "--from", f, "--map", MAP, "--format", "scim", check=EX_OK)
+    recs = {r["user"]: r for r in res.out["records"]}
+    assert recs["ana"]["groups"] == "cmdb,senior,technicians"
+    assert recs["bo"]["groups"] == "technicians"
+    assert recs["cy"]["disabled"] is True
+    assert res.out["named"][0]["assign"] == ["ana"]
+    assert set(rdb.smembers("sg:{technicians}:named")) == {"ana"}
+    # one resource a line: the same people, nothing changes
+    nd = write(tmp_path, "users.ndjson", "\n".join(json.dumps(u) for u in users) + "\n")
+    res = seatctl_json("sync", "--from", nd, "--map", MAP, "--format", "scim", check=EX_OK)
+    assert res.out["records"] == [] and res.out["named"][0]["assign"] == []
+    # malformed resources apply nothing
+    for bad, why in ((json.dumps({"Resources": [{"active": True}]}), "resource 1, field userName"),
+                     (json.dumps({"Resources": [{"userName": "x", "active": "yes"}]}),
+                      "resource 1, field active"),
+                     (json.dumps({"Resources": {"userName": "x"}}), "Resources: not an array"),
+                     ('{"userName": "a"}\n{"userName": \n', "line 2: not one JSON resource"),
+                     (json.dumps({"Resources": [{"userName": "a", "title": 5}]}),
+                      "resource 1, field title")):
+        g = write(tmp_path, "bad.json", bad)
+        r = seatctl("sync", "--from", g, "--map", MAP, "--format", "scim")
+        assert r.rc == 2 and why in r.err, (bad, r)
