@@ -36,7 +36,8 @@ static json_object *plan_json(const sg_sync_plan *pl, int applied)
         json_object *was = NULL;
         if (ch->existed) {
             was = json_object_new_object();
-            json_object_object_add(was, "groups", json_object_new_string(ch->old_groups));
+            json_object_object_add(was, "groups",
+                                   json_object_new_string(ch->old_groups ? ch->old_groups : ""));
             json_object_object_add(was, "disabled", json_object_new_boolean(ch->was_disabled));
             json_object_object_add(was, "service_account",
                                    json_object_new_boolean(ch->was_service));
@@ -63,8 +64,19 @@ static json_object *plan_json(const sg_sync_plan *pl, int applied)
     return j;
 }
 
+/* a list of names, the first SHOW of them */
+#define SHOW 20
+static void names(const char *lead, char **v, size_t n)
+{
+    for (size_t k = 0; k < n && k < SHOW; k++)
+        printf("%s%s", k ? ", " : lead, v[k]);
+    if (n > SHOW)
+        printf(" and %zu more (--json lists them all)", n - SHOW);
+}
+
 static void plan_text(const sg_sync_plan *pl, const char *from)
 {
+    size_t shown = 0;
     size_t na = 0, nu = 0;
     for (size_t i = 0; i < pl->npools; i++) {
         na += pl->pools[i].nassign;
@@ -78,26 +90,30 @@ static void plan_text(const sg_sync_plan *pl, const char *from)
         const sg_user_row *row = &pl->rows[i];
         if (!ch->record)
             continue;
+        if (shown++ == SHOW) {
+            printf("  ... and %zu more records (--json lists them all)\n", pl->nrecords - SHOW);
+            break;
+        }
         printf("  %-20s groups %s%s%s", row->user, row->groups[0] ? row->groups : "-",
                row->disabled ? ", disabled" : "", row->service ? ", service account" : "");
         if (ch->existed)
-            printf(" (was %s%s%s)", ch->old_groups[0] ? ch->old_groups : "-",
+            printf(" (was %s%s%s)", ch->old_groups && ch->old_groups[0] ? ch->old_groups : "-",
                    ch->was_disabled ? ", disabled" : "",
                    ch->was_service ? ", service account" : "");
         else
             printf(" (new)");
         printf("  rules: %s\n", ch->rules[0] ? ch->rules : "none");
     }
-    for (size_t i = 0; i < pl->ndisable; i++)
-        printf("  %-20s disabled: absent from the export (--full)\n", pl->disable[i]);
+    if (pl->ndisable) {
+        names("  disabled as absent from the export (--full): ", pl->disable, pl->ndisable);
+        putchar('\n');
+    }
     for (size_t i = 0; i < pl->npools; i++) {
         const sg_sync_pool *sp = &pl->pools[i];
         printf("  pool %s: named seats %ld -> %ld of %ld bought", sp->pool, sp->before, sp->after,
                sp->bought);
-        for (size_t k = 0; k < sp->nassign; k++)
-            printf("%s%s", k ? ", " : "; give ", sp->assign[k]);
-        for (size_t k = 0; k < sp->nunassign; k++)
-            printf("%s%s", k ? ", " : "; take back ", sp->unassign[k]);
+        names("; give ", sp->assign, sp->nassign);
+        names("; take back ", sp->unassign, sp->nunassign);
         putchar('\n');
     }
 }

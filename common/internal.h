@@ -34,4 +34,18 @@ struct redisReply *sg_script_kv(sg_conn *c, sg_script s, const char **keys, int 
 int sg_registry_records(sg_conn *c, char *const *users, size_t n, char **recs, char *err,
                         size_t errlen);
 
+/* A set of strings with a value each (the strings are borrowed: they must
+ * outlive the set). get: the value, or -1 when absent. */
+typedef struct {
+    struct {
+        const char *key;
+        long value;
+    } *slot;
+    size_t cap, n;
+} sg_strset;
+int sg_strset_init(sg_strset *set, size_t expect);
+void sg_strset_free(sg_strset *set);
+long sg_strset_get(const sg_strset *set, const char *s);
+int sg_strset_put(sg_strset *set, const char *s, long value);
+
 #endif

@@ -622,11 +622,11 @@ int sg_sync_in_list(const char *list, const char *item);
 
 typedef struct {
     char user[SG_IDENT_MAX + 1];
-    char rules[1024];   /* the rules that matched, "r1,r2" */
+    char rules[256];    /* the rules that matched, "r1,r2" (cut with "...") */
     int record;         /* the user record changes */
     int managed;        /* an earlier sync managed this person already */
     int existed, was_disabled, was_service;
-    char old_groups[1100];
+    char *old_groups;   /* the groups before ("g1,g2"), malloc'd */
 } sg_sync_change;
 
 typedef struct {

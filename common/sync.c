@@ -22,6 +22,8 @@ void sg_sync_plan_free(sg_sync_plan *pl)
         sg_strv_free(pl->pools[i].unassign, pl->pools[i].nunassign);
     }
     free(pl->pools);
+    for (size_t i = 0; pl->changes && i < pl->nrows; i++)
+        free(pl->changes[i].old_groups);
     free(pl->changes);
     sg_strv_free(pl->disable, pl->ndisable);
     memset(pl, 0, sizeof(*pl));
@@ -66,6 +68,12 @@ int sg_sync_plan_make(sg_conn *c, const sg_sync_map *m, const sg_sync_person *pe
 {
     memset(pl, 0, sizeof(*pl));
     int rc = SG_OK;
+    sg_strset who = {0}; /* user -> index in people */
+    if (sg_strset_init(&who, n) != 0)
+        return seterr(err, errlen, SG_EBACKEND, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        if (sg_strset_put(&who, people[i].user, (long)i) != 0)
+            rc = seterr(err, errlen, SG_EBACKEND, "out of memory");
     pl->rows = calloc(n + 1, sizeof(*pl->rows));
     pl->changes = calloc(n + 1, sizeof(*pl->changes));
     char **names = calloc(n + 1, sizeof(char *)), **recs = calloc(n + 1, sizeof(char *));
@@ -88,7 +96,10 @@ int sg_sync_plan_make(sg_conn *c, const sg_sync_map *m, const sg_sync_person *pe
             if (!sg_sync_rule_matches(m, ru, p))
                 continue;
             size_t k = strlen(ch->rules);
-            snprintf(ch->rules + k, sizeof(ch->rules) - k, "%s%s", k ? "," : "", ru->name);
+            if (k + strlen(ru->name) + 5 < sizeof(ch->rules))
+                snprintf(ch->rules + k, sizeof(ch->rules) - k, "%s%s", k ? "," : "", ru->name);
+            else if (k + 4 < sizeof(ch->rules) && strcmp(ch->rules + k - 3, "...") != 0)
+                snprintf(ch->rules + k, sizeof(ch->rules) - k, ",...");
             for (char *g = strchr(ru->groups, ','); g && g[1]; g = strchr(g + 1, ',')) {
                 char one[SG_IDENT_MAX + 3];
                 size_t gl = strcspn(g + 1, ",");
@@ -114,7 +125,9 @@ int sg_sync_plan_make(sg_conn *c, const sg_sync_map *m, const sg_sync_person *pe
         ch->existed = rec != NULL;
         ch->was_disabled = rec && rec[0] == '1';
         ch->was_service = rec && rec[1] == '1';
-        snprintf(ch->old_groups, sizeof(ch->old_groups), "%s", now_groups);
+        ch->old_groups = strdup(now_groups);
+        if (ch->old_groups == NULL)
+            rc = seterr(err, errlen, SG_EBACKEND, "out of memory");
         ch->record = !rec || ch->was_disabled != row->disabled || ch->was_service != row->service ||
                      strcmp(now_groups, row->groups) != 0;
         if (ch->record)
@@ -138,10 +151,16 @@ int sg_sync_plan_make(sg_conn *c, const sg_sync_map *m, const sg_sync_person *pe
     redisReply *managed = rc == SG_OK ? sg_cmdv(c, err, errlen, 2, mv) : NULL;
     if (rc == SG_OK && managed == NULL)
         rc = SG_EBACKEND;
-    for (size_t j = 0; rc == SG_OK && j < managed->elements; j++)
-        for (size_t i = 0; i < n; i++)
-            if (strcmp(managed->element[j]->str, people[i].user) == 0)
-                pl->changes[i].managed = 1;
+    sg_strset mset = {0}; /* the people managed before */
+    if (rc == SG_OK && sg_strset_init(&mset, managed->elements) != 0)
+        rc = seterr(err, errlen, SG_EBACKEND, "out of memory");
+    for (size_t j = 0; rc == SG_OK && j < managed->elements; j++) {
+        long i = sg_strset_get(&who, managed->element[j]->str);
+        if (i >= 0)
+            pl->changes[i].managed = 1;
+        if (sg_strset_put(&mset, managed->element[j]->str, 1) != 0)
+            rc = seterr(err, errlen, SG_EBACKEND, "out of memory");
+    }
     for (char *q = strchr(pools, ','); rc == SG_OK && q && q[1]; q = strchr(q + 1, ',')) {
         char pool[SG_POOL_MAX + 1];
         size_t ql = strcspn(q + 1, ",");
@@ -172,6 +191,12 @@ int sg_sync_plan_make(sg_conn *c, const sg_sync_map *m, const sg_sync_person *pe
             rc = SG_EBACKEND;
             break;
         }
+        sg_strset has_now = {0}; /* assigned in the pool now */
+        if (sg_strset_init(&has_now, now->elements) != 0)
+            rc = seterr(err, errlen, SG_EBACKEND, "out of memory");
+        for (size_t k = 0; rc == SG_OK && k < now->elements; k++)
+            if (sg_strset_put(&has_now, now->element[k]->str, 1) != 0)
+                rc = seterr(err, errlen, SG_EBACKEND, "out of memory");
         /* wanted: active people whose rules name the pool */
         for (size_t i = 0; rc == SG_OK && i < n; i++) {
             int want = 0;
@@ -180,10 +205,7 @@ int sg_sync_plan_make(sg_conn *c, const sg_sync_map *m, const sg_sync_person *pe
             for (size_t r = 0; !want && r < m->nrules; r++)
                 want = in_list(m->rules[r].named, pool) && in_list(rl, m->rules[r].name);
             want = want && people[i].active;
-            int has = 0;
-            for (size_t k = 0; k < now->elements; k++)
-                if (strcmp(now->element[k]->str, people[i].user) == 0)
-                    has = 1;
+            int has = sg_strset_get(&has_now, people[i].user) >= 0;
             if (want && !has && push(&sp->assign, &sp->nassign, people[i].user) != 0)
                 rc = seterr(err, errlen, SG_EBACKEND, "out of memory");
             if (!want && has && push(&sp->unassign, &sp->nunassign, people[i].user) != 0)
@@ -192,16 +214,12 @@ int sg_sync_plan_make(sg_conn *c, const sg_sync_map *m, const sg_sync_person *pe
         /* managed before, absent now: with --full their seats go too */
         for (size_t k = 0; rc == SG_OK && full && k < now->elements; k++) {
             const char *u = now->element[k]->str;
-            int managed_u = 0, present = 0;
-            for (size_t j = 0; j < managed->elements; j++)
-                if (strcmp(managed->element[j]->str, u) == 0)
-                    managed_u = 1;
-            for (size_t i = 0; i < n; i++)
-                if (strcmp(people[i].user, u) == 0)
-                    present = 1;
+            int managed_u = sg_strset_get(&mset, u) >= 0;
+            int present = sg_strset_get(&who, u) >= 0;
             if (managed_u && !present && push(&sp->unassign, &sp->nunassign, u) != 0)
                 rc = seterr(err, errlen, SG_EBACKEND, "out of memory");
         }
+        sg_strset_free(&has_now);
         freeReplyObject(now);
         sp->after = sp->before - (long)sp->nunassign + (long)sp->nassign;
         if (rc == SG_OK && sp->after > sp->bought)
@@ -213,14 +231,14 @@ int sg_sync_plan_make(sg_conn *c, const sg_sync_map *m, const sg_sync_person *pe
     /* --full: people the sync managed who are absent now are disabled */
     for (size_t j = 0; rc == SG_OK && full && managed && j < managed->elements; j++) {
         const char *u = managed->element[j]->str;
-        int present = 0;
-        for (size_t i = 0; i < n && !present; i++)
-            present = strcmp(people[i].user, u) == 0;
+        int present = sg_strset_get(&who, u) >= 0;
         if (!present && push(&pl->disable, &pl->ndisable, u) != 0)
             rc = seterr(err, errlen, SG_EBACKEND, "out of memory");
     }
+    sg_strset_free(&mset);
     if (managed)
         freeReplyObject(managed);
+    sg_strset_free(&who);
     if (rc != SG_OK)
         sg_sync_plan_free(pl);
     return rc;
@@ -284,9 +302,35 @@ static void rec_text(int disabled, int service, const char *groups, char *buf, s
              groups[0] ? groups : "-");
 }
 
+/* the log's XADDs go out pipelined, their replies read every 1000 */
+static int log_drain(sg_conn *c, size_t *queued, char *err, size_t errlen)
+{
+    int rc = SG_OK;
+    for (; *queued > 0; (*queued)--) {
+        redisReply *r = sg_conn_reply(c, err, errlen);
+        if (r == NULL)
+            return SG_EBACKEND; /* the link is gone: nothing more to read */
+        if (r->type == REDIS_REPLY_ERROR && rc == SG_OK)
+            rc = seterr(err, errlen, SG_EBACKEND, "redis: %s", r->str);
+        freeReplyObject(r);
+    }
+    return rc;
+}
+
+static int log_append(sg_conn *c, int argc, const char **argv, size_t *queued, char *err,
+                      size_t errlen)
+{
+    if (sg_conn_append(c, argc, argv, NULL) != 0)
+        return seterr(err, errlen, SG_EBACKEND, "redis: cannot queue a command");
+    if (++*queued >= 1000)
+        return log_drain(c, queued, err, errlen);
+    return SG_OK;
+}
+
 int sg_sync_log(sg_conn *c, const sg_sync_plan *pl, int applied, const char *by, char *err,
                 size_t errlen)
 {
+    size_t queued = 0;
     /* one entry per change in the registry's audit stream (pool "_"): what
      * the plan did or would do, the rules behind it, before and after */
     char host[256], at[32], minid[32];
@@ -305,28 +349,28 @@ int sg_sync_log(sg_conn *c, const sg_sync_plan *pl, int applied, const char *by,
             continue;
         char before[1300] = "-", after[1300];
         if (ch->existed)
-            rec_text(ch->was_disabled, ch->was_service, ch->old_groups, before, sizeof(before));
+            rec_text(ch->was_disabled, ch->was_service, ch->old_groups ? ch->old_groups : "", before, sizeof(before));
         rec_text(row->disabled, row->service, row->groups, after, sizeof(after));
         const char *av[] = {"XADD", SG_KEY_REGISTRY_AUDIT, "MINID", "~", minid, "*", "ev", ev,
                             "at", at, "pool", "_", "user", row->user, "via", "sync", "host",
                             host, "by", by ? by : "", "result", "ok", "reason",
                             ch->rules[0] ? ch->rules : "no_rule", "seat", "none", "before",
                             before, "after", after};
-        redisReply *r = sg_cmdv(c, err, errlen, (int)(sizeof(av) / sizeof(av[0])), av);
-        if (r == NULL)
-            rc = SG_EBACKEND;
-        else
-            freeReplyObject(r);
+        rc = log_append(c, (int)(sizeof(av) / sizeof(av[0])), av, &queued, err, errlen);
     }
+    sg_strset who = {0};
+    if (rc == SG_OK && sg_strset_init(&who, pl->nrows) != 0)
+        rc = seterr(err, errlen, SG_EBACKEND, "out of memory");
+    for (size_t j = 0; rc == SG_OK && j < pl->nrows; j++)
+        if (sg_strset_put(&who, pl->rows[j].user, (long)j) != 0)
+            rc = seterr(err, errlen, SG_EBACKEND, "out of memory");
     for (size_t i = 0; rc == SG_OK && i < pl->npools; i++) {
         const sg_sync_pool *sp = &pl->pools[i];
         for (size_t k = 0; rc == SG_OK && k < sp->nassign + sp->nunassign; k++) {
             int give = k < sp->nassign;
             const char *u = give ? sp->assign[k] : sp->unassign[k - sp->nassign];
-            const char *rules = "";
-            for (size_t j = 0; j < pl->nrows; j++)
-                if (strcmp(pl->rows[j].user, u) == 0)
-                    rules = pl->changes[j].rules;
+            long j = sg_strset_get(&who, u);
+            const char *rules = j >= 0 ? pl->changes[j].rules : "";
             char what[SG_POOL_MAX + 32];
             snprintf(what, sizeof(what), "named seat of %s", sp->pool);
             const char *av[] = {"XADD", SG_KEY_REGISTRY_AUDIT, "MINID", "~", minid, "*", "ev", ev,
@@ -336,12 +380,11 @@ int sg_sync_log(sg_conn *c, const sg_sync_plan *pl, int applied, const char *by,
                                      : (rules[0] ? "no_rule_names_the_pool" : "left_or_inactive"),
                                 "seat", "named", "before", give ? "-" : what, "after",
                                 give ? what : "-"};
-            redisReply *r = sg_cmdv(c, err, errlen, (int)(sizeof(av) / sizeof(av[0])), av);
-            if (r == NULL)
-                rc = SG_EBACKEND;
-            else
-                freeReplyObject(r);
+            rc = log_append(c, (int)(sizeof(av) / sizeof(av[0])), av, &queued, err, errlen);
         }
     }
+    sg_strset_free(&who);
+    if (log_drain(c, &queued, err, errlen) != SG_OK && rc == SG_OK)
+        rc = SG_EBACKEND;
     return rc;
 }

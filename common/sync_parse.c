@@ -332,7 +332,8 @@ int sg_sync_people_csv(const sg_sync_map *m, const char *buf, size_t len, sg_syn
             rc = col_of(&t, m->attrs[a].csv, what, &ci[a], err, errlen);
     }
     sg_sync_person *p = rc == 0 ? calloc(t.nrows + 1, sizeof(*p)) : NULL;
-    if (rc == 0 && p == NULL)
+    sg_strset seen = {0};
+    if (rc == 0 && (p == NULL || sg_strset_init(&seen, t.nrows) != 0))
         rc = seterr(err, errlen, -1, "out of memory");
     for (size_t i = 0; rc == 0 && i < t.nrows; i++) {
         char **row = t.rows[i], e[SG_ERR_MAX], v[256];
@@ -340,15 +341,17 @@ int sg_sync_people_csv(const sg_sync_map *m, const char *buf, size_t len, sg_syn
             rc = seterr(err, errlen, -1, "line %ld, field %s: %s", t.lines[i], t.cols[cu], e);
             break;
         }
-        for (size_t k = 0; k < i; k++)
-            if (strcmp(p[k].user, row[cu]) == 0) {
-                rc = seterr(err, errlen, -1, "line %ld, field %s: '%s' is already on line %ld",
-                            t.lines[i], t.cols[cu], row[cu], p[k].line);
-                break;
-            }
-        if (rc)
+        long k = sg_strset_get(&seen, row[cu]);
+        if (k >= 0) {
+            rc = seterr(err, errlen, -1, "line %ld, field %s: '%s' is already on line %ld",
+                        t.lines[i], t.cols[cu], row[cu], p[k].line);
             break;
+        }
         snprintf(p[i].user, sizeof(p[i].user), "%s", row[cu]);
+        if (sg_strset_put(&seen, p[i].user, (long)i) != 0) {
+            rc = seterr(err, errlen, -1, "out of memory");
+            break;
+        }
         p[i].line = t.lines[i];
         snprintf(v, sizeof(v), "%s", ca >= 0 ? row[ca] : "active");
         lower(v);
@@ -370,6 +373,7 @@ int sg_sync_people_csv(const sg_sync_map *m, const char *buf, size_t len, sg_syn
             rc = seterr(err, errlen, -1, "out of memory");
     }
     free(ci);
+    sg_strset_free(&seen);
     if (rc == 0) {
         *out = p;
         *n = t.nrows;
@@ -573,13 +577,19 @@ int sg_sync_people_scim(const sg_sync_map *m, const char *buf, size_t len, sg_sy
     sg_sync_person *ps = rc == 0 ? calloc(nres + 1, sizeof(*ps)) : NULL;
     if (rc == 0 && ps == NULL)
         rc = seterr(err, errlen, -1, "out of memory");
+    sg_strset seen = {0};
+    if (rc == 0 && sg_strset_init(&seen, nres) != 0)
+        rc = seterr(err, errlen, -1, "out of memory");
     for (size_t i = 0; rc == 0 && i < nres; i++) {
         rc = scim_person(m, res[i], (long)i + 1, &ps[i], err, errlen);
-        for (size_t k = 0; rc == 0 && k < i; k++)
-            if (strcmp(ps[k].user, ps[i].user) == 0)
-                rc = seterr(err, errlen, -1, "resource %zu, field userName: '%s' is already "
-                            "resource %zu", i + 1, ps[i].user, k + 1);
+        long k = rc == 0 ? sg_strset_get(&seen, ps[i].user) : -1;
+        if (k >= 0)
+            rc = seterr(err, errlen, -1, "resource %zu, field userName: '%s' is already "
+                        "resource %ld", i + 1, ps[i].user, k + 1);
+        else if (rc == 0 && sg_strset_put(&seen, ps[i].user, (long)i) != 0)
+            rc = seterr(err, errlen, -1, "out of memory");
     }
+    sg_strset_free(&seen);
     if (whole)
         json_object_put(whole);
     else

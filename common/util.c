@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -297,4 +298,72 @@ void sg_strv_free(char **v, size_t n)
     for (size_t i = 0; i < n; i++)
         free(v[i]);
     free(v);
+}
+
+/* ---- a set of strings (open addressing, FNV-1a) ---------------------------- */
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+int sg_strset_init(sg_strset *set, size_t expect)
+{
+    size_t n = 16;
+    while (n < expect * 2 + 1)
+        n *= 2;
+    set->slot = calloc(n, sizeof(*set->slot));
+    set->cap = set->slot ? n : 0;
+    set->n = 0;
+    return set->slot ? 0 : -1;
+}
+
+void sg_strset_free(sg_strset *set)
+{
+    free(set->slot);
+    memset(set, 0, sizeof(*set));
+}
+
+/* the slot of s: where it is, or where it would go */
+static size_t strset_find(const sg_strset *set, const char *s)
+{
+    size_t i = (size_t)fnv1a(s) & (set->cap - 1);
+    while (set->slot[i].key && strcmp(set->slot[i].key, s) != 0)
+        i = (i + 1) & (set->cap - 1);
+    return i;
+}
+
+long sg_strset_get(const sg_strset *set, const char *s)
+{
+    if (set->cap == 0)
+        return -1;
+    size_t i = strset_find(set, s);
+    return set->slot[i].key ? set->slot[i].value : -1;
+}
+
+int sg_strset_put(sg_strset *set, const char *s, long value)
+{
+    if ((set->n + 1) * 2 > set->cap) {
+        sg_strset bigger;
+        if (sg_strset_init(&bigger, set->cap ? set->cap : 8) != 0)
+            return -1;
+        for (size_t i = 0; i < set->cap; i++)
+            if (set->slot[i].key) {
+                size_t j = strset_find(&bigger, set->slot[i].key);
+                bigger.slot[j] = set->slot[i];
+                bigger.n++;
+            }
+        free(set->slot);
+        *set = bigger;
+    }
+    size_t i = strset_find(set, s);
+    if (set->slot[i].key == NULL) {
+        set->slot[i].key = s;
+        set->n++;
+    }
+    set->slot[i].value = value;
+    return 0;
 }
