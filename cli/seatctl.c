@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1039,34 +1040,35 @@ int main(int argc, char **argv)
             break;
         case O_AUDIT_RETENTION:
         case O_DENY_FOLD:
-            v = sg_parse_duration_upto(optarg, 3650L * 86400);
-            if (v < 0 || (v == 0 && ch == O_AUDIT_RETENTION))
-                die_usage("--%s takes a duration like 90s, 15m, 2h or 400d, not '%s'",
-                          long_opts[longidx].name, optarg);
-            if (ch == O_AUDIT_RETENTION) {
-                o.pool.audit_retention_s = v;
-                o.pool.set_mask |= SG_PSET_AUDIT_RETENTION;
-            } else {
-                o.pool.deny_fold_s = v;
-                o.pool.set_mask |= SG_PSET_DENY_FOLD;
-            }
-            break;
         case O_USAGE_BUCKET:
-        case O_USAGE_RETENTION:
+        case O_USAGE_RETENTION: {
+            /* durations of a pool: where each goes, and whether 0 is allowed */
+            static const struct {
+                int opt;
+                size_t off;
+                unsigned mask;
+                int zero_ok;
+            } durs[] = {
+                {O_AUDIT_RETENTION, offsetof(sg_pool, audit_retention_s),
+                 SG_PSET_AUDIT_RETENTION, 0},
+                {O_DENY_FOLD, offsetof(sg_pool, deny_fold_s), SG_PSET_DENY_FOLD, 1},
+                {O_USAGE_BUCKET, offsetof(sg_pool, usage_bucket_s), SG_PSET_USAGE_BUCKET, 1},
+                {O_USAGE_RETENTION, offsetof(sg_pool, usage_retention_s),
+                 SG_PSET_USAGE_RETENTION, 0},
+            };
+            size_t k = 0;
+            while (durs[k].opt != ch)
+                k++;
             v = ch == O_USAGE_BUCKET && strcmp(optarg, "off") == 0
                     ? 0
                     : sg_parse_duration_upto(optarg, 3650L * 86400);
-            if (v < 0 || (v == 0 && ch == O_USAGE_RETENTION))
-                die_usage("--%s takes a duration like 5m, 1h or 400d, not '%s'",
+            if (v < 0 || (v == 0 && !durs[k].zero_ok))
+                die_usage("--%s takes a duration like 90s, 15m, 2h or 400d, not '%s'",
                           long_opts[longidx].name, optarg);
-            if (ch == O_USAGE_BUCKET) {
-                o.pool.usage_bucket_s = v;
-                o.pool.set_mask |= SG_PSET_USAGE_BUCKET;
-            } else {
-                o.pool.usage_retention_s = v;
-                o.pool.set_mask |= SG_PSET_USAGE_RETENTION;
-            }
+            *(long *)((char *)&o.pool + durs[k].off) = v;
+            o.pool.set_mask |= durs[k].mask;
             break;
+        }
         case O_TEST_CLOCK: {
             long long t = 0;
             if (strcmp(optarg, "off") != 0 && (sg_parse_time(optarg, 0, &t) != 0 || t <= 0))

@@ -45,6 +45,17 @@ int cmd_user_import(opts_t *o, sg_conn *c)
     return EX_OK;
 }
 
+/* a user's record as JSON: the fields user show and explain share */
+static json_object *user_json(const sg_user_info *u)
+{
+    json_object *j = json_object_new_object();
+    json_object_object_add(j, "user", json_object_new_string(u->user));
+    json_object_object_add(j, "registered", json_object_new_boolean(u->registered));
+    json_object_object_add(j, "disabled", json_object_new_boolean(u->disabled));
+    json_object_object_add(j, "service_account", json_object_new_boolean(u->service));
+    return j;
+}
+
 int cmd_user_show(opts_t *o, sg_conn *c)
 {
     char err[SG_ERR_MAX];
@@ -53,11 +64,7 @@ int cmd_user_show(opts_t *o, sg_conn *c)
     if (rc != SG_OK)
         return report_err(rc, err);
     if (json_out) {
-        json_object *j = json_object_new_object();
-        json_object_object_add(j, "user", json_object_new_string(u.user));
-        json_object_object_add(j, "registered", json_object_new_boolean(u.registered));
-        json_object_object_add(j, "disabled", json_object_new_boolean(u.disabled));
-        json_object_object_add(j, "service_account", json_object_new_boolean(u.service));
+        json_object *j = user_json(&u);
         json_object *g = json_object_new_array();
         for (char *p = u.groups; *p;) {
             char *e = strchr(p, ',');
@@ -162,14 +169,6 @@ struct explain {
     size_t nlast;
 };
 
-static const char *efield(const sg_audit_entry *e, const char *name)
-{
-    for (int i = 0; i < e->nfields; i++)
-        if (strcmp(e->name[i], name) == 0)
-            return e->value[i];
-    return "";
-}
-
 static json_object *entry_json(const sg_audit_entry *e)
 {
     static const char *const keep[] = {"ev",     "pool",   "user", "obo",    "via",   "host",
@@ -179,7 +178,7 @@ static json_object *entry_json(const sg_audit_entry *e)
     sg_fmt_rfc3339(e->at_ms, t, sizeof(t));
     json_object_object_add(o, "at", json_object_new_string(t));
     for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
-        const char *v = strcmp(keep[i], "pool") == 0 ? e->pool : efield(e, keep[i]);
+        const char *v = strcmp(keep[i], "pool") == 0 ? e->pool : audit_field(e, keep[i]);
         if (v && *v)
             json_object_object_add(o, keep[i], json_object_new_string(v));
     }
@@ -189,10 +188,10 @@ static json_object *entry_json(const sg_audit_entry *e)
 static int explain_entry(void *ud, const sg_audit_entry *e)
 {
     struct explain *x = ud;
-    const char *ev = efield(e, "ev");
+    const char *ev = audit_field(e, "ev");
     if (strcmp(ev, "sync") == 0) {
         /* the latest of each: the record, and each pool's named seat */
-        const char *after = efield(e, "after"), *before = efield(e, "before");
+        const char *after = audit_field(e, "after"), *before = audit_field(e, "before");
         char key[SG_POOL_MAX + 32];
         const char *seat = strncmp(after, "named seat of ", 14) == 0    ? after + 14
                            : strncmp(before, "named seat of ", 14) == 0 ? before + 14
@@ -235,11 +234,7 @@ int cmd_explain(opts_t *o, sg_conn *c)
         sg_user_info_free(&u);
         return report_err(rc, err);
     }
-    json_object *j = json_object_new_object();
-    json_object_object_add(j, "user", json_object_new_string(u.user));
-    json_object_object_add(j, "registered", json_object_new_boolean(u.registered));
-    json_object_object_add(j, "disabled", json_object_new_boolean(u.disabled));
-    json_object_object_add(j, "service_account", json_object_new_boolean(u.service));
+    json_object *j = user_json(&u);
     json_object_object_add(j, "groups", json_object_new_string(u.groups));
     json_object *rec = NULL;
     json_object_object_get_ex(x.sync, "record", &rec);

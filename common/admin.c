@@ -1576,43 +1576,6 @@ static int empty_str(const char *s)
     return s == NULL || *s == '\0';
 }
 
-/* Sends cmd (a script) and then extra in one write; returns cmd's reply
- * (extra's is read and dropped: an index write). A NOSCRIPT runs the script
- * again as EVAL through rebuild. NULL with err set on I/O failure. */
-static redisReply *script_and(sg_conn *c, sg_cmd *cmd, int (*rebuild)(const void *, sg_cmd *),
-                              const void *ud, int xargc, const char **xargv, char *err,
-                              size_t errlen)
-{
-    if (sg_conn_append(c, cmd->argc, cmd->argv, cmd->argvlen) != 0 ||
-        sg_conn_append(c, xargc, xargv, NULL) != 0) {
-        snprintf(err, errlen, "redis: cannot queue the commands");
-        return NULL;
-    }
-    redisReply *r = sg_conn_reply(c, err, errlen);
-    if (r == NULL)
-        return NULL;
-    redisReply *x = sg_conn_reply(c, err, errlen);
-    if (x == NULL) {
-        freeReplyObject(r);
-        return NULL;
-    }
-    freeReplyObject(x);
-    if (sg_reply_is_noscript(r)) {
-        freeReplyObject(r);
-        if (rebuild(ud, cmd) != 0) {
-            snprintf(err, errlen, "command too large");
-            return NULL;
-        }
-        r = sg_conn_cmd(c, cmd->argc, cmd->argv, cmd->argvlen, err, errlen);
-    }
-    return r;
-}
-
-static int rebuild_open(const void *ud, sg_cmd *cmd)
-{
-    return sg_decide_cmd(ud, 1, cmd);
-}
-
 int sg_session_open(sg_conn *c, const sg_request *rq, const char *host_id, const char *boot,
                     sg_decision *d)
 {
@@ -1638,21 +1601,8 @@ int sg_session_open(sg_conn *c, const sg_request *rq, const char *host_id, const
                           .renewed_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000};
     snprintf(hs.boot, sizeof(hs.boot), "%s", boot ? boot : "");
     host_value(&hs, val, sizeof(val));
-    sg_cmd *cmd = malloc(sizeof(*cmd));
-    if (cmd == NULL || sg_decide_cmd(rq, 0, cmd) != 0) {
-        free(cmd);
-        sg_decision_error(d, cmd ? "request too large" : "out of memory");
-        return -1;
-    }
     const char *hv[] = {"HSET", key, field, val};
-    redisReply *r = script_and(c, cmd, rebuild_open, rq, 4, hv, err, sizeof(err));
-    free(cmd);
-    if (r == NULL) {
-        sg_decision_error(d, err);
-        return -1;
-    }
-    int rc = sg_decision_parse(r, d);
-    freeReplyObject(r);
+    int rc = sg_decide_and(c, rq, 4, hv, d);
     if (rc != 0)
         return rc;
     redisReply *x = NULL;
@@ -1670,16 +1620,6 @@ int sg_session_open(sg_conn *c, const sg_request *rq, const char *host_id, const
     return 0; /* the decision stands; a failed index write only costs reap its view */
 }
 
-struct close_args {
-    const char *pool, *user, *session, *via, *host;
-};
-
-static int rebuild_close(const void *ud, sg_cmd *cmd)
-{
-    const struct close_args *a = ud;
-    return sg_release_cmd(a->pool, a->user, a->session, a->via, a->host, 1, cmd);
-}
-
 long sg_session_close(sg_conn *c, const char *pool, const char *user, const char *session,
                       const char *via, const char *host, const char *host_id, char *err,
                       size_t errlen)
@@ -1688,31 +1628,8 @@ long sg_session_close(sg_conn *c, const char *pool, const char *user, const char
     if (host_key(host_id, key, sizeof(key), err, errlen) != SG_OK ||
         host_field(pool, user, session, field, sizeof(field), err, errlen) != SG_OK)
         return -2;
-    struct close_args a = {pool, user, session, via, host};
-    sg_cmd *cmd = malloc(sizeof(*cmd));
-    if (cmd == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    if (sg_release_cmd(pool, user, session, via, host, 0, cmd) != 0) {
-        free(cmd);
-        snprintf(err, errlen, "request too large");
-        return -2;
-    }
     const char *dv[] = {"HDEL", key, field};
-    redisReply *r = script_and(c, cmd, rebuild_close, &a, 3, dv, err, errlen);
-    free(cmd);
-    if (r == NULL)
-        return -1;
-    long n = -1, sessions, seat;
-    if (sg_release_parse(r, &sessions, &seat) == 0)
-        n = seat > 0 ? 2 : (sessions > 0 ? 1 : 0);
-    else if (r->type == REDIS_REPLY_ERROR)
-        snprintf(err, errlen, "redis: %s", r->str);
-    else
-        snprintf(err, errlen, "redis: unexpected reply to release");
-    freeReplyObject(r);
-    return n;
+    return sg_release_and(c, pool, user, session, via, host, 3, dv, err, errlen);
 }
 
 static int host_parse(const char *field, const char *val, sg_host_session *s)

@@ -408,11 +408,32 @@ int sg_release_parse(const struct redisReply *r, long *sessions, long *seat)
 
 /* ---- blocking calls ------------------------------------------------------ */
 
-/* Run a built script command; on NOSCRIPT rebuild with EVAL via the callback. */
-static redisReply *run_with_fallback(sg_conn *c, sg_cmd *cmd, int (*rebuild)(void *, sg_cmd *),
-                                     void *ud, char *err, size_t errlen)
+/* Run a built script command, and with it, in the same write, the extra
+ * command xargv when xargc > 0 (its reply is read and dropped: an index
+ * write beside the script). On NOSCRIPT the script is rebuilt as EVAL by
+ * the callback and sent again, alone. */
+static redisReply *run_with_fallback(sg_conn *c, sg_cmd *cmd,
+                                     int (*rebuild)(const void *, sg_cmd *), const void *ud,
+                                     int xargc, const char **xargv, char *err, size_t errlen)
 {
-    redisReply *r = sg_conn_cmd(c, cmd->argc, cmd->argv, cmd->argvlen, err, errlen);
+    redisReply *r;
+    if (xargc == 0) {
+        r = sg_conn_cmd(c, cmd->argc, cmd->argv, cmd->argvlen, err, errlen);
+    } else {
+        if (sg_conn_append(c, cmd->argc, cmd->argv, cmd->argvlen) != 0 ||
+            sg_conn_append(c, xargc, xargv, NULL) != 0) {
+            snprintf(err, errlen, "redis: cannot queue the commands");
+            return NULL;
+        }
+        r = sg_conn_reply(c, err, errlen);
+        redisReply *x = r ? sg_conn_reply(c, err, errlen) : NULL;
+        if (x == NULL) {
+            if (r)
+                freeReplyObject(r);
+            return NULL;
+        }
+        freeReplyObject(x);
+    }
     if (sg_reply_is_noscript(r)) {
         freeReplyObject(r);
         if (rebuild(ud, cmd) != 0) {
@@ -424,12 +445,17 @@ static redisReply *run_with_fallback(sg_conn *c, sg_cmd *cmd, int (*rebuild)(voi
     return r;
 }
 
-static int rebuild_decide(void *ud, sg_cmd *cmd)
+static int rebuild_decide(const void *ud, sg_cmd *cmd)
 {
     return sg_decide_cmd((const sg_request *)ud, 1, cmd);
 }
 
 int sg_decide(sg_conn *c, const sg_request *rq, sg_decision *d)
+{
+    return sg_decide_and(c, rq, 0, NULL, d);
+}
+
+int sg_decide_and(sg_conn *c, const sg_request *rq, int xargc, const char **xargv, sg_decision *d)
 {
     char err[SG_ERR_MAX];
     if (sg_request_validate(rq, err, sizeof(err)) != 0) {
@@ -447,7 +473,8 @@ int sg_decide(sg_conn *c, const sg_request *rq, sg_decision *d)
         sg_decision_error(d, "request too large");
         return -1;
     }
-    redisReply *r = run_with_fallback(c, cmd, rebuild_decide, (void *)rq, err, sizeof(err));
+    redisReply *r = run_with_fallback(c, cmd, rebuild_decide, rq, xargc, xargv, err,
+                                      sizeof(err));
     free(cmd);
     if (r == NULL) {
         sg_decision_error(d, err);
@@ -462,14 +489,21 @@ struct release_args {
     const char *pool, *user, *session, *via, *host;
 };
 
-static int rebuild_release(void *ud, sg_cmd *cmd)
+static int rebuild_release(const void *ud, sg_cmd *cmd)
 {
-    struct release_args *a = ud;
+    const struct release_args *a = ud;
     return sg_release_cmd(a->pool, a->user, a->session, a->via, a->host, 1, cmd);
 }
 
 long sg_release(sg_conn *c, const char *pool, const char *user, const char *session,
                 const char *via, const char *host, char *err, size_t errlen)
+{
+    return sg_release_and(c, pool, user, session, via, host, 0, NULL, err, errlen);
+}
+
+long sg_release_and(sg_conn *c, const char *pool, const char *user, const char *session,
+                    const char *via, const char *host, int xargc, const char **xargv, char *err,
+                    size_t errlen)
 {
     char e[SG_ERR_MAX];
     if (sg_valid_name(pool, e, sizeof(e)) || sg_valid_ident(user, e, sizeof(e)) ||
@@ -488,7 +522,7 @@ long sg_release(sg_conn *c, const char *pool, const char *user, const char *sess
         snprintf(err, errlen, "request too large");
         return -2;
     }
-    redisReply *r = run_with_fallback(c, cmd, rebuild_release, &a, err, errlen);
+    redisReply *r = run_with_fallback(c, cmd, rebuild_release, &a, xargc, xargv, err, errlen);
     free(cmd);
     if (r == NULL)
         return -1;

@@ -29,6 +29,15 @@ int sg_scan_keys(sg_conn *c, const char *pattern, char ***out, size_t *n, char *
 struct redisReply *sg_script_kv(sg_conn *c, sg_script s, const char **keys, int nkeys,
                                 const char **kv, int nkv, char *err, size_t errlen);
 
+/* sg_decide and sg_release, with one more command sent in the same write
+ * (its reply is dropped): a PAM session's host index entry beside its
+ * decision or release. */
+int sg_decide_and(sg_conn *c, const sg_request *rq, int xargc, const char **xargv,
+                  sg_decision *d);
+long sg_release_and(sg_conn *c, const char *pool, const char *user, const char *session,
+                    const char *via, const char *host, int xargc, const char **xargv, char *err,
+                    size_t errlen);
+
 /* The registry records of users[] (recs[i] malloc'd, NULL when none): byte 1
  * '1' disabled, byte 2 '1' service account, the version, then ",g1,g2,". */
 int sg_registry_records(sg_conn *c, char *const *users, size_t n, char **recs, char *err,

@@ -484,28 +484,40 @@ static int read_mux(ctx_t *x)
 {
     sg_report *r = x->out;
     size_t keep = 0;
-    for (size_t i = 0; i < r->nmux; i++) {
+    int rc = SG_OK;
+    for (size_t i = 0; i < r->nmux && rc == SG_OK; i++) {
         sg_report_mux *m = &r->mux[i];
         char key[SG_KEY_MAX + SG_IDENT_MAX + 32];
         snprintf(key, sizeof(key), "sg:{%s}:um:%lld:%s", x->pool, m->day_ms / DAY_MS, m->account);
         const char *av[] = {"SMEMBERS", key};
         redisReply *h = cmd(x, 2, av);
-        if (h == NULL)
-            return SG_EBACKEND;
+        if (h == NULL) {
+            rc = SG_EBACKEND;
+            break;
+        }
         m->nhumans = (long)h->elements;
         m->over_limit = r->mux_limit > 0 && m->nhumans > r->mux_limit;
         if (m->over_limit || m->without_obo > 0) {
             m->humans = calloc(h->elements + 1, sizeof(char *));
             for (size_t k = 0; m->humans && k < h->elements; k++)
-                m->humans[k] = strdup(h->element[k]->str);
-            if (m->humans)
+                if ((m->humans[k] = strdup(h->element[k]->str)) == NULL)
+                    rc = oom(x);
+            if (m->humans == NULL)
+                rc = oom(x);
+            else if (rc == SG_OK)
                 qsort(m->humans, h->elements, sizeof(char *), cmp_str);
+            /* a finding moves down to its place; the slot it leaves owns
+             * nothing (so a failure later frees each list once) */
             r->mux[keep++] = *m;
+            if (&r->mux[keep - 1] != m)
+                m->humans = NULL;
         }
         freeReplyObject(h);
     }
+    /* only the findings stay (on a failure: those read so far, freed by the
+     * caller) */
     r->nmux = keep;
-    return SG_OK;
+    return rc;
 }
 
 /* ---- analysis ---------------------------------------------------------------- */

@@ -321,6 +321,8 @@ ngx_int_t ngx_http_seatgate_add_header(ngx_http_request_t *r,
     char *name, ngx_str_t *value);
 void ngx_http_seatgate_count(sg_result result, ngx_int_t slot);
 void ngx_http_seatgate_count_free(ngx_int_t slot);
+ngx_int_t ngx_http_seatgate_send_counted(ngx_http_seatgate_redis_t *rd,
+    ngx_http_seatgate_redis_op_t *op, sg_cmd *cmd);
 void ngx_http_seatgate_flush_free(void);
 uint64_t ngx_http_seatgate_now_us(void);
 ngx_int_t ngx_http_seatgate_init_stats_zone(ngx_shm_zone_t *shm_zone,

@@ -958,10 +958,7 @@ ngx_http_seatgate_send(ngx_http_seatgate_redis_t *rd,
         return NGX_ERROR;
     }
 
-    (void) ngx_atomic_fetch_add(&ngx_http_seatgate_stats->redis_commands, 1);
-
-    return ngx_http_seatgate_redis_command(rd, op, cmd.argc, cmd.argv,
-                                           cmd.argvlen);
+    return ngx_http_seatgate_send_counted(rd, op, &cmd);
 }
 
 

@@ -822,6 +822,19 @@ typedef struct {
 } ngx_http_seatgate_free_t;
 
 
+/* a built command goes out on the link, counted in the statistics */
+
+ngx_int_t
+ngx_http_seatgate_send_counted(ngx_http_seatgate_redis_t *rd,
+    ngx_http_seatgate_redis_op_t *op, sg_cmd *cmd)
+{
+    (void) ngx_atomic_fetch_add(&ngx_http_seatgate_stats->redis_commands, 1);
+
+    return ngx_http_seatgate_redis_command(rd, op, cmd->argc, cmd->argv,
+                                           cmd->argvlen);
+}
+
+
 void
 ngx_http_seatgate_count_free(ngx_int_t slot)
 {
@@ -844,10 +857,7 @@ ngx_http_seatgate_free_send(ngx_http_seatgate_redis_t *rd,
         return NGX_ERROR;
     }
 
-    (void) ngx_atomic_fetch_add(&ngx_http_seatgate_stats->redis_commands, 1);
-
-    return ngx_http_seatgate_redis_command(rd, op, cmd.argc, cmd.argv,
-                                           cmd.argvlen);
+    return ngx_http_seatgate_send_counted(rd, op, &cmd);
 }
 
 

@@ -73,6 +73,22 @@ static void test_map(void **state)
     map_bad("[source]\nuser = x\nattr a b = c\n", "unknown setting");
 }
 
+typedef int (*people_fn)(const sg_sync_map *, const char *, size_t, sg_sync_person **, size_t *,
+                         char *, size_t);
+
+/* input refused: the error says want, and nothing is handed out */
+static void people_bad(people_fn fn, const sg_sync_map *m, const char *text, const char *want)
+{
+    sg_sync_person *p = (sg_sync_person *)&p;
+    size_t n = 9;
+    char err[SG_ERR_MAX] = "";
+    assert_int_equal(fn(m, text, strlen(text), &p, &n, err, sizeof(err)), -1);
+    if (strstr(err, want) == NULL)
+        fail_msg("'%s' does not say '%s' (input: %s)", err, want, text);
+    assert_null(p);
+    assert_int_equal(n, 0);
+}
+
 static void test_people_csv(void **state)
 {
     (void)state;
@@ -106,18 +122,8 @@ static void test_people_csv(void **state)
         {"login,status,job_code,groups\na,active,x,\na,active,y,\n",
          "line 3, field login: 'a' is already on line 2"},
     };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        p = (sg_sync_person *)&p;
-        n = 9;
-        err[0] = '\0';
-        assert_int_equal(sg_sync_people_csv(&m, bad[i].csv, strlen(bad[i].csv), &p, &n, err,
-                                            sizeof(err)),
-                         -1);
-        if (strstr(err, bad[i].want) == NULL)
-            fail_msg("case %zu: '%s' does not say '%s'", i, err, bad[i].want);
-        assert_null(p);
-        assert_int_equal(n, 0);
-    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        people_bad(sg_sync_people_csv, &m, bad[i].csv, bad[i].want);
     sg_sync_map_free(&m);
 }
 
@@ -156,18 +162,8 @@ static void test_people_scim(void **state)
         {"{\"userName\":\"a\"}\nnot json\n", "line 2: not one JSON resource"},
         {"{\"Resources\":[{\"userName\":\"a\",\"title\":[1]}]}", "resource 1, field title"},
     };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        p = (sg_sync_person *)&p;
-        n = 9;
-        err[0] = '\0';
-        assert_int_equal(sg_sync_people_scim(&m, bad[i].doc, strlen(bad[i].doc), &p, &n, err,
-                                             sizeof(err)),
-                         -1);
-        if (strstr(err, bad[i].want) == NULL)
-            fail_msg("case %zu: '%s' does not say '%s'", i, err, bad[i].want);
-        assert_null(p);
-        assert_int_equal(n, 0);
-    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        people_bad(sg_sync_people_scim, &m, bad[i].doc, bad[i].want);
     sg_sync_map_free(&m);
 }
 
