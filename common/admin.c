@@ -846,9 +846,7 @@ static void conf_field(sg_pool_info *out, const char *f, const char *v)
             unlist(v, (char *)out + lists[i].off, sizeof(out->features));
             return;
         }
-    if (strcmp(f, "epoch") == 0)
-        out->epoch = atoll(v);
-    else if (strcmp(f, "test_clock") == 0)
+    if (strcmp(f, "test_clock") == 0)
         out->test_clock_ms = atoll(v);
     else if (strcmp(f, "state") == 0)
         snprintf(out->state, sizeof(out->state), "%s", v);
@@ -864,7 +862,8 @@ int sg_pool_get(sg_conn *c, const char *pool, sg_pool_info *out, char *err, size
     int rc = live_bound(c, pool, nowx, sizeof(nowx), err, errlen);
     if (rc != SG_OK)
         return rc;
-    char kc[SG_KEY_MAX], kn[SG_KEY_MAX], kl[SG_KEY_MAX], ks[SG_KEY_MAX];
+    char kc[SG_KEY_MAX], kn[SG_KEY_MAX], kl[SG_KEY_MAX], ks[SG_KEY_MAX], ke[SG_KEY_MAX];
+    sg_keyname(SG_K_EPOCH, pool, ke, sizeof(ke));
     sg_keyname(SG_K_CONF, pool, kc, sizeof(kc));
     sg_keyname(SG_K_NAMED, pool, kn, sizeof(kn));
     sg_keyname(SG_K_LEASES, pool, kl, sizeof(kl));
@@ -873,14 +872,15 @@ int sg_pool_get(sg_conn *c, const char *pool, sg_pool_info *out, char *err, size
     const char *a1[] = {"SCARD", kn};
     const char *a2[] = {"ZCOUNT", kl, nowx, "+inf"};
     const char *a3[] = {"ZCOUNT", ks, nowx, "+inf"};
-    const char **cmds[] = {a0, a1, a2, a3};
-    int argcs[] = {2, 2, 4, 4};
-    for (int i = 0; i < 4; i++)
+    const char *a4[] = {"GET", ke};
+    const char **cmds[] = {a0, a1, a2, a3, a4};
+    int argcs[] = {2, 2, 4, 4, 2};
+    for (int i = 0; i < 5; i++)
         if (sg_conn_append(c, argcs[i], cmds[i], NULL) != 0)
             return seterr(err, errlen, SG_EBACKEND, "redis: cannot queue a command");
-    redisReply *r[4] = {0};
+    redisReply *r[5] = {0};
     rc = SG_OK;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
         r[i] = sg_conn_reply(c, err, errlen);
         if (r[i] == NULL) {
             rc = SG_EBACKEND;
@@ -908,8 +908,9 @@ int sg_pool_get(sg_conn *c, const char *pool, sg_pool_info *out, char *err, size
         out->assigned = (long)r[1]->integer;
         out->in_use = (long)r[2]->integer;
         out->sessions = (long)r[3]->integer;
+        out->epoch = r[4]->type == REDIS_REPLY_STRING ? atoll(r[4]->str) : 0;
     }
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         if (r[i])
             freeReplyObject(r[i]);
     return rc;
@@ -922,9 +923,10 @@ int sg_pool_delete(sg_conn *c, const char *pool, const char *via, char *err, siz
         return seterr(err, errlen, SG_EINPUT, "pool: %s", e);
     static const sg_key which[] = {SG_K_CONF,    SG_K_NAMED,  SG_K_USERS, SG_K_LEASES,
                                    SG_K_SESS,    SG_K_SESSIDX, SG_K_SESSINFO, SG_K_GCOUNT,
-                                   SG_K_HG,      SG_K_FOLD,   SG_K_LASTUSED, SG_K_STATS};
+                                   SG_K_HG,      SG_K_FOLD,   SG_K_LASTUSED, SG_K_STATS,
+                                   SG_K_EPOCH};
     keyset ks;
-    keyset_of(&ks, pool, which, 12);
+    keyset_of(&ks, pool, which, 13);
     char host[256];
     sg_hostname(host, sizeof(host));
     const char *kv[] = {"pool", pool, "via", via ? via : "cli", "host", host};

@@ -9,7 +9,7 @@
 
 static const char *const key_suffix[SG_K_COUNT] = {
     "conf", "named", "users", "leases", "sess", "sessidx", "sessinfo", "gcount", "hg",
-    "fold", "audit", "lastused", "stats",
+    "fold", "audit", "lastused", "stats", "epoch",
 };
 
 int sg_keyname(sg_key k, const char *pool, char *buf, size_t len)

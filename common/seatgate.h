@@ -257,6 +257,7 @@ typedef enum {
     SG_K_AUDIT,    /* stream: the audit log, retained by time */
     SG_K_LASTUSED, /* hash: user -> last grant (ms) */
     SG_K_STATS,    /* hash: counters by result, peaks by hour */
+    SG_K_EPOCH,    /* counter: admin changes of the pool */
     SG_K_COUNT
 } sg_key;
 

@@ -41,6 +41,6 @@ else
         end
     end
 end
-if changed > 0 then redis.call('HINCRBY', K('conf'), 'epoch', 1) end
+if changed > 0 then epoch_bump() end
 return reply({status = 'ok', changed = changed, message = '',
     converted = table.concat(converted, '\n')})

@@ -35,7 +35,7 @@ local function answer(result, reason, seat, expires, od)
     return {'result', result, 'reason', reason, 'seat', seat, 'user', eff,
         'in_use', IN_USE or redis.call('ZCOUNT', K('leases'), '(' .. now(), '+inf'),
         'floating', floating, 'capacity', capacity, 'named', named_n, 'expires_ms', expires,
-        'ttl_ms', ttl_ms, 'epoch', num(c.epoch, 0), 'overdraft', od, 'now', now()}
+        'ttl_ms', ttl_ms, 'epoch', num(redis.call('GET', K('epoch')), 0), 'overdraft', od, 'now', now()}
 end
 
 -- denials of one identity for one reason are folded: the first of a window

@@ -27,7 +27,7 @@ end
 
 -- the pool's settings, read once per call (only the fields scripts use);
 -- false when the pool is absent
-local CONF_FIELDS = {'state', 'named', 'floating', 'overdraft', 'idle', 'max_lease', 'epoch',
+local CONF_FIELDS = {'state', 'named', 'floating', 'overdraft', 'idle', 'max_lease',
     'include', 'exclude', 'features', 'reserve', 'cap', 'countg', 'tracked', 'pending',
     'mux_limit', 'mux_window', 'deny_fold', 'audit_retention', 'created', 'usage_bucket',
     'usage_retention', 'test_clock'}
@@ -335,3 +335,47 @@ local function lines(s)
     return t
 end
 
+-- Change one user record in the global registry (slot {_}) from a change
+-- line "user TAB D TAB S TAB G TAB groups": D and S are '-' (unchanged), '0'
+-- or '1'; G is '-' (groups unchanged) or '=' (the groups become the comma-
+-- separated list that follows). The merge happens here, so no client reads
+-- a record and writes it back. Returns "user TAB old TAB new" when the
+-- record changed (old '' for a new user), else nil; audits the change.
+local function user_change(l)
+    local u, d, s, gm, gl = string.match(l, '^([^\t]+)\t([-01])\t([-01])\t([-=])\t?(.*)$')
+    if not u then return nil, 'ERR malformed user change: ' .. l end
+    local old = redis.call('HGET', 'sg:{_}:users', u)
+    local r = urec(old)
+    local new = {dis = r.dis, svc = r.svc, ver = r.ver, groups = r.groups}
+    if d ~= '-' then new.dis = (d == '1') end
+    if s ~= '-' then new.svc = (s == '1') end
+    if gm == '=' then
+        new.groups = ','
+        for g in string.gmatch(gl, '[^,]+') do
+            if not has(new.groups, g) then new.groups = new.groups .. g .. ',' end
+        end
+    end
+    if old and new.dis == r.dis and new.svc == r.svc and new.groups == r.groups then
+        return nil
+    end
+    new.ver = redis.call('INCR', 'sg:{_}:uver')
+    local rec = urec_str(new)
+    redis.call('HSET', 'sg:{_}:users', u, rec)
+    if new.dis then redis.call('SADD', 'sg:{_}:disabled', u)
+    else redis.call('SREM', 'sg:{_}:disabled', u) end
+    if new.svc then redis.call('SADD', 'sg:{_}:svc', u) else redis.call('SREM', 'sg:{_}:svc', u) end
+    for g in string.gmatch(r.groups, '[^,]+') do
+        if not has(new.groups, g) then redis.call('SREM', 'sg:{_}:grp:' .. g, u) end
+    end
+    for g in string.gmatch(new.groups, '[^,]+') do
+        if not has(r.groups, g) then redis.call('SADD', 'sg:{_}:grp:' .. g, u) end
+    end
+    audit('user_set', {user = u, pid = '', reason = 'disabled=' .. (new.dis and 1 or 0) ..
+        ' service_account=' .. (new.svc and 1 or 0) .. ' groups=' .. new.groups})
+    return u .. '\t' .. (old or '') .. '\t' .. rec
+end
+
+-- The pool's epoch counts its admin changes (settings, named seats, user
+-- records). It is a key of its own, not a field of the settings, so the
+-- provisioning role can move it without being able to change (buy) seats.
+local function epoch_bump() redis.call('INCR', K('epoch')) end

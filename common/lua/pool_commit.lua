@@ -93,7 +93,7 @@ if missing ~= ',' or (creating and A.flags ~= '1') then
     end
     if not c then
         redis.call('HSET', K('conf'), 'state', 'creating', 'created', math.floor(now() / 1000),
-            'epoch', 0, 'tracked', ',', 'countg', ',', 'pending', pending)
+            'tracked', ',', 'countg', ',', 'pending', pending)
     else
         redis.call('HSET', K('conf'), 'pending', pending)
     end
@@ -126,7 +126,7 @@ if creating then
     fields[#fields + 1] = cur.created or math.floor(now() / 1000)
 end
 redis.call('HSET', K('conf'), unpack(fields))
-redis.call('HINCRBY', K('conf'), 'epoch', 1)
+epoch_bump()
 CONF = nil
 
 -- live group counts follow the rules: recount when the counted groups change

@@ -52,5 +52,5 @@ for _, l in ipairs(lines(A.records)) do
         end
     end
 end
-if applied > 0 and A.quiet ~= '1' then redis.call('HINCRBY', K('conf'), 'epoch', 1) end
+if applied > 0 and A.quiet ~= '1' then epoch_bump() end
 return reply({applied = applied, revoked = revoked})

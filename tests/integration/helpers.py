@@ -47,6 +47,7 @@ def closed_port():
 ACL_FILE = os.path.join(REPO, "conf", "redis-acl.conf")
 DECIDE_PASSWORD = "test-decide-pw"
 ADMIN_PASSWORD = "test-admin-pw"
+SYNC_PASSWORD = "test-sync-pw"
 
 # seatctl commands the decision role (nginx, PAM hosts) runs; the rest are admin's
 DECISION_COMMANDS = {"check", "acquire", "release", "reap", "status", "sessions"}
@@ -62,6 +63,7 @@ def acl_text():
         for line in f:
             line = line.replace(">CHANGE-ME-decide", ">" + DECIDE_PASSWORD)
             line = line.replace(">CHANGE-ME-admin", ">" + ADMIN_PASSWORD)
+            line = line.replace(">CHANGE-ME-sync", ">" + SYNC_PASSWORD)
             if line.startswith("user default "):
                 line = "user default on nopass ~* &* +@all\n"
             out.append(line)
@@ -103,6 +105,14 @@ class RedisServer:
         if not self.acl:
             return self.url
         return "redis://seatgate-admin:%s@127.0.0.1:%d" % (ADMIN_PASSWORD, self.port)
+
+    @property
+    def sync_url(self):
+        """The provisioning role (SCIM endpoint): user records and named seats,
+        never a pool's settings."""
+        if not self.acl:
+            return self.url
+        return "redis://seatgate-sync:%s@127.0.0.1:%d" % (SYNC_PASSWORD, self.port)
 
     def url_for(self, args):
         """The role a seatctl command line runs as."""

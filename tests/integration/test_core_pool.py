@@ -10,7 +10,7 @@ def conf(rdb, pool="p"):
 
 
 def epoch(rdb, pool="p"):
-    return int(rdb.hget("sg:{%s}:conf" % pool, "epoch"))
+    return int(rdb.get("sg:{%s}:epoch" % pool) or 0)
 
 
 def test_pool_create_and_show(seatctl, seatctl_json, rdb):
