@@ -31,11 +31,11 @@ endif
 ALLCFLAGS := $(BASEFLAGS) $(CFLAGS) $(SANFLAGS)
 LDLIBS_CORE := -lhiredis
 
-LUA      := decide release pool_commit pool_delete assign user_put user_apply fsck usage
+LUA      := decide release pool_commit pool_delete assign user_put user_apply fsck usage scim
 LUA_SRC  := $(patsubst %,common/lua/%.lua,$(LUA))
 CORE_SRC := common/util.c common/url.c common/conn.c common/core.c common/admin.c common/config.c \
             common/csv.c common/host.c common/audit.c common/report.c common/sync_parse.c \
-            common/sync.c
+            common/sync.c common/scim.c
 CORE_OBJ := $(patsubst common/%.c,$(B)/obj/common/%.o,$(CORE_SRC)) $(B)/obj/common/scripts.o
 
 .PHONY: all deps test unit integration demo bench clean check-deps format install

@@ -179,11 +179,16 @@ static int split_lines(const char *s, char ***out, size_t *n)
     return 0;
 }
 
+const sg_key sg_user_apply_keys[SG_USER_APPLY_NKEYS] = {
+    SG_K_USERS, SG_K_LEASES, SG_K_SESS, SG_K_SESSIDX, SG_K_SESSINFO, SG_K_GCOUNT, SG_K_HG, SG_K_CONF};
+const sg_key sg_assign_keys[SG_ASSIGN_NKEYS] = {
+    SG_K_CONF, SG_K_NAMED, SG_K_LEASES, SG_K_SESS, SG_K_SESSIDX, SG_K_GCOUNT, SG_K_HG, SG_K_AUDIT};
+
 /* ---- user records -----------------------------------------------------------
  * A record is "D" "S" version ",g1,g2," (see common/lua/lib.lua). A user
  * matters to a pool when the record is disabled or a service account, or
  * names a group the pool watches (tracked or pending groups). */
-static int rec_matters(const char *rec, const char *watch)
+int sg_rec_matters(const char *rec, const char *watch)
 {
     if (rec == NULL || strlen(rec) < 3)
         return 0;
@@ -269,10 +274,8 @@ static int apply_pool(sg_conn *c, const char *pool, urow *const *rows, size_t n,
                       const char *via, const char *desc, int quiet, long *revoked, char *err,
                       size_t errlen)
 {
-    static const sg_key which[] = {SG_K_USERS, SG_K_LEASES, SG_K_SESS,  SG_K_SESSIDX,
-                                   SG_K_SESSINFO, SG_K_GCOUNT, SG_K_HG, SG_K_CONF};
     keyset ks;
-    keyset_of(&ks, pool, which, 8);
+    keyset_of(&ks, pool, sg_user_apply_keys, SG_USER_APPLY_NKEYS);
     char host[256];
     sg_hostname(host, sizeof(host));
     for (size_t i = 0; i < n; i += APPLY_BATCH) {
@@ -299,7 +302,7 @@ static int apply_pool(sg_conn *c, const char *pool, urow *const *rows, size_t n,
 }
 
 /* Describe a record change for the audit entries of the pools. */
-static void rec_desc(const char *old, const char *rec, char *buf, size_t len)
+void sg_rec_desc(const char *old, const char *rec, char *buf, size_t len)
 {
     const char *og = (old && strlen(old) >= 3) ? strchr(old + 2, ',') : NULL;
     const char *ng = (rec && strlen(rec) >= 3) ? strchr(rec + 2, ',') : NULL;
@@ -374,12 +377,12 @@ static int apply_everywhere(sg_conn *c, urow *rows, size_t n, const char *via, l
         for (size_t p = 0; p < np && rc == SG_OK; p++) {
             size_t k = 0;
             for (size_t i = 0; i < n; i++)
-                if (rows[i].rec && (rec_matters(rows[i].old, watch[p]) ||
-                                    rec_matters(rows[i].rec, watch[p])))
+                if (rows[i].rec && (sg_rec_matters(rows[i].old, watch[p]) ||
+                                    sg_rec_matters(rows[i].rec, watch[p])))
                     sel[k++] = &rows[i];
             char desc[SG_ERR_MAX] = "";
             if (k == 1)
-                rec_desc(sel[0]->old, sel[0]->rec, desc, sizeof(desc));
+                sg_rec_desc(sel[0]->old, sel[0]->rec, desc, sizeof(desc));
             else if (k > 1)
                 snprintf(desc, sizeof(desc), "user records changed (%zu users)", k);
             if (k)
@@ -970,10 +973,8 @@ int sg_assign(sg_conn *c, const char *pool, int assign, const char **users, size
             return seterr(err, errlen, SG_EBACKEND, "out of memory");
         }
     }
-    static const sg_key which[] = {SG_K_CONF,    SG_K_NAMED,  SG_K_LEASES, SG_K_SESS,
-                                   SG_K_SESSIDX, SG_K_GCOUNT, SG_K_HG,     SG_K_AUDIT};
     keyset ks;
-    keyset_of(&ks, pool, which, 8);
+    keyset_of(&ks, pool, sg_assign_keys, SG_ASSIGN_NKEYS);
     char host[256];
     sg_hostname(host, sizeof(host));
     const char *kv[] = {"pool", pool, "via", via ? via : "cli", "host", host,

@@ -43,6 +43,24 @@ long sg_release_and(sg_conn *c, const char *pool, const char *user, const char *
 int sg_registry_records(sg_conn *c, char *const *users, size_t n, char **recs, char *err,
                         size_t errlen);
 
+/* Does a user record matter to a pool that watches the groups ",a,b,"
+ * (disabled, a service account, or in a watched group)? */
+int sg_rec_matters(const char *rec, const char *watch);
+/* A record change in words, for the pools' audit entries. */
+void sg_rec_desc(const char *old, const char *rec, char *buf, size_t len);
+/* The keys the user_apply and assign scripts declare, in order. */
+#define SG_USER_APPLY_NKEYS 8
+#define SG_ASSIGN_NKEYS 8
+extern const sg_key sg_user_apply_keys[SG_USER_APPLY_NKEYS];
+extern const sg_key sg_assign_keys[SG_ASSIGN_NKEYS];
+/* One SCIM 2.0 User resource (a json-c object) into p; no: its number, for
+ * errors ("resource N, field F: reason"). */
+struct json_object;
+int sg_sync_scim_person(const sg_sync_map *m, struct json_object *res, long no,
+                        sg_sync_person *p, char *err, size_t errlen);
+/* ASCII lower case, in place. */
+void sg_lower(char *s);
+
 /* A set of strings with a value each (the strings are borrowed: they must
  * outlive the set). get: the value, or -1 when absent. */
 typedef struct {

@@ -183,6 +183,7 @@ typedef enum {
     SG_SCRIPT_USER_APPLY,
     SG_SCRIPT_FSCK,
     SG_SCRIPT_USAGE,
+    SG_SCRIPT_SCIM,
     SG_SCRIPT_COUNT
 } sg_script;
 
@@ -618,6 +619,11 @@ int sg_sync_people_scim(const sg_sync_map *m, const char *buf, size_t len, sg_sy
 void sg_sync_people_free(sg_sync_person *p, size_t n);
 /* every "if" of rule r holds for person p */
 int sg_sync_rule_matches(const sg_sync_map *m, const sg_sync_rule *r, const sg_sync_person *p);
+/* What the map's rules say about person p: the user record (row), the rules
+ * that matched ("r1,r2", cut with "..."), and, when named is given, the
+ * pools whose named seats those rules give (",a,b,"; none when inactive). */
+void sg_sync_person_row(const sg_sync_map *m, const sg_sync_person *p, sg_user_row *row,
+                        char *rules, size_t rlen, char *named, size_t nlen);
 /* item in a ",a,b," list */
 int sg_sync_in_list(const char *list, const char *item);
 
@@ -658,6 +664,44 @@ void sg_sync_plan_free(sg_sync_plan *pl);
  * with who asked (by), the rules (reason), before and after. */
 int sg_sync_log(sg_conn *c, const sg_sync_plan *pl, int applied, const char *by, char *err,
                 size_t errlen);
+
+/* ---- the SCIM 2.0 endpoint (nginx seatgate_scim) ----------------------------
+ * One request is a state machine: sg_scim_new answers at once (discovery
+ * documents, bad input) or queues the first Redis commands; the caller sends
+ * the sg_scim_pending() commands (pipelined, any order of sending), gives
+ * every reply to sg_scim_reply (NULL: the link failed), then calls
+ * sg_scim_step for the next batch, until it returns 0: the answer is ready
+ * (status, body, Location, ETag). The same map file as seatctl sync turns a
+ * User resource into the user record and named seats; writes change the
+ * record, the seats and the change log (ev "scim", by) and reach every pool
+ * the record matters to (revoking cached grants and held seats). */
+typedef struct sg_scim sg_scim;
+typedef struct {
+    const char *method; /* GET POST PUT PATCH DELETE */
+    const char *path;   /* below the endpoint: "/Users", "/Users/ID", "/Schemas" ... */
+    const char *query;  /* without '?', NULL: none */
+    const char *body;
+    size_t body_len;
+    const char *base;   /* the endpoint's URL, for meta.location ("https://h/scim/v2") */
+    const char *by;     /* who asked, for the change log */
+    const char *host;   /* this host, for the audit */
+    long long now_ms;
+} sg_scim_request;
+
+sg_scim *sg_scim_new(const sg_sync_map *m, const sg_scim_request *rq); /* NULL: no memory */
+int sg_scim_pending(const sg_scim *s);
+void sg_scim_command(const sg_scim *s, int i, int *argc, const char ***argv,
+                     const size_t **argvlen);
+void sg_scim_reply(sg_scim *s, int i, const struct redisReply *r);
+int sg_scim_step(sg_scim *s);
+int sg_scim_status(const sg_scim *s);
+const char *sg_scim_body(const sg_scim *s, size_t *len); /* NULL: no body (204) */
+const char *sg_scim_location(const sg_scim *s);           /* 201's Location, or NULL */
+const char *sg_scim_etag(const sg_scim *s);               /* or NULL */
+const char *sg_scim_log(const sg_scim *s);                /* for the error log, or NULL */
+void sg_scim_free(sg_scim *s);
+/* Drive a request on a blocking connection; returns the HTTP status. */
+int sg_scim_run(sg_conn *c, sg_scim *s);
 
 /* ---- doctor -----------------------------------------------------------------
  * Finds drift between the registry, the pools' projections, the pools index,

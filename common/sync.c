@@ -63,6 +63,49 @@ static void canon_groups(const char *list, char *out, size_t len)
     }
 }
 
+void sg_sync_person_row(const sg_sync_map *m, const sg_sync_person *p, sg_user_row *row,
+                        char *rules, size_t rlen, char *named, size_t nlen)
+{
+    char groups[2048] = ",";
+    int service = p->service;
+    memset(row, 0, sizeof(*row));
+    rules[0] = '\0';
+    if (named && nlen)
+        snprintf(named, nlen, ",");
+    for (size_t r = 0; r < m->nrules; r++) {
+        const sg_sync_rule *ru = &m->rules[r];
+        if (!sg_sync_rule_matches(m, ru, p))
+            continue;
+        size_t k = strlen(rules);
+        if (k + strlen(ru->name) + 5 < rlen)
+            snprintf(rules + k, rlen - k, "%s%s", k ? "," : "", ru->name);
+        else if (k >= 3 && k + 4 < rlen && strcmp(rules + k - 3, "...") != 0)
+            snprintf(rules + k, rlen - k, ",...");
+        for (char *g = strchr(ru->groups, ','); g && g[1]; g = strchr(g + 1, ',')) {
+            char one[SG_IDENT_MAX + 3];
+            size_t gl = strcspn(g + 1, ",");
+            snprintf(one, sizeof(one), "%.*s", (int)gl, g + 1);
+            if (!in_list(groups, one) && strlen(groups) + gl + 2 < sizeof(groups))
+                snprintf(groups + strlen(groups), sizeof(groups) - strlen(groups), "%s,", one);
+        }
+        for (char *q = strchr(ru->named, ','); named && p->active && q && q[1];
+             q = strchr(q + 1, ',')) {
+            char one[SG_POOL_MAX + 3];
+            size_t ql = strcspn(q + 1, ",");
+            snprintf(one, sizeof(one), "%.*s", (int)ql, q + 1);
+            if (!in_list(named, one) && strlen(named) + ql + 2 < nlen)
+                snprintf(named + strlen(named), nlen - strlen(named), "%s,", one);
+        }
+        if (ru->service)
+            service = 1;
+    }
+    snprintf(row->user, sizeof(row->user), "%s", p->user);
+    canon_groups(groups, row->groups, sizeof(row->groups));
+    row->disabled = !p->active;
+    row->service = service;
+    row->line = p->line;
+}
+
 int sg_sync_plan_make(sg_conn *c, const sg_sync_map *m, const sg_sync_person *people, size_t n,
                       int full, sg_sync_plan *pl, char *err, size_t errlen)
 {
@@ -88,33 +131,8 @@ int sg_sync_plan_make(sg_conn *c, const sg_sync_map *m, const sg_sync_person *pe
         const sg_sync_person *p = &people[i];
         sg_user_row *row = &pl->rows[i];
         sg_sync_change *ch = &pl->changes[i];
-        char groups[2048] = ",";
-        int service = p->service;
+        sg_sync_person_row(m, p, row, ch->rules, sizeof(ch->rules), NULL, 0);
         snprintf(ch->user, sizeof(ch->user), "%s", p->user);
-        for (size_t r = 0; r < m->nrules; r++) {
-            const sg_sync_rule *ru = &m->rules[r];
-            if (!sg_sync_rule_matches(m, ru, p))
-                continue;
-            size_t k = strlen(ch->rules);
-            if (k + strlen(ru->name) + 5 < sizeof(ch->rules))
-                snprintf(ch->rules + k, sizeof(ch->rules) - k, "%s%s", k ? "," : "", ru->name);
-            else if (k + 4 < sizeof(ch->rules) && strcmp(ch->rules + k - 3, "...") != 0)
-                snprintf(ch->rules + k, sizeof(ch->rules) - k, ",...");
-            for (char *g = strchr(ru->groups, ','); g && g[1]; g = strchr(g + 1, ',')) {
-                char one[SG_IDENT_MAX + 3];
-                size_t gl = strcspn(g + 1, ",");
-                snprintf(one, sizeof(one), "%.*s", (int)gl, g + 1);
-                if (!in_list(groups, one) && strlen(groups) + gl + 2 < sizeof(groups))
-                    snprintf(groups + strlen(groups), sizeof(groups) - strlen(groups), "%s,", one);
-            }
-            if (ru->service)
-                service = 1;
-        }
-        snprintf(row->user, sizeof(row->user), "%s", p->user);
-        canon_groups(groups, row->groups, sizeof(row->groups));
-        row->disabled = !p->active;
-        row->service = service;
-        row->line = p->line;
         /* the record now */
         const char *rec = recs[i];
         char now_groups[2048] = "";

@@ -23,11 +23,12 @@ static char *trim(char *s)
     return s;
 }
 
-static void lower(char *s)
+void sg_lower(char *s)
 {
     for (; *s; s++)
         *s = (char)tolower((unsigned char)*s);
 }
+#define lower sg_lower
 
 /* ",a,b," membership, without case when the list was lowered */
 static int in_list(const char *list, const char *item)
@@ -456,8 +457,8 @@ static int scim_attr(json_object *res, const char *name, char *out, size_t len)
 }
 
 /* one User resource into p (number no, for errors) */
-static int scim_person(const sg_sync_map *m, json_object *res, long no, sg_sync_person *p,
-                       char *err, size_t errlen)
+int sg_sync_scim_person(const sg_sync_map *m, json_object *res, long no, sg_sync_person *p,
+                        char *err, size_t errlen)
 {
     char e[SG_ERR_MAX], v[4096];
     json_object *x = NULL;
@@ -581,7 +582,7 @@ int sg_sync_people_scim(const sg_sync_map *m, const char *buf, size_t len, sg_sy
     if (rc == 0 && sg_strset_init(&seen, nres) != 0)
         rc = seterr(err, errlen, -1, "out of memory");
     for (size_t i = 0; rc == 0 && i < nres; i++) {
-        rc = scim_person(m, res[i], (long)i + 1, &ps[i], err, errlen);
+        rc = sg_sync_scim_person(m, res[i], (long)i + 1, &ps[i], err, errlen);
         long k = rc == 0 ? sg_strset_get(&seen, ps[i].user) : -1;
         if (k >= 0)
             rc = seterr(err, errlen, -1, "resource %zu, field userName: '%s' is already "

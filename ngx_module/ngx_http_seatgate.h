@@ -10,6 +10,7 @@
  *   ngx_http_seatgate_pubsub.c    the revocation subscription
  *   ngx_http_seatgate_response.c  denials, metrics and counters
  *   ngx_http_seatgate_redis.c     the non-blocking Redis adapter
+ *   ngx_http_seatgate_scim.c      the SCIM 2.0 endpoint (seatgate_scim)
  */
 
 
@@ -175,6 +176,16 @@ typedef struct {
 } ngx_http_seatgate_main_conf_t;
 
 
+/* seatgate_scim: the map, the token, how long a request may wait */
+typedef struct {
+    sg_sync_map                     *map;
+    ngx_str_t                        token;     /* empty: auth=nginx */
+    ngx_str_t                        prefix;    /* the endpoint's URI */
+    ngx_str_t                        name;      /* who asks, in the log */
+    ngx_msec_t                       timeout;
+} ngx_http_seatgate_scim_conf_t;
+
+
 typedef struct {
     ngx_int_t                        mode;
     ngx_str_t                        pool;
@@ -188,6 +199,7 @@ typedef struct {
     ngx_str_t                        release;
     ngx_http_seatgate_pool_t        *release_stats;
     ngx_flag_t                       metrics;
+    ngx_http_seatgate_scim_conf_t   *scim;
 } ngx_http_seatgate_loc_conf_t;
 
 
@@ -302,6 +314,10 @@ void ngx_http_seatgate_cache_revoke(ngx_http_seatgate_zone_t *z,
     u_char *pool, size_t pool_len, u_char *user, size_t user_len);
 ngx_int_t ngx_http_seatgate_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
+
+/* ngx_http_seatgate_scim.c */
+ngx_int_t ngx_http_seatgate_scim_handler(ngx_http_request_t *r);
+char *ngx_http_seatgate_scim(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
 /* ngx_http_seatgate_pubsub.c */
 ngx_uint_t ngx_http_seatgate_covered(ngx_msec_t confirmed);

@@ -161,6 +161,13 @@ static ngx_command_t  ngx_http_seatgate_commands[] = {
       0,
       NULL },
 
+    { ngx_string("seatgate_scim"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
+      ngx_http_seatgate_scim,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("seatgate_metrics"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_seatgate_metrics,
