@@ -179,10 +179,12 @@ static int split_lines(const char *s, char ***out, size_t *n)
     return 0;
 }
 
+/* what the provisioning role (seatgate-sync) may write: the settings (read
+ * only to it) and the audit stream (write only) are addressed by name */
 const sg_key sg_user_apply_keys[SG_USER_APPLY_NKEYS] = {
-    SG_K_USERS, SG_K_LEASES, SG_K_SESS, SG_K_SESSIDX, SG_K_SESSINFO, SG_K_GCOUNT, SG_K_HG, SG_K_CONF};
+    SG_K_USERS, SG_K_LEASES, SG_K_SESS, SG_K_SESSIDX, SG_K_SESSINFO, SG_K_GCOUNT, SG_K_HG};
 const sg_key sg_assign_keys[SG_ASSIGN_NKEYS] = {
-    SG_K_CONF, SG_K_NAMED, SG_K_LEASES, SG_K_SESS, SG_K_SESSIDX, SG_K_GCOUNT, SG_K_HG, SG_K_AUDIT};
+    SG_K_NAMED, SG_K_LEASES, SG_K_SESS, SG_K_SESSIDX, SG_K_GCOUNT, SG_K_HG};
 
 /* ---- user records -----------------------------------------------------------
  * A record is "D" "S" version ",g1,g2," (see common/lua/lib.lua). A user

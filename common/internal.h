@@ -49,8 +49,8 @@ int sg_rec_matters(const char *rec, const char *watch);
 /* A record change in words, for the pools' audit entries. */
 void sg_rec_desc(const char *old, const char *rec, char *buf, size_t len);
 /* The keys the user_apply and assign scripts declare, in order. */
-#define SG_USER_APPLY_NKEYS 8
-#define SG_ASSIGN_NKEYS 8
+#define SG_USER_APPLY_NKEYS 7
+#define SG_ASSIGN_NKEYS 6
 extern const sg_key sg_user_apply_keys[SG_USER_APPLY_NKEYS];
 extern const sg_key sg_assign_keys[SG_ASSIGN_NKEYS];
 /* One SCIM 2.0 User resource (a json-c object) into p; no: its number, for

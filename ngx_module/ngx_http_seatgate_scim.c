@@ -80,7 +80,10 @@ ngx_http_seatgate_scim_handler(ngx_http_request_t *r)
     rc = ngx_http_seatgate_scim_auth(r, slcf->scim);
 
     if (rc != NGX_OK) {
-        return rc;
+        return ngx_http_seatgate_scim_error(r, NGX_HTTP_UNAUTHORIZED,
+                                            rc == NGX_DECLINED
+                                            ? "a bearer token is required"
+                                            : "the bearer token is not valid");
     }
 
     rc = ngx_http_read_client_request_body(r, ngx_http_seatgate_scim_body);
@@ -95,7 +98,8 @@ ngx_http_seatgate_scim_handler(ngx_http_request_t *r)
 
 /*
  * Authorization: Bearer TOKEN, compared in constant time; or nginx's own
- * authentication in front (auth=nginx).
+ * authentication in front (auth=nginx). NGX_OK, or NGX_DECLINED (no token)
+ * or NGX_ERROR (a wrong one) with WWW-Authenticate set.
  */
 
 static ngx_int_t
@@ -146,16 +150,9 @@ ngx_http_seatgate_scim_auth(ngx_http_request_t *r,
         ngx_str_set(&value, "Bearer realm=\"seatgate-scim\"");
     }
 
-    if (ngx_http_seatgate_add_header(r, "WWW-Authenticate", &value)
-        != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    (void) ngx_http_seatgate_add_header(r, "WWW-Authenticate", &value);
 
-    return ngx_http_seatgate_scim_error(r, NGX_HTTP_UNAUTHORIZED,
-                                        given.len
-                                        ? "the bearer token is not valid"
-                                        : "a bearer token is required");
+    return given.len ? NGX_ERROR : NGX_DECLINED;
 }
 
 
@@ -213,7 +210,7 @@ ngx_http_seatgate_scim_body(ngx_http_request_t *r)
 
     if (r->request_body) {
         for (cl = r->request_body->bufs; cl; cl = cl->next) {
-            len += ngx_buf_size(cl->buf);
+            len += (size_t) ngx_buf_size(cl->buf);
         }
     }
 
@@ -229,6 +226,10 @@ ngx_http_seatgate_scim_body(ngx_http_request_t *r)
          cl = cl->next)
     {
         b = cl->buf;
+
+        if (ngx_buf_size(b) == 0) {
+            continue;
+        }
 
         if (ngx_buf_in_memory(b)) {
             p = ngx_cpymem(p, b->pos, b->last - b->pos);
@@ -271,7 +272,11 @@ ngx_http_seatgate_scim_body(ngx_http_request_t *r)
         return;
     }
 
-    *ngx_cpymem(query, r->args.data, r->args.len) = '\0';
+    query[0] = '\0';
+
+    if (r->args.len) {
+        *ngx_cpymem(query, r->args.data, r->args.len) = '\0';
+    }
     *ngx_cpystrn(method, r->method_name.data,
                  ngx_min(r->method_name.len + 1, sizeof(method))) = '\0';
 
@@ -285,7 +290,11 @@ ngx_http_seatgate_scim_body(ngx_http_request_t *r)
                      &r->connection->addr_text);
     *p = '\0';
 
-    base = r->headers_in.server;
+    /* the Host header as the client sent it (nginx validated it), port
+     * included, else the server's name */
+
+    base = r->headers_in.host ? r->headers_in.host->value
+                              : r->headers_in.server;
 
     p = ngx_snprintf(url, sizeof(url) - 1, "%s://%V%V",
 #if (NGX_HTTP_SSL)

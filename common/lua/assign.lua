@@ -1,5 +1,6 @@
 -- assign: give named seats to users (all or none) or take them back.
--- KEYS: the pool's conf named leases sess sessidx gcount hg
+-- KEYS: the pool's named leases sess sessidx gcount hg (conf, epoch and audit
+--       by name: the provisioning role reads the first, writes the last)
 -- A: pool via host mode (assign|unassign) users ("\n"-separated)
 -- Reply: status ok|refused|no_pool, changed, message, converted (users whose
 --        floating seat went back to the pool because they now hold a named one)

@@ -33,6 +33,7 @@ local CONF_FIELDS = {'state', 'named', 'floating', 'overdraft', 'idle', 'max_lea
     'usage_retention', 'test_clock'}
 local CONF
 local function conf()
+    if POOL == '_' then return false end  -- the registry has no settings
     if CONF == nil then
         local raw = redis.call('HMGET', K('conf'), unpack(CONF_FIELDS))
         if not raw[1] then

@@ -1,5 +1,6 @@
 -- user_apply: bring the pool's projection of user records up to date.
--- KEYS: the pool's users leases sess sessidx sessinfo gcount hg conf
+-- KEYS: the pool's users leases sess sessidx sessinfo gcount hg (conf, epoch and
+--       audit by name)
 -- A: pool via host desc records = lines "user\trecord" (global records),
 --    quiet ('1': a projection for rules being added or a pool being created:
 --    one summary instead of an audit entry and a cache revocation per user;
