@@ -189,7 +189,7 @@ static int explain_entry(void *ud, const sg_audit_entry *e)
 {
     struct explain *x = ud;
     const char *ev = audit_field(e, "ev");
-    if (strcmp(ev, "sync") == 0) {
+    if (strcmp(ev, "sync") == 0 || strcmp(ev, "scim") == 0) { /* a file, or live SCIM */
         /* the latest of each: the record, and each pool's named seat */
         const char *after = audit_field(e, "after"), *before = audit_field(e, "before");
         char key[SG_POOL_MAX + 32];
@@ -266,7 +266,8 @@ int cmd_explain(opts_t *o, sg_conn *c)
                u.service ? ", service account" : "", u.groups[0] ? u.groups : "-");
         if (rec) {
             json_object *v;
-            printf("  record from sync at %s by %s, rules %s\n",
+            printf("  record from %s at %s by %s, rules %s\n",
+                   json_object_object_get_ex(rec, "ev", &v) ? json_object_get_string(v) : "sync",
                    json_object_object_get_ex(rec, "at", &v) ? json_object_get_string(v) : "?",
                    json_object_object_get_ex(rec, "by", &v) ? json_object_get_string(v) : "?",
                    json_object_object_get_ex(rec, "reason", &v) ? json_object_get_string(v) : "?");
@@ -280,7 +281,9 @@ int cmd_explain(opts_t *o, sg_conn *c)
             printf("  %-20s %-9s", json_object_get_string(json_object_object_get(po, "pool")),
                    json_object_get_string(json_object_object_get(po, "seat")));
             if (json_object_object_get_ex(po, "given_by_sync", &why))
-                printf(" given by sync at %s, rules %s",
+                printf(" given by %s at %s, rules %s",
+                       json_object_object_get_ex(why, "ev", &v) ? json_object_get_string(v)
+                                                                 : "sync",
                        json_object_object_get_ex(why, "at", &v) ? json_object_get_string(v) : "?",
                        json_object_object_get_ex(why, "reason", &v) ? json_object_get_string(v)
                                                                     : "?");

@@ -193,7 +193,7 @@ def okta_user(user, title, active=True):
     }
 
 
-def test_okta_conversation(scim, rdb):
+def test_okta_conversation(scim, rdb, seatctl, seatctl_json):
     c = scim
     # Okta looks the user up first
     check_list(c.find("jdoe"), 0)
@@ -206,6 +206,15 @@ def test_okta_conversation(scim, rdb):
     assert record(rdb, "jdoe") == (False, False, ["senior", "technicians"])
     assert named(rdb) == ["jdoe"]
     assert b"never-stored" not in rdb.hget("sg:{_}:scim", uid).encode()
+    # seatctl explain answers why, from the change log
+    ex = seatctl_json("explain", "jdoe", check=EX_OK).out
+    assert ex["record_from_sync"]["ev"] == "scim"
+    assert ex["record_from_sync"]["by"] == "okta@127.0.0.1"
+    assert ex["record_from_sync"]["reason"] == "senior-agents"
+    assert ex["holds"][0]["given_by_sync"]["ev"] == "scim"
+    txt = seatctl("explain", "jdoe", check=EX_OK).out
+    assert "record from scim at" in txt and "by okta@127.0.0.1, rules senior-agents" in txt
+    assert "named     given by scim at" in txt
     # lookups
     check_user(c.get("/Users/" + uid), 200, c.base, "jdoe")
     l = check_list(c.find("JDOE"), 1)                 # userName is caseExact false
@@ -243,8 +252,6 @@ def test_okta_conversation(scim, rdb):
     seat = [e for e in log if e["seat"] == "named"]
     assert [(e["before"], e["after"]) for e in seat] == [
         ("-", "named seat of technicians"), ("named seat of technicians", "-")]
-    # seatctl explain tells the story from it
-    # (the admin role reads the registry's audit)
 
 
 def entra_user(user):
