@@ -25,7 +25,7 @@
 /* enum sg_key order */
 static const char *const key_suffix[SG_K_COUNT] = {
     "conf",   "named", "users", "leases", "sess",     "sessidx", "sessinfo",
-    "gcount", "hg",    "fold",  "audit",  "lastused", "stats",
+    "gcount", "hg",    "fold",  "audit",  "lastused", "stats", "epoch",
 };
 
 /* what a decision and a release declare, in order, before the mux key */
@@ -51,6 +51,7 @@ static const char *const script_files[SG_SCRIPT_COUNT] = {
     "common/lua/decide.lua",      "common/lua/release.lua", "common/lua/pool_commit.lua",
     "common/lua/pool_delete.lua", "common/lua/assign.lua",  "common/lua/user_put.lua",
     "common/lua/user_apply.lua",  "common/lua/fsck.lua",    "common/lua/usage.lua",
+    "common/lua/scim.lua",
 };
 #define LIB_LUA "common/lua/lib.lua"
 
@@ -389,6 +390,7 @@ static void test_keyname_every_key(void **state)
         {SG_K_AUDIT, "sg:{p}:audit"},
         {SG_K_LASTUSED, "sg:{p}:lastused"},
         {SG_K_STATS, "sg:{p}:stats"},
+        {SG_K_EPOCH, "sg:{p}:epoch"},
     };
     assert_int_equal(NELEM(named), SG_K_COUNT);
     for (size_t i = 0; i < NELEM(named); i++) {
