@@ -58,6 +58,8 @@ echo
 /usr/bin/python3 "$ROOT/tests/bench/bench_usage.py" "$B" || echo "usage bench failed"
 echo
 /usr/bin/python3 "$ROOT/tests/bench/bench_sync.py" "$B" || echo "sync bench failed"
+echo
+/usr/bin/python3 "$ROOT/tests/bench/bench_scim.py" "$B" || echo "SCIM bench failed"
 
 for extra in "$ROOT"/tests/bench/run-*.sh; do
     [ -f "$extra" ] || continue
