@@ -9,7 +9,7 @@
 
 FUZZ_CC      ?= clang
 FUZZ_TIME    ?= 20
-FUZZ_TARGETS := fuzz_url fuzz_ident fuzz_config fuzz_csv fuzz_sync
+FUZZ_TARGETS := fuzz_url fuzz_ident fuzz_config fuzz_csv fuzz_sync fuzz_scim
 FUZZ_BINS    := $(patsubst %,$(B)/fuzz/%,$(FUZZ_TARGETS))
 FUZZ_CFLAGS  := $(BASEFLAGS) -O1 -g -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
@@ -19,6 +19,7 @@ FUZZ_MAXLEN_fuzz_ident  := 600
 FUZZ_MAXLEN_fuzz_config := 8192
 FUZZ_MAXLEN_fuzz_csv    := 8192
 FUZZ_MAXLEN_fuzz_sync   := 8192
+FUZZ_MAXLEN_fuzz_scim   := 8192
 
 .PHONY: fuzz fuzz-build
 fuzz-build: $(FUZZ_BINS)
@@ -31,9 +32,15 @@ $(B)/fuzz/fuzz_csv: tests/fuzz/fuzz_csv.c common/csv.c common/util.c common/seat
 $(B)/fuzz/fuzz_sync: tests/fuzz/fuzz_sync.c common/sync_parse.c common/csv.c common/util.c \
                      common/seatgate.h common/sg_csv.h
 
+# the SCIM state machine needs most of the core (key names, replies, the map,
+# the record helpers) and the embedded scripts
+$(B)/fuzz/fuzz_scim: tests/fuzz/fuzz_scim.c $(CORE_SRC) $(B)/gen/scripts.c common/seatgate.h \
+                     common/internal.h common/sg_csv.h
+
 $(FUZZ_BINS): tests/fuzz/build.mk
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(if $(filter %fuzz_sync,$@),-ljson-c)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) \
+	    $(if $(filter %fuzz_sync %fuzz_scim,$@),-ljson-c) $(if $(filter %fuzz_scim,$@),-lhiredis -lm)
 
 fuzz: $(FUZZ_BINS)
 	@set -e; for t in $(FUZZ_TARGETS); do \
