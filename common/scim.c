@@ -64,6 +64,8 @@ struct sg_scim {
     json_object *res;  /* the resource as it becomes */
     char *old_json;    /* as it was */
     char old_user[SG_IDENT_MAX + 1];
+    char old_ver[64]; /* the version read: the write is made from it */
+    int retry, retries;
     char owner[SCIM_ID_MAX + 1];
     char user[SG_IDENT_MAX + 1], name[SG_IDENT_MAX + 1], ext[SCIM_EXT_MAX + 1];
     sg_user_row row;
@@ -704,7 +706,10 @@ static int finish_resource(sg_scim *s, long long created_ms, const char *created
     /* meta */
     char now[SG_RFC3339_LEN + 1], ver[48], loc[1200];
     sg_fmt_rfc3339(s->now_ms, now, sizeof(now));
-    snprintf(ver, sizeof(ver), "W/\"%lld\"", s->now_ms);
+    unsigned int salt = 0; /* two writes in one millisecond differ */
+    if (getrandom(&salt, sizeof(salt), GRND_NONBLOCK) != (ssize_t)sizeof(salt))
+        salt = (unsigned int)s->retries;
+    snprintf(ver, sizeof(ver), "W/\"%lld-%08x\"", s->now_ms, salt);
     snprintf(loc, sizeof(loc), "%s/Users/%s", s->base, s->id);
     json_object *meta = json_object_new_object();
     char created[SG_RFC3339_LEN + 1];
@@ -1179,8 +1184,9 @@ static void step_put(sg_scim *s)
                         "resource", res, "name", s->name, "ext", s->ext,
                         "user", s->op == OP_DELETE ? s->old_user : s->user,
                         "create", s->op == OP_CREATE ? "1" : "0", "changes", ch.p ? ch.p : "",
-                        "rules", s->rules, "seats", seats.p ? seats.p : ""};
-    if (bad || scim_script(s, kv, 20) != 0)
+                        "rules", s->rules, "seats", seats.p ? seats.p : "",
+                        "ver", s->etag, "expect", s->op == OP_CREATE ? "" : s->old_ver};
+    if (bad || scim_script(s, kv, 24) != 0)
         answer_error(s, 500, NULL, "out of memory");
     sg_buf_free(&ch);
     sg_buf_free(&seats);
@@ -1300,6 +1306,7 @@ static void on_get(sg_scim *s, const redisReply *r)
         free(s->old_json);
         s->old_json = strdup(rfield(r, "resource"));
         snprintf(s->old_user, sizeof(s->old_user), "%s", rfield(r, "user"));
+        snprintf(s->old_ver, sizeof(s->old_ver), "%s", rfield(r, "ver"));
     }
 }
 
@@ -1414,6 +1421,10 @@ static void on_put(sg_scim *s, const redisReply *r)
         answer_error(s, 404, NULL, "no User %s", s->id);
         return;
     }
+    if (strcmp(st, "retry") == 0) {
+        s->retry = 1;
+        return;
+    }
     if (strcmp(st, "conflict") == 0) {
         answer_error(s, 409, "uniqueness", "userName %s is taken", s->user);
         return;
@@ -1486,6 +1497,42 @@ static void on_find(sg_scim *s, const redisReply *r)
     }
     answer_json(s, 200, l);
     json_object_put(l);
+}
+
+static void queue_get(sg_scim *s)
+{
+    s->stage = ST_GET;
+    const char *kv[] = {"op", "get", "id", s->op == OP_CREATE ? "" : s->id, "name", s->name};
+    if (scim_script(s, kv, 6) != 0)
+        answer_error(s, 500, NULL, "out of memory");
+}
+
+/* Another request changed the resource between our read and our write (the
+ * write names the version it was made from): read it again and redo the
+ * change on what is there now, a few times. The named seats the first try
+ * gave or took are given or taken again as the map says now. */
+static void restart(sg_scim *s)
+{
+    if (++s->retries > 3) {
+        answer_error(s, 409, NULL, "User %s was changed by other requests meanwhile; "
+                     "try again", s->id);
+        return;
+    }
+    if (s->res)
+        json_object_put(s->res);
+    s->res = NULL;
+    free(s->old_json);
+    s->old_json = NULL;
+    sg_strv_free(s->mpools, s->nmpools);
+    s->mpools = NULL;
+    s->nmpools = 0;
+    free(s->gave);
+    free(s->took);
+    free(s->took_old);
+    s->gave = s->took = s->took_old = NULL;
+    s->retry = 0;
+    s->old_user[0] = s->old_ver[0] = s->owner[0] = s->refused[0] = '\0';
+    queue_get(s);
 }
 
 /* ---- the interface ---------------------------------------------------------------- */
@@ -1626,10 +1673,7 @@ sg_scim *sg_scim_new(const sg_sync_map *m, const sg_scim_request *rq)
     default:
         break;
     }
-    s->stage = ST_GET;
-    const char *kv[] = {"op", "get", "id", s->op == OP_CREATE ? "" : s->id, "name", s->name};
-    if (scim_script(s, kv, 6) != 0)
-        answer_error(s, 500, NULL, "out of memory");
+    queue_get(s);
     return s;
 }
 
@@ -1766,7 +1810,9 @@ int sg_scim_step(sg_scim *s)
         step_put(s);
         break;
     case ST_PUT:
-        if (s->stage == ST_PUT) { /* not answered by on_put */
+        if (s->stage == ST_PUT && s->retry) {
+            restart(s);
+        } else if (s->stage == ST_PUT) { /* not answered by on_put */
             if (s->nchanges && s->npools)
                 step_watch(s);
             else

@@ -6,19 +6,20 @@
 -- KEYS: 1 sg:{_}:scim (id -> resource JSON)  2 sg:{_}:scim:name (lowered
 --       userName -> id)  3 sg:{_}:scim:ext (externalId -> id)  4 sg:{_}:scim:ids
 --       (zset, score 0: ids in order, for paging)  5 sg:{_}:scim:key (id ->
---       "name TAB ext TAB user": what the indexes hold for it)
+--       "name TAB ext TAB user TAB version": what the indexes hold for it)
 --       (the registry's users, uver, disabled, svc, grp:*, synced, audit and
 --       pools keys are in the same slot)
 -- A: op = get | find | list | put | delete, via host by
---   get:    id name                     -> status ok|missing, resource, user,
+--   get:    id name                     -> status ok|missing, resource, user, ver,
 --           owner (the id that has userName name, '' none)
 --   find:   attr (name|ext|id) value    -> status ok|missing, resource, id
 --   list:   start (0-based) count       -> total, resources (LF-separated)
---   put:    id resource name ext user create (1: POST) changes (user change
+--   put:    id resource name ext user ver expect (the version the change was
+--           made from: another one in place -> status retry) create (1: POST) changes (user change
 --           lines, lib.lua user_change) rules seats (lines "give|take TAB
 --           pool TAB user": named seats this request gave or took) -> status ok|missing|conflict, changed (lines "user TAB
 --           old TAB new"), pools (LF-separated), was (the user it had)
---   delete: id changes rules seats     -> status ok|missing, changed, pools, was
+--   delete: id expect changes rules seats -> status ok|missing|retry, changed, pools, was
 POOL = '_'
 local op = A.op
 
@@ -75,8 +76,8 @@ end
 local function user_of(id)
     local k = redis.call('HGET', KEYS[5], id)
     if not k then return nil end
-    local name, ext, user = string.match(k, '^([^\t]*)\t([^\t]*)\t(.*)$')
-    return {name = name, ext = ext, user = user}
+    local name, ext, user, ver = string.match(k, '^([^\t]*)\t([^\t]*)\t([^\t]*)\t?(.*)$')
+    return {name = name, ext = ext, user = user, ver = ver}
 end
 
 if op == 'get' then
@@ -84,7 +85,8 @@ if op == 'get' then
     local res = (A.id or '') ~= '' and redis.call('HGET', KEYS[1], A.id)
     if not res then return reply({status = 'missing', owner = owner or ''}) end
     local k = user_of(A.id)
-    return reply({status = 'ok', resource = res, user = k and k.user or '', owner = owner or ''})
+    return reply({status = 'ok', resource = res, user = k and k.user or '', ver = k and k.ver or '',
+        owner = owner or ''})
 
 elseif op == 'find' then
     local id = A.value
@@ -114,6 +116,8 @@ elseif op == 'put' then
         if was then return reply({status = 'conflict', message = 'id in use'}) end
     elseif not was then
         return reply({status = 'missing'})
+    elseif (A.expect or '') ~= '' and was.ver ~= A.expect then
+        return reply({status = 'retry'})  -- changed since it was read: read it again
     end
     local owner = redis.call('HGET', KEYS[2], A.name)
     if owner and owner ~= A.id then
@@ -131,7 +135,7 @@ elseif op == 'put' then
     redis.call('HSET', KEYS[2], A.name, A.id)
     if A.ext ~= '' then redis.call('HSET', KEYS[3], A.ext, A.id) end
     redis.call('ZADD', KEYS[4], 0, A.id)
-    redis.call('HSET', KEYS[5], A.id, A.name .. '\t' .. A.ext .. '\t' .. A.user)
+    redis.call('HSET', KEYS[5], A.id, A.name .. '\t' .. A.ext .. '\t' .. A.user .. '\t' .. A.ver)
     redis.call('SADD', 'sg:{_}:synced', A.user)
     if was and was.user ~= A.user then redis.call('SREM', 'sg:{_}:synced', was.user) end
     return reply({status = 'ok', changed = changed, pools = pools(), was = was and was.user or ''})
@@ -139,6 +143,7 @@ elseif op == 'put' then
 elseif op == 'delete' then
     local was = user_of(A.id)
     if not was then return reply({status = 'missing'}) end
+    if (A.expect or '') ~= '' and was.ver ~= A.expect then return reply({status = 'retry'}) end
     local changed, e = apply_changes()
     if e then return redis.error_reply(e) end
     redis.call('HDEL', KEYS[1], A.id)

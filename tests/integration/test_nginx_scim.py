@@ -330,6 +330,31 @@ def test_paging_and_rename(scim, rdb):
     check_error(r, 409, "uniqueness")
 
 
+def test_concurrent_patches_lose_no_update(scim, rdb):
+    """A PATCH is read, change, write: the write names the version it was
+    made from, and a request that lost the race reads again. Every PATCH that
+    was answered 200 is in the final resource."""
+    import concurrent.futures
+    c = scim
+    uid = check_user(c.post(okta_user("race", "ITSM-L1")), 201, c.base)["id"]
+
+    def add(i):
+        return i, c.patch(uid, [{"op": "add", "path": "phoneNumbers",
+                                 "value": [{"type": "t%d" % i, "value": "%d" % i}]}])
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        done = list(ex.map(add, range(16)))
+    ok = [i for i, r in done if r.status_code == 200]
+    for i, r in done:
+        assert r.status_code in (200, 409), r.text
+        if r.status_code == 409:
+            check_error(r, 409)
+    assert len(ok) >= 4, done
+    final = check_user(c.get("/Users/" + uid), 200, c.base)
+    have = {p["type"] for p in final["phoneNumbers"]}
+    assert {"t%d" % i for i in ok} <= have
+    assert record(rdb, "race") == (False, False, ["technicians"])
+
+
 def test_tokens(scim, rdb):
     c = scim
     for tok in ("", "wrong-token-0123456789", TOKEN + "x", TOKEN[:-1]):
