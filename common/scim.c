@@ -1105,6 +1105,19 @@ static int renamed(const sg_scim *s)
 
 static void step_put(sg_scim *s);
 
+/* assign or unassign user in map pool i; -1 (answered) when out of memory */
+static int seat_cmd(sg_scim *s, size_t i, const char *mode, const char *user, int tag)
+{
+    const char *kv[] = {"pool", s->mpools[i], "via", "scim", "host", s->host,
+                        "mode", mode, "users", user};
+    if (pool_script(s, SG_SCRIPT_ASSIGN, s->mpools[i], sg_assign_keys, SG_ASSIGN_NKEYS, kv, 10,
+                    tag) != 0) {
+        answer_error(s, 500, NULL, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
 static void step_unassign(sg_scim *s)
 {
     s->stage = ST_UNASSIGN;
@@ -1114,13 +1127,8 @@ static void step_unassign(sg_scim *s)
             const char *u = old ? s->old_user : s->user;
             if (old ? !(renamed(s) || s->op == OP_DELETE) : (keep || s->op == OP_DELETE))
                 continue;
-            const char *kv[] = {"pool", s->mpools[i], "via", "scim", "host", s->host,
-                                "mode", "unassign", "users", u};
-            if (pool_script(s, SG_SCRIPT_ASSIGN, s->mpools[i], sg_assign_keys, SG_ASSIGN_NKEYS,
-                            kv, 10, (int)i * 2 + old) != 0) {
-                answer_error(s, 500, NULL, "out of memory");
+            if (seat_cmd(s, i, "unassign", u, (int)i * 2 + old) != 0)
                 return;
-            }
         }
     }
     if (s->ncmds == 0)
@@ -1131,15 +1139,9 @@ static void step_assign(sg_scim *s)
 {
     s->stage = ST_ASSIGN;
     for (size_t i = 0; i < s->nmpools; i++) {
-        if (!sg_sync_in_list(s->named, s->mpools[i]))
-            continue;
-        const char *kv[] = {"pool", s->mpools[i], "via", "scim", "host", s->host,
-                            "mode", "assign", "users", s->user};
-        if (pool_script(s, SG_SCRIPT_ASSIGN, s->mpools[i], sg_assign_keys, SG_ASSIGN_NKEYS, kv,
-                        10, (int)i) != 0) {
-            answer_error(s, 500, NULL, "out of memory");
+        if (sg_sync_in_list(s->named, s->mpools[i]) &&
+            seat_cmd(s, i, "assign", s->user, (int)i) != 0)
             return;
-        }
     }
     if (s->ncmds == 0)
         step_unassign(s);
@@ -1400,15 +1402,8 @@ static void after_assign(sg_scim *s)
     /* all or nothing: the seats this request gave go back */
     s->stage = ST_UNDO;
     for (size_t i = 0; i < s->nmpools; i++) {
-        if (!s->gave[i])
-            continue;
-        const char *kv[] = {"pool", s->mpools[i], "via", "scim", "host", s->host,
-                            "mode", "unassign", "users", s->user};
-        if (pool_script(s, SG_SCRIPT_ASSIGN, s->mpools[i], sg_assign_keys, SG_ASSIGN_NKEYS, kv,
-                        10, (int)i) != 0) {
-            answer_error(s, 500, NULL, "out of memory");
+        if (s->gave[i] && seat_cmd(s, i, "unassign", s->user, (int)i) != 0)
             return;
-        }
     }
     if (s->ncmds == 0)
         answer_error(s, 409, NULL, "%s; nothing was changed", s->refused);

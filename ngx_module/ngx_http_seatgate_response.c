@@ -522,7 +522,11 @@ ngx_http_seatgate_respond(ngx_http_request_t *r, ngx_uint_t status,
     r->headers_out.status = status;
     r->headers_out.content_length_n = body->len;
 
-    if (json == 2) {
+    if (json == 3) {
+        ngx_str_set(&r->headers_out.content_type,
+                    "application/scim+json; charset=utf-8");
+
+    } else if (json == 2) {
         ngx_str_set(&r->headers_out.content_type,
                     "text/plain; version=0.0.4; charset=utf-8");
 

@@ -581,96 +581,57 @@ ngx_http_seatgate_scim_free(ngx_http_seatgate_scim_job_t *job)
 }
 
 
+/* a header from a C string, copied into the request's pool */
+
+static ngx_int_t
+ngx_http_seatgate_scim_header(ngx_http_request_t *r, char *name,
+    const char *value)
+{
+    ngx_str_t  v;
+
+    if (value == NULL) {
+        return NGX_OK;
+    }
+
+    v.len = ngx_strlen(value);
+    v.data = ngx_pnalloc(r->pool, v.len);
+
+    if (v.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(v.data, value, v.len);
+
+    return ngx_http_seatgate_add_header(r, name, &v);
+}
+
+
+/* an answer (application/scim+json), its body copied into the pool */
+
 static ngx_int_t
 ngx_http_seatgate_scim_output(ngx_http_request_t *r, ngx_uint_t status,
     u_char *body, size_t len, const char *location, const char *etag)
 {
-    u_char       *copy;
-    ngx_int_t     rc;
-    ngx_str_t     v;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
+    ngx_str_t  copy;
 
-    if (ngx_http_discard_request_body(r) != NGX_OK) {
-        r->keepalive = 0;
+    if (ngx_http_seatgate_scim_header(r, "Location", location) != NGX_OK
+        || ngx_http_seatgate_scim_header(r, "ETag", etag) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    r->headers_out.status = status;
-    r->headers_out.content_length_n = len;
+    copy.len = len;
+    copy.data = ngx_pnalloc(r->pool, len + 1);
+
+    if (copy.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     if (len) {
-        ngx_str_set(&r->headers_out.content_type,
-                    "application/scim+json; charset=utf-8");
-        r->headers_out.content_type_len = sizeof("application/scim+json") - 1;
-        r->headers_out.content_type_lowcase = NULL;
+        ngx_memcpy(copy.data, body, len);
     }
 
-    ngx_str_set(&v, "no-store");
-
-    if (ngx_http_seatgate_add_header(r, "Cache-Control", &v) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (location) {
-        v.len = ngx_strlen(location);
-        v.data = ngx_pnalloc(r->pool, v.len);
-
-        if (v.data == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ngx_memcpy(v.data, location, v.len);
-
-        if (ngx_http_seatgate_add_header(r, "Location", &v) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
-
-    if (etag) {
-        v.len = ngx_strlen(etag);
-        v.data = ngx_pnalloc(r->pool, v.len);
-
-        if (v.data == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ngx_memcpy(v.data, etag, v.len);
-
-        if (ngx_http_seatgate_add_header(r, "ETag", &v) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
-
-    if (len == 0 || r->method == NGX_HTTP_HEAD) {
-        r->header_only = 1;
-        return ngx_http_send_header(r);
-    }
-
-    copy = ngx_pnalloc(r->pool, len);
-    b = ngx_calloc_buf(r->pool);
-
-    if (copy == NULL || b == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ngx_memcpy(copy, body, len);
-
-    b->pos = copy;
-    b->last = copy + len;
-    b->memory = 1;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    out.buf = b;
-    out.next = NULL;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_seatgate_respond(r, status, &copy, 3);
 }
 
 
