@@ -371,6 +371,29 @@ def test_tokens(scim, rdb):
     check_error(r, 401)
 
 
+def test_nginx_own_authentication(nginx, redis_server, rdb, shop):
+    """auth=nginx: no token; nginx's auth_basic decides, and the change log
+    names the authenticated user."""
+    ng = nginx("""
+server {
+    listen 127.0.0.1:{port};
+    location /scim/v2/ {
+        auth_basic "scim";
+        auth_basic_user_file {htpasswd};
+        seatgate_scim map=%s auth=nginx;
+    }
+}
+""" % MAP, redis_url=redis_server.sync_url, zone=None)
+    c = Client(ng, token="")
+    assert c.get("/Users").status_code == 401          # nginx's own 401
+    r = requests.post(c.base + "/Users", data=json.dumps(okta_user("nia", "ITSM-L1")),
+                      auth=("hub", "hub-pw"), timeout=10,
+                      headers={"Content-Type": "application/scim+json"})
+    check_user(r, 201, c.base, "nia")
+    log = [e for e in helpers.audit_entries(rdb, "_") if e["ev"] == "scim"]
+    assert log and log[0]["by"] == "hub@127.0.0.1"
+
+
 def test_malformed_requests_are_400_and_change_nothing(scim, rdb):
     c = scim
     uid = check_user(c.post(okta_user("bob", "ITSM-L1")), 201, c.base)["id"]
