@@ -18,7 +18,8 @@ SANITIZE ?=
 DEB_PKGS := build-essential pkg-config libhiredis-dev libjson-c-dev libpam0g-dev nginx nginx-dev \
             redis-server redis-tools libcmocka-dev libpam-wrapper libpamtest0-dev libnss-wrapper \
             pamtester python3-pytest python3-redis python3-requests wrk curl valgrind \
-            libnginx-mod-http-lua lua-nginx-redis chromium-headless-shell
+            libnginx-mod-http-lua lua-nginx-redis chromium-headless-shell \
+            debhelper dpkg-dev fakeroot lintian systemd man-db
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
             -Wno-format-nonliteral
@@ -137,3 +138,23 @@ clean:
 -include ngx_module/build.mk
 -include pam_module/build.mk
 -include tests/fuzz/build.mk
+
+# ---- Debian packages -----------------------------------------------------------
+# make deb: libnginx-mod-http-seatgate, libpam-seatgate and seatgate-tools in
+# build/deb/, built by dpkg-buildpackage from a copy of the tracked sources
+# (debian/), then checked by lintian.
+DEB_VERSION := $(shell dpkg-parsechangelog -l debian/changelog -SVersion 2>/dev/null)
+DEB_DIR     := $(B)/deb
+.PHONY: deb
+deb:
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/seatgate-$(DEB_VERSION)
+	git ls-files -z | xargs -0 cp --parents -t $(DEB_DIR)/seatgate-$(DEB_VERSION)
+	cd $(DEB_DIR)/seatgate-$(DEB_VERSION) && dpkg-buildpackage -b -us -uc
+	lintian --fail-on error,warning $(DEB_DIR)/*.changes
+	@ls -1 $(DEB_DIR)/*.deb
+
+# make deb-check (root): install the packages into this machine, check them
+# (nginx -t, pamtester, systemd-analyze, the demo), purge them
+.PHONY: deb-check
+deb-check:
+	sh tests/deb/check.sh $(abspath $(DEB_DIR))
