@@ -1753,44 +1753,56 @@ int sg_reap(sg_conn *c, const char *host_id, const char *host, sg_reap_fn fn, vo
 
 /* ---- doctor ------------------------------------------------------------------ */
 
-/* every key matching pattern (SCAN), malloc'd */
+/* every key matching pattern (SCAN; on every master of a cluster), malloc'd */
 int sg_scan_keys(sg_conn *c, const char *pattern, char ***out, size_t *n, char *err,
                  size_t errlen)
 {
-    char cursor[32] = "0";
     char **v = NULL;
     size_t k = 0, cap = 0;
-    do {
-        const char *av[] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"};
-        redisReply *r = cmdv(c, err, errlen, 6, av);
-        if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-            if (r)
-                freeReplyObject(r);
-            sg_strv_free(v, k);
-            return SG_EBACKEND;
-        }
-        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
-        redisReply *keys = r->element[1];
-        for (size_t i = 0; i < keys->elements; i++) {
-            if (k + 1 >= cap) {
-                cap = cap ? cap * 2 : 64;
-                char **nv = realloc(v, sizeof(*v) * cap);
-                if (nv == NULL) {
+    int *masters = NULL;
+    int nm = sg_conn_masters(c, &masters, err, errlen);
+    if (nm < 0)
+        return SG_EBACKEND;
+    int rc = SG_OK;
+    for (int m = 0; rc == SG_OK && m < (nm ? nm : 1); m++) {
+        char cursor[32] = "0";
+        do {
+            const char *av[] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"};
+            redisReply *r = nm ? sg_conn_cmd_node(c, masters[m], 6, av, err, errlen)
+                               : cmdv(c, err, errlen, 6, av);
+            if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+                if (r && r->type == REDIS_REPLY_ERROR)
+                    seterr(err, errlen, SG_EBACKEND, "redis: %s", r->str);
+                if (r)
                     freeReplyObject(r);
-                    sg_strv_free(v, k);
-                    return seterr(err, errlen, SG_EBACKEND, "out of memory");
+                rc = SG_EBACKEND;
+                break;
+            }
+            snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+            redisReply *keys = r->element[1];
+            for (size_t i = 0; rc == SG_OK && i < keys->elements; i++) {
+                if (k + 1 >= cap) {
+                    cap = cap ? cap * 2 : 64;
+                    char **nv = realloc(v, sizeof(*v) * cap);
+                    if (nv == NULL) {
+                        rc = seterr(err, errlen, SG_EBACKEND, "out of memory");
+                        break;
+                    }
+                    v = nv;
                 }
-                v = nv;
+                if ((v[k] = strndup(keys->element[i]->str, keys->element[i]->len)) == NULL)
+                    rc = seterr(err, errlen, SG_EBACKEND, "out of memory");
+                else
+                    k++;
             }
-            if ((v[k] = strndup(keys->element[i]->str, keys->element[i]->len)) == NULL) {
-                freeReplyObject(r);
-                sg_strv_free(v, k);
-                return seterr(err, errlen, SG_EBACKEND, "out of memory");
-            }
-            k++;
-        }
-        freeReplyObject(r);
-    } while (strcmp(cursor, "0") != 0);
+            freeReplyObject(r);
+        } while (rc == SG_OK && strcmp(cursor, "0") != 0);
+    }
+    free(masters);
+    if (rc != SG_OK) {
+        sg_strv_free(v, k);
+        return rc;
+    }
     *out = v;
     *n = k;
     return SG_OK;

@@ -1,5 +1,6 @@
 /* Blocking Redis connection with timeouts (PAM, seatctl): TCP, unix socket,
- * Sentinel master discovery, AUTH (password or ACL user) and SELECT. */
+ * Sentinel master discovery, Redis Cluster (slot map, MOVED, ASK), AUTH
+ * (password or ACL user) and SELECT. */
 #include "seatgate.h"
 #include "internal.h"
 
@@ -15,8 +16,38 @@
 #include <sys/time.h>
 #include <time.h>
 
+#define CLUSTER_SLOTS 16384
+#define CLUSTER_NODES 64
+#define CLUSTER_REDIRECTS 5
+
+typedef struct {
+    char host[256];
+    int port;
+    redisContext *ctx; /* NULL until used */
+} cnode;
+
+/* a command on its way in a cluster pipeline: where it went, and itself, to
+ * send again where a MOVED or ASK reply points */
+typedef struct {
+    int node;
+    int argc;
+    char **argv;
+    size_t *argvlen;
+} qentry;
+
+typedef struct {
+    sg_redis_url url;
+    cnode nodes[CLUSTER_NODES];
+    int nnodes;
+    short slots[CLUSTER_SLOTS]; /* node index, -1 unknown */
+    int mapped;                 /* the slot map was read */
+    qentry *q;
+    size_t qhead, qn, qcap;
+} cluster_t;
+
 struct sg_conn {
-    redisContext *ctx;
+    redisContext *ctx;  /* one server (NULL for a cluster) */
+    cluster_t *cl;      /* a Redis Cluster */
     int timeout_ms;
     long long deadline; /* monotonic ms; 0 = each command gets timeout_ms */
 };
@@ -241,9 +272,37 @@ static int rebound(redisContext *ctx, long long deadline, int timeout_ms, char *
     return 0;
 }
 
+/* AUTH and SELECT of a fresh connection */
+static int handshake(redisContext *ctx, const sg_redis_url *u, const char *where, long long deadline,
+                     int timeout_ms, char *err, size_t errlen)
+{
+    if (u->password[0]) {
+        if (rebound(ctx, deadline, timeout_ms, err, errlen) != 0)
+            return -1;
+        const char *av[3] = {"AUTH", u->user[0] ? u->user : u->password, u->password};
+        if (run_simple(ctx, where, u->user[0] ? 3 : 2, av, err, errlen) != 0)
+            return -1;
+    }
+    if (u->db) {
+        char db[16];
+        snprintf(db, sizeof(db), "%d", u->db);
+        const char *av[2] = {"SELECT", db};
+        if (rebound(ctx, deadline, timeout_ms, err, errlen) != 0)
+            return -1;
+        if (run_simple(ctx, where, 2, av, err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static sg_conn *cluster_open(const sg_redis_url *u, int timeout_ms, long long deadline, char *err,
+                             size_t errlen);
+
 static sg_conn *open_impl(const sg_redis_url *u, int timeout_ms, long long deadline, char *err,
                           size_t errlen)
 {
+    if (u->kind == SG_URL_CLUSTER)
+        return cluster_open(u, timeout_ms, deadline, err, errlen);
     redisContext *ctx = NULL;
     char where[300];
     if (u->kind == SG_URL_UNIX) {
@@ -281,29 +340,9 @@ static sg_conn *open_impl(const sg_redis_url *u, int timeout_ms, long long deadl
         if (ctx == NULL)
             return NULL;
     }
-    if (u->password[0]) {
-        if (rebound(ctx, deadline, timeout_ms, err, errlen) != 0) {
-            redisFree(ctx);
-            return NULL;
-        }
-        const char *av[3] = {"AUTH", u->user[0] ? u->user : u->password, u->password};
-        if (run_simple(ctx, where, u->user[0] ? 3 : 2, av, err, errlen) != 0) {
-            redisFree(ctx);
-            return NULL;
-        }
-    }
-    if (u->db) {
-        char db[16];
-        snprintf(db, sizeof(db), "%d", u->db);
-        const char *av[2] = {"SELECT", db};
-        if (rebound(ctx, deadline, timeout_ms, err, errlen) != 0) {
-            redisFree(ctx);
-            return NULL;
-        }
-        if (run_simple(ctx, where, 2, av, err, errlen) != 0) {
-            redisFree(ctx);
-            return NULL;
-        }
+    if (handshake(ctx, u, where, deadline, timeout_ms, err, errlen) != 0) {
+        redisFree(ctx);
+        return NULL;
     }
     if (u->kind == SG_URL_SENTINEL) {
         /* make sure the sentinel's answer is really a master (failover in progress) */
@@ -358,12 +397,30 @@ void sg_conn_set_budget(sg_conn *c, int budget_ms)
     c->deadline = mono_ms() + budget_ms;
 }
 
+static void qentry_free(qentry *e)
+{
+    for (int i = 0; i < e->argc; i++)
+        free(e->argv[i]);
+    free(e->argv);
+    free(e->argvlen);
+    memset(e, 0, sizeof(*e));
+}
+
 void sg_conn_close(sg_conn *c)
 {
     if (c == NULL)
         return;
     if (c->ctx)
         redisFree(c->ctx);
+    if (c->cl) {
+        for (int i = 0; i < c->cl->nnodes; i++)
+            if (c->cl->nodes[i].ctx)
+                redisFree(c->cl->nodes[i].ctx);
+        for (size_t i = 0; i < c->cl->qn; i++)
+            qentry_free(&c->cl->q[(c->cl->qhead + i) % c->cl->qcap]);
+        free(c->cl->q);
+        free(c->cl);
+    }
     free(c);
 }
 
@@ -372,9 +429,16 @@ struct redisContext *sg_conn_ctx(sg_conn *c)
     return c->ctx;
 }
 
+static struct redisReply *cluster_cmd(sg_conn *c, int argc, const char **argv,
+                                      const size_t *argvlen, char *err, size_t errlen);
+static int cluster_append(sg_conn *c, int argc, const char **argv, const size_t *argvlen);
+static struct redisReply *cluster_reply(sg_conn *c, char *err, size_t errlen);
+
 struct redisReply *sg_conn_cmd(sg_conn *c, int argc, const char **argv, const size_t *argvlen,
                                char *err, size_t errlen)
 {
+    if (c->cl)
+        return cluster_cmd(c, argc, argv, argvlen, err, errlen);
     if (c->ctx->err) {
         seterr(err, errlen, "redis: %s", c->ctx->errstr);
         return NULL;
@@ -397,6 +461,8 @@ struct redisReply *sg_conn_cmd(sg_conn *c, int argc, const char **argv, const si
  * sg_conn_reply, in order. Reads share the connection's deadline. */
 int sg_conn_append(sg_conn *c, int argc, const char **argv, const size_t *argvlen)
 {
+    if (c->cl)
+        return cluster_append(c, argc, argv, argvlen);
     if (c->ctx->err)
         return -1;
     return redisAppendCommandArgv(c->ctx, argc, argv, argvlen) == REDIS_OK ? 0 : -1;
@@ -404,6 +470,8 @@ int sg_conn_append(sg_conn *c, int argc, const char **argv, const size_t *argvle
 
 struct redisReply *sg_conn_reply(sg_conn *c, char *err, size_t errlen)
 {
+    if (c->cl)
+        return cluster_reply(c, err, errlen);
     if (c->ctx->err) {
         seterr(err, errlen, "redis: %s", c->ctx->errstr);
         return NULL;
@@ -424,4 +492,435 @@ struct redisReply *sg_conn_reply(sg_conn *c, char *err, size_t errlen)
 int sg_conn_timeout_ms(const sg_conn *c)
 {
     return c->timeout_ms;
+}
+
+/* ---- Redis Cluster ------------------------------------------------------------
+ * The seed nodes of the URL give the slot map (CLUSTER SLOTS); each command
+ * goes to the master of its key's slot (hash tags: every key of a pool is
+ * one slot), on a connection per master opened when first needed, within
+ * the connection's budget. A MOVED reply moves the slot in the map (and the
+ * map is read again on the next command), an ASK reply sends ASKING and the
+ * command once to the node it names; TRYAGAIN (a slot half migrated) waits
+ * a little and asks again. Pipelines keep one queue of where each command
+ * went, so replies are read in order across the nodes. */
+
+/* CRC16-CCITT (XMODEM), the cluster's key hash: polynomial 0x1021, init 0 */
+static unsigned crc16(const char *buf, size_t len)
+{
+    unsigned crc = 0;
+    for (size_t i = 0; i < len; i++) {
+        crc ^= (unsigned)(unsigned char)buf[i] << 8;
+        for (int b = 0; b < 8; b++)
+            crc = (crc & 0x8000) ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+    }
+    return crc;
+}
+
+int sg_key_slot(const char *key, size_t len)
+{
+    const char *open = memchr(key, '{', len);
+    if (open) {
+        const char *close = memchr(open + 1, '}', len - (size_t)(open + 1 - key));
+        if (close && close > open + 1)
+            return (int)(crc16(open + 1, (size_t)(close - open - 1)) & (CLUSTER_SLOTS - 1));
+    }
+    return (int)(crc16(key, len) & (CLUSTER_SLOTS - 1));
+}
+
+static size_t arglen(const char **argv, const size_t *argvlen, int i)
+{
+    return argvlen ? argvlen[i] : strlen(argv[i]);
+}
+
+static int arg_is(const char **argv, const size_t *argvlen, int i, const char *name)
+{
+    size_t n = strlen(name);
+    return arglen(argv, argvlen, i) == n && strncasecmp(argv[i], name, n) == 0;
+}
+
+/* the slot of a command's first key, -1 for a command without keys */
+static int cmd_slot(int argc, const char **argv, const size_t *argvlen)
+{
+    static const char *const keyless[] = {"TIME", "PING", "INFO", "SCAN", "ROLE", "CLUSTER",
+                                          "AUTH", "SELECT", "SCRIPT", "FUNCTION", "CONFIG",
+                                          "DBSIZE", "ASKING", "PUBLISH", "ACL", "HELLO"};
+    if (argc < 1)
+        return -1;
+    for (size_t i = 0; i < sizeof(keyless) / sizeof(keyless[0]); i++)
+        if (arg_is(argv, argvlen, 0, keyless[i]))
+            return -1;
+    if (arg_is(argv, argvlen, 0, "EVAL") || arg_is(argv, argvlen, 0, "EVALSHA") ||
+        arg_is(argv, argvlen, 0, "FCALL")) {
+        if (argc < 4 || arglen(argv, argvlen, 2) == 0 || argv[2][0] == '0')
+            return -1;
+        return sg_key_slot(argv[3], arglen(argv, argvlen, 3));
+    }
+    return argc > 1 ? sg_key_slot(argv[1], arglen(argv, argvlen, 1)) : -1;
+}
+
+static int node_index(cluster_t *cl, const char *host, int port)
+{
+    for (int i = 0; i < cl->nnodes; i++)
+        if (cl->nodes[i].port == port && strcmp(cl->nodes[i].host, host) == 0)
+            return i;
+    if (cl->nnodes == CLUSTER_NODES)
+        return -1;
+    cnode *n = &cl->nodes[cl->nnodes];
+    memset(n, 0, sizeof(*n));
+    snprintf(n->host, sizeof(n->host), "%s", host);
+    n->port = port;
+    return cl->nnodes++;
+}
+
+/* the node's connection, opened (and authenticated) within the budget */
+static redisContext *node_ctx(sg_conn *c, int i, char *err, size_t errlen)
+{
+    cnode *n = &c->cl->nodes[i];
+    if (n->ctx && n->ctx->err) {
+        redisFree(n->ctx);
+        n->ctx = NULL;
+    }
+    if (n->ctx)
+        return n->ctx;
+    int t = left_ms(c->deadline, c->timeout_ms);
+    if (t == 0) {
+        seterr(err, errlen, "redis %s:%d: timed out after %d ms", n->host, n->port, c->timeout_ms);
+        return NULL;
+    }
+    redisContext *ctx = dial_tcp(n->host, n->port, t, err, errlen);
+    if (ctx == NULL)
+        return NULL;
+    char where[300];
+    snprintf(where, sizeof(where), "%s:%d", n->host, n->port);
+    if (handshake(ctx, &c->cl->url, where, c->deadline, c->timeout_ms, err, errlen) != 0) {
+        redisFree(ctx);
+        return NULL;
+    }
+    n->ctx = ctx;
+    return ctx;
+}
+
+/* "MOVED 3999 127.0.0.1:6381" / "ASK ...": slot and node, or -1 */
+static int parse_redirect(cluster_t *cl, const char *msg, int *slot, int *node)
+{
+    char host[256];
+    long sl, port;
+    const char *sp = strchr(msg, ' ');
+    if (sp == NULL)
+        return -1;
+    char *end;
+    sl = strtol(sp + 1, &end, 10);
+    if (*end != ' ' || sl < 0 || sl >= CLUSTER_SLOTS)
+        return -1;
+    const char *addr = end + 1, *colon = strrchr(addr, ':');
+    if (colon == NULL || (size_t)(colon - addr) >= sizeof(host))
+        return -1;
+    snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
+    if (sg_parse_long(colon + 1, 1, 65535, &port) != 0)
+        return -1;
+    if (host[0] == '\0') /* a node that does not know its own address */
+        return -1;
+    *slot = (int)sl;
+    *node = node_index(cl, host, (int)port);
+    return *node < 0 ? -1 : 0;
+}
+
+/* Read the slot map from any node that answers (the known nodes, then the
+ * seeds). */
+static int refresh_slots(sg_conn *c, char *err, size_t errlen)
+{
+    cluster_t *cl = c->cl;
+    char last[SG_ERR_MAX] = "no cluster node answered";
+    int tries = cl->nnodes;
+    for (int k = 0; k < tries; k++) {
+        redisContext *ctx = node_ctx(c, k, last, sizeof(last));
+        if (ctx == NULL)
+            continue;
+        if (rebound(ctx, c->deadline, c->timeout_ms, last, sizeof(last)) != 0)
+            break;
+        redisReply *r = redisCommand(ctx, "CLUSTER SLOTS");
+        if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
+            snprintf(last, sizeof(last), "redis %s:%d: CLUSTER SLOTS: %s", cl->nodes[k].host,
+                     cl->nodes[k].port,
+                     r == NULL ? ctx->errstr : r->type == REDIS_REPLY_ERROR ? r->str : "no slots");
+            if (r)
+                freeReplyObject(r);
+            continue;
+        }
+        for (int i = 0; i < CLUSTER_SLOTS; i++)
+            cl->slots[i] = -1;
+        for (size_t i = 0; i < r->elements; i++) {
+            redisReply *e = r->element[i];
+            if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
+                e->element[0]->type != REDIS_REPLY_INTEGER ||
+                e->element[1]->type != REDIS_REPLY_INTEGER ||
+                e->element[2]->type != REDIS_REPLY_ARRAY || e->element[2]->elements < 2)
+                continue;
+            redisReply *m = e->element[2];
+            if (m->element[0]->type != REDIS_REPLY_STRING ||
+                m->element[1]->type != REDIS_REPLY_INTEGER)
+                continue;
+            /* an empty address: the node asked */
+            const char *host = m->element[0]->len ? m->element[0]->str : cl->nodes[k].host;
+            int n = node_index(cl, host, (int)m->element[1]->integer);
+            long long lo = e->element[0]->integer, hi = e->element[1]->integer;
+            for (long long s2 = lo; n >= 0 && s2 <= hi && s2 < CLUSTER_SLOTS; s2++)
+                if (s2 >= 0)
+                    cl->slots[s2] = (short)n;
+        }
+        freeReplyObject(r);
+        cl->mapped = 1;
+        return 0;
+    }
+    seterr(err, errlen, "%s", last);
+    return -1;
+}
+
+static int route(sg_conn *c, int argc, const char **argv, const size_t *argvlen, char *err,
+                 size_t errlen)
+{
+    cluster_t *cl = c->cl;
+    if (!cl->mapped && refresh_slots(c, err, errlen) != 0)
+        return -1;
+    int slot = cmd_slot(argc, argv, argvlen);
+    if (slot >= 0 && cl->slots[slot] >= 0)
+        return cl->slots[slot];
+    for (int i = 0; i < CLUSTER_SLOTS; i++) /* keyless (or unmapped): a master */
+        if (cl->slots[i] >= 0)
+            return cl->slots[i];
+    return 0;
+}
+
+static int queue_push(cluster_t *cl, int node, int argc, const char **argv, const size_t *argvlen)
+{
+    if (cl->qn == cl->qcap) {
+        size_t cap = cl->qcap ? cl->qcap * 2 : 16;
+        qentry *q = calloc(cap, sizeof(*q));
+        if (q == NULL)
+            return -1;
+        for (size_t i = 0; i < cl->qn; i++)
+            q[i] = cl->q[(cl->qhead + i) % cl->qcap];
+        free(cl->q);
+        cl->q = q;
+        cl->qcap = cap;
+        cl->qhead = 0;
+    }
+    qentry *e = &cl->q[(cl->qhead + cl->qn) % cl->qcap];
+    memset(e, 0, sizeof(*e));
+    e->node = node;
+    e->argv = calloc((size_t)argc + 1, sizeof(char *));
+    e->argvlen = calloc((size_t)argc + 1, sizeof(size_t));
+    if (e->argv == NULL || e->argvlen == NULL) {
+        qentry_free(e);
+        return -1;
+    }
+    for (int i = 0; i < argc; i++) {
+        size_t n = arglen(argv, argvlen, i);
+        e->argv[i] = malloc(n + 1);
+        if (e->argv[i] == NULL) {
+            e->argc = i;
+            qentry_free(e);
+            return -1;
+        }
+        memcpy(e->argv[i], argv[i], n);
+        e->argv[i][n] = '\0';
+        e->argvlen[i] = n;
+    }
+    e->argc = argc;
+    cl->qn++;
+    return 0;
+}
+
+static int cluster_append(sg_conn *c, int argc, const char **argv, const size_t *argvlen)
+{
+    char err[SG_ERR_MAX];
+    int n = route(c, argc, argv, argvlen, err, sizeof(err));
+    redisContext *ctx = n >= 0 ? node_ctx(c, n, err, sizeof(err)) : NULL;
+    if (ctx == NULL)
+        return -1;
+    if (redisAppendCommandArgv(ctx, argc, argv, argvlen) != REDIS_OK)
+        return -1;
+    return queue_push(c->cl, n, argc, argv, argvlen);
+}
+
+static redisReply *get_reply(sg_conn *c, redisContext *ctx, char *err, size_t errlen)
+{
+    if (rebound(ctx, c->deadline, c->timeout_ms, err, errlen) != 0)
+        return NULL;
+    void *r = NULL;
+    if (redisGetReply(ctx, &r) != REDIS_OK || r == NULL) {
+        if (ctx->err == REDIS_ERR_IO && strstr(ctx->errstr, "temporarily unavailable"))
+            seterr(err, errlen, "redis: no answer within %d ms", c->timeout_ms);
+        else
+            seterr(err, errlen, "redis: %s", ctx->errstr[0] ? ctx->errstr : "I/O error");
+        return NULL;
+    }
+    return r;
+}
+
+static int starts(const redisReply *r, const char *word)
+{
+    size_t n = strlen(word);
+    return r->type == REDIS_REPLY_ERROR && r->len > n && strncmp(r->str, word, n) == 0 &&
+           r->str[n] == ' ';
+}
+
+/* the reply of queue entry e, redirections followed: MOVED and ASK a few
+ * hops; TRYAGAIN (the keys of a script are half migrated) is asked again,
+ * ASKING kept, until the command's time is up */
+static redisReply *follow(sg_conn *c, qentry *e, redisReply *r, char *err, size_t errlen)
+{
+    cluster_t *cl = c->cl;
+    long long until = c->deadline ? c->deadline : mono_ms() + c->timeout_ms;
+    int hops = 0, asking = 0;
+    while (r) {
+        int slot, node = e->node, ask = starts(r, "ASK");
+        if (starts(r, "TRYAGAIN")) {
+            if (mono_ms() + 10 >= until)
+                return r;
+            struct timespec ts = {0, 10 * 1000000};
+            nanosleep(&ts, NULL);
+            ask = asking; /* the same node, the same way */
+        } else if (!(starts(r, "MOVED") || ask) || ++hops > CLUSTER_REDIRECTS ||
+                   parse_redirect(cl, r->str, &slot, &node) != 0) {
+            return r;
+        } else if (!ask) {
+            cl->slots[slot] = (short)node;
+            cl->mapped = 0; /* read the whole map again before the next command */
+        }
+        freeReplyObject(r);
+        r = NULL;
+        redisContext *ctx = node_ctx(c, node, err, errlen);
+        if (ctx == NULL)
+            return NULL;
+        if (ask && redisAppendCommand(ctx, "ASKING") != REDIS_OK)
+            return NULL;
+        if (redisAppendCommandArgv(ctx, e->argc, (const char **)e->argv, e->argvlen) != REDIS_OK)
+            return NULL;
+        if (ask) {
+            redisReply *ok = get_reply(c, ctx, err, errlen);
+            if (ok == NULL)
+                return NULL;
+            freeReplyObject(ok);
+        }
+        e->node = node;
+        asking = ask;
+        r = get_reply(c, ctx, err, errlen);
+    }
+    return r;
+}
+
+static redisReply *cluster_reply(sg_conn *c, char *err, size_t errlen)
+{
+    cluster_t *cl = c->cl;
+    if (cl->qn == 0) {
+        seterr(err, errlen, "redis: no command waits for a reply");
+        return NULL;
+    }
+    qentry *e = &cl->q[cl->qhead];
+    redisContext *ctx = cl->nodes[e->node].ctx;
+    redisReply *r = NULL;
+    if (ctx == NULL || ctx->err)
+        seterr(err, errlen, "redis %s:%d: %s", cl->nodes[e->node].host, cl->nodes[e->node].port,
+               ctx ? ctx->errstr : "not connected");
+    else
+        r = get_reply(c, ctx, err, errlen);
+    if (r)
+        r = follow(c, e, r, err, errlen);
+    if (r == NULL)
+        cl->mapped = 0; /* a node failed: a failover may follow, read the map again */
+    qentry_free(e);
+    cl->qhead = (cl->qhead + 1) % cl->qcap;
+    cl->qn--;
+    return r;
+}
+
+static redisReply *cluster_cmd(sg_conn *c, int argc, const char **argv, const size_t *argvlen,
+                               char *err, size_t errlen)
+{
+    if (c->cl->qn) {
+        seterr(err, errlen, "redis: a command while a pipeline waits for replies");
+        return NULL;
+    }
+    if (cluster_append(c, argc, argv, argvlen) != 0) {
+        char e2[SG_ERR_MAX];
+        int n = route(c, argc, argv, argvlen, e2, sizeof(e2));
+        if (n < 0 || node_ctx(c, n, err, errlen) == NULL) {
+            if (n < 0)
+                seterr(err, errlen, "%s", e2);
+        } else {
+            seterr(err, errlen, "redis: cannot queue a command");
+        }
+        return NULL;
+    }
+    return cluster_reply(c, err, errlen);
+}
+
+static sg_conn *cluster_open(const sg_redis_url *u, int timeout_ms, long long deadline, char *err,
+                             size_t errlen)
+{
+    sg_conn *c = calloc(1, sizeof(*c));
+    cluster_t *cl = calloc(1, sizeof(*cl));
+    if (c == NULL || cl == NULL) {
+        free(c);
+        free(cl);
+        seterr(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->cl = cl;
+    c->timeout_ms = timeout_ms;
+    c->deadline = deadline;
+    cl->url = *u;
+    for (int i = 0; i < CLUSTER_SLOTS; i++)
+        cl->slots[i] = -1;
+    for (int i = 0; i < u->nsentinels; i++)
+        (void)node_index(cl, u->sentinels[i].host, u->sentinels[i].port);
+    /* the map now: a cluster that cannot be reached fails here, as a
+     * server would */
+    long long until = deadline ? deadline : mono_ms() + timeout_ms;
+    long long saved = c->deadline;
+    c->deadline = until;
+    int rc = refresh_slots(c, err, errlen);
+    c->deadline = saved;
+    if (rc != 0) {
+        sg_conn_close(c);
+        return NULL;
+    }
+    return c;
+}
+
+int sg_conn_masters(sg_conn *c, int **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (c->cl == NULL)
+        return 0;
+    if (!c->cl->mapped && refresh_slots(c, err, errlen) != 0)
+        return -1;
+    int *v = calloc(CLUSTER_NODES, sizeof(int)), n = 0;
+    if (v == NULL) {
+        seterr(err, errlen, "out of memory");
+        return -1;
+    }
+    for (int i = 0; i < CLUSTER_SLOTS; i++) {
+        int k = c->cl->slots[i], seen = 0;
+        for (int j = 0; k >= 0 && j < n; j++)
+            seen |= v[j] == k;
+        if (k >= 0 && !seen)
+            v[n++] = k;
+    }
+    *out = v;
+    return n;
+}
+
+struct redisReply *sg_conn_cmd_node(sg_conn *c, int node, int argc, const char **argv,
+                                    char *err, size_t errlen)
+{
+    redisContext *ctx = node_ctx(c, node, err, errlen);
+    if (ctx == NULL)
+        return NULL;
+    if (redisAppendCommandArgv(ctx, argc, argv, NULL) != REDIS_OK) {
+        seterr(err, errlen, "redis: cannot queue a command");
+        return NULL;
+    }
+    return get_reply(c, ctx, err, errlen);
 }

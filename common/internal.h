@@ -43,6 +43,14 @@ long sg_release_and(sg_conn *c, const char *pool, const char *user, const char *
 int sg_registry_records(sg_conn *c, char *const *users, size_t n, char **recs, char *err,
                         size_t errlen);
 
+/* Redis Cluster: the slot of a key (CRC16 of the hash tag or the key,
+ * mod 16384); the masters of a cluster connection (node indexes, malloc'd;
+ * 0 and NULL for one server, -1 on error); a command on one of them. */
+int sg_key_slot(const char *key, size_t len);
+int sg_conn_masters(sg_conn *c, int **out, char *err, size_t errlen);
+struct redisReply *sg_conn_cmd_node(sg_conn *c, int node, int argc, const char **argv,
+                                    char *err, size_t errlen);
+
 /* Does a user record matter to a pool that watches the groups ",a,b,"
  * (disabled, a service account, or in a watched group)? */
 int sg_rec_matters(const char *rec, const char *watch);

@@ -119,9 +119,12 @@ int sg_parse_long(const char *s, long min, long max, long *out);
  * redis://[user:password@]host:port[/db]
  * unix:///path/to/redis.sock[?db=N]
  * sentinel://host:port[,host:port...]/master-name
+ * redis+cluster://[user[:password]@]host:port[,host:port...]   (seed nodes of a
+ *     Redis Cluster, in sentinels[]; the client learns the slot map and
+ *     follows MOVED and ASK)
  */
 #define SG_SENTINELS_MAX 8
-typedef enum { SG_URL_TCP = 0, SG_URL_UNIX, SG_URL_SENTINEL } sg_url_kind;
+typedef enum { SG_URL_TCP = 0, SG_URL_UNIX, SG_URL_SENTINEL, SG_URL_CLUSTER } sg_url_kind;
 
 typedef struct {
     char host[256];
@@ -136,7 +139,7 @@ typedef struct {
     char user[128]; /* ACL user, "" = default */
     char password[256];
     int db;
-    sg_hostport sentinels[SG_SENTINELS_MAX];
+    sg_hostport sentinels[SG_SENTINELS_MAX]; /* sentinels, or a cluster's seed nodes */
     int nsentinels;
     char master[128];
 } sg_redis_url;

@@ -1,4 +1,4 @@
-/* Redis URL parsing: redis://, unix://, sentinel://. */
+/* Redis URL parsing: redis://, unix://, sentinel://, redis+cluster://. */
 #include "seatgate.h"
 #include "internal.h"
 
@@ -276,7 +276,43 @@ int sg_url_parse(const char *url, sg_redis_url *u, char *err, size_t errlen)
             return fail(err, errlen, "redis URL '%s': bad database number", shown);
         return 0;
     }
-    return fail(err, errlen, "redis URL '%s': expected redis://, unix:// or sentinel://", shown);
+    if (strncmp(url, "redis+cluster://", 16) == 0) {
+        u->kind = SG_URL_CLUSTER;
+        const char *s = url + 16;
+        const char *slash = strchr(s, '/');
+        const char *end = slash ? slash : s + strlen(s);
+        const char *at = NULL;
+        for (const char *p = s; p < end; p++)
+            if (*p == '@')
+                at = p;
+        if (at) {
+            if (parse_userinfo(s, (size_t)(at - s), u) != 0)
+                return fail(err, errlen, "redis URL '%s': bad user or password", shown);
+            s = at + 1;
+        }
+        for (const char *p = s; p < end;) {
+            const char *comma = memchr(p, ',', (size_t)(end - p));
+            const char *e = comma ? comma : end;
+            if (u->nsentinels == SG_SENTINELS_MAX)
+                return fail(err, errlen, "redis URL '%s': more than %d seed nodes", shown,
+                            SG_SENTINELS_MAX);
+            if (parse_hostport(p, (size_t)(e - p), &u->sentinels[u->nsentinels], 6379) != 0 ||
+                (comma && comma + 1 == end))
+                return fail(err, errlen, "redis URL '%s': bad node address", shown);
+            u->nsentinels++;
+            p = comma ? comma + 1 : end;
+        }
+        if (u->nsentinels == 0)
+            return fail(err, errlen, "redis URL '%s': no node address", shown);
+        memcpy(u->host, u->sentinels[0].host, sizeof(u->host));
+        u->port = u->sentinels[0].port;
+        if (slash && slash[1] != '\0' && strcmp(slash, "/0") != 0)
+            return fail(err, errlen, "redis URL '%s': a cluster has only database 0", shown);
+        return 0;
+    }
+    return fail(err, errlen,
+                "redis URL '%s': expected redis://, unix://, sentinel:// or redis+cluster://",
+                shown);
 }
 
 void sg_url_redacted(const sg_redis_url *u, char *buf, size_t len)
@@ -296,13 +332,16 @@ void sg_url_redacted(const sg_redis_url *u, char *buf, size_t len)
         snprintf(buf, len, "unix://%s?db=%d", u->path, u->db);
         break;
     default: {
-        size_t o = (size_t)snprintf(buf, len, "sentinel://");
+        int cl = u->kind == SG_URL_CLUSTER;
+        size_t o = cl ? (size_t)snprintf(buf, len, "redis+cluster://%s%s%s%s", u->user, colon,
+                                         pw, at)
+                      : (size_t)snprintf(buf, len, "sentinel://");
         for (int i = 0; i < u->nsentinels && o < len; i++) {
             int v6 = strchr(u->sentinels[i].host, ':') != NULL;
             o += (size_t)snprintf(buf + o, len - o, "%s%s%s%s:%d", i ? "," : "", v6 ? "[" : "",
                                   u->sentinels[i].host, v6 ? "]" : "", u->sentinels[i].port);
         }
-        if (o < len)
+        if (o < len && !cl)
             snprintf(buf + o, len - o, "/%s", u->master);
     }
     }

@@ -1121,6 +1121,12 @@ ngx_http_seatgate_redis_parse(ngx_conf_t *cf, ngx_str_t *url,
 
         break;
 
+    case SG_URL_CLUSTER:
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "redis+cluster:// is not supported by the nginx module "
+                           "yet (seatctl and pam_seatgate follow a cluster)");
+        return NGX_CONF_ERROR;
+
     default: /* SG_URL_UNIX */
         break;
     }

@@ -252,6 +252,143 @@ def db_snapshot(client):
     return snap
 
 
+def crc16(data):
+    """The Redis Cluster key hash (CRC16-CCITT, XMODEM)."""
+    crc = 0
+    for b in data:
+        crc ^= b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) & 0xffff if crc & 0x8000 else (crc << 1) & 0xffff
+    return crc
+
+
+def key_slot(key):
+    k = key.encode()
+    a = k.find(b"{")
+    if a >= 0:
+        b = k.find(b"}", a + 1)
+        if b > a + 1:
+            k = k[a + 1:b]
+    return crc16(k) % 16384
+
+
+class RedisCluster:
+    """A throw-away Redis Cluster on loopback: MASTERS masters with REPLICAS
+    replicas each (redis-cli --cluster create), every node with the shipped
+    ACL (test passwords), a node timeout of 1 s so that a killed master's
+    replica takes over quickly."""
+
+    def __init__(self, tmpdir, masters=3, replicas=1, acl=True):
+        self.tmpdir = tmpdir
+        self.masters = masters
+        self.replicas = replicas
+        self.acl = acl
+        self.nodes = []
+
+    def start(self):
+        for i in range(self.masters * (1 + self.replicas)):
+            d = os.path.join(self.tmpdir, "node%d" % i)
+            os.makedirs(d, exist_ok=True)
+            srv = RedisServer(tmpdir=d, acl=self.acl, extra_args=[
+                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                "--cluster-node-timeout", "1000", "--cluster-replica-validity-factor", "0",
+                "--repl-diskless-sync-delay", "0"])
+            srv.start()
+            self.nodes.append(srv)
+        addrs = ["127.0.0.1:%d" % n.port for n in self.nodes]
+        p = subprocess.run(["redis-cli", "--cluster", "create"] + addrs +
+                           ["--cluster-replicas", str(self.replicas), "--cluster-yes"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=60)
+        if p.returncode != 0:
+            raise RuntimeError("redis-cli --cluster create: " + p.stdout[-2000:])
+        self.wait_ok()
+        self.wait_replicas()
+        return self
+
+    def wait_replicas(self, timeout=30):
+        """Every replica's link to its master is up (a full sync done)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            links = []
+            for n in self.live():
+                c = n.client()
+                try:
+                    info = c.info("replication")
+                    if info["role"] == "slave":
+                        links.append(info.get("master_link_status") == "up")
+                finally:
+                    c.close()
+            if links and all(links):
+                return
+            time.sleep(0.1)
+        raise RuntimeError("the replicas did not sync")
+
+    def wait_ok(self, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if all(self.alive(n) is False or
+                       "cluster_state:ok" in n.client().execute_command("CLUSTER", "INFO")
+                       for n in self.nodes) and self.slots_covered():
+                    return
+            except redis.exceptions.RedisError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("the cluster did not reach cluster_state:ok")
+
+    @staticmethod
+    def alive(n):
+        return n.proc is not None and n.proc.poll() is None
+
+    def live(self):
+        return [n for n in self.nodes if self.alive(n)]
+
+    def slots_covered(self):
+        total = 0
+        for lo, hi, *_ in self.slot_ranges():
+            total += hi - lo + 1
+        return total == 16384
+
+    def slot_ranges(self):
+        """[(lo, hi, master port, master id)]"""
+        c = self.live()[0].client(decode=False)
+        out = []
+        for r in c.execute_command("CLUSTER", "SLOTS"):
+            out.append((r[0], r[1], r[2][1], r[2][2].decode()))
+        c.close()
+        return out
+
+    def master_of_slot(self, slot):
+        for lo, hi, port, nid in self.slot_ranges():
+            if lo <= slot <= hi:
+                return port, nid
+        return None, None
+
+    def node(self, port):
+        return [n for n in self.nodes if n.port == port][0]
+
+    def url(self, role="admin"):
+        user, pw = {"admin": ("seatgate-admin", ADMIN_PASSWORD),
+                    "decide": ("seatgate-decide", DECIDE_PASSWORD),
+                    "sync": ("seatgate-sync", SYNC_PASSWORD)}[role]
+        seeds = ",".join("127.0.0.1:%d" % n.port for n in self.nodes[:3])
+        return "redis+cluster://%s:%s@%s" % (user, pw, seeds)
+
+    def flush(self):
+        for n in self.live():
+            c = n.client()
+            try:
+                if c.execute_command("ROLE")[0] == "master":
+                    c.flushall()
+            finally:
+                c.close()
+
+    def stop(self):
+        for n in self.nodes:
+            n.stop()
+
+
 def audit_entries(client, pool):
     """The pool's audit stream as a list of field dicts (with 'id')."""
     out = []

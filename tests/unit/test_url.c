@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "seatgate.h"
+#include "internal.h"
 
 static sg_redis_url parse_ok(const char *s)
 {
@@ -380,6 +381,43 @@ static void test_sentinel_errors(void **state)
 
 /* ---- general errors -------------------------------------------------------------- */
 
+static void test_cluster(void **state)
+{
+    (void)state;
+    sg_redis_url u = parse_ok("redis+cluster://seatgate-decide:pw@10.0.0.1:7000,10.0.0.2,[::1]:7002");
+    assert_int_equal(u.kind, SG_URL_CLUSTER);
+    assert_int_equal(u.nsentinels, 3);
+    assert_string_equal(u.sentinels[0].host, "10.0.0.1");
+    assert_int_equal(u.sentinels[0].port, 7000);
+    assert_int_equal(u.sentinels[1].port, 6379);
+    assert_string_equal(u.sentinels[2].host, "::1");
+    assert_string_equal(u.user, "seatgate-decide");
+    assert_string_equal(u.password, "pw");
+    char buf[512];
+    sg_url_redacted(&u, buf, sizeof(buf));
+    assert_string_equal(buf, "redis+cluster://seatgate-decide:***@10.0.0.1:7000,10.0.0.2:6379,[::1]:7002");
+    u = parse_ok("redis+cluster://h:1/0");
+    assert_int_equal(u.db, 0);
+    parse_bad("redis+cluster://", "no node", NULL);
+    parse_bad("redis+cluster://h:1,", "bad node", NULL);
+    parse_bad("redis+cluster://u:s3cret@h:1/2", "only database 0", "s3cret");
+    parse_bad("redis+cluster://h:99999", "bad node", NULL);
+}
+
+/* the Redis Cluster key hash, against the values of the Redis documentation
+ * (CLUSTER KEYSLOT) and the hash tag rules */
+static void test_key_slot(void **state)
+{
+    (void)state;
+    assert_int_equal(sg_key_slot("foo", 3), 12182);
+    assert_int_equal(sg_key_slot("somekey", 7), 11058);
+    assert_int_equal(sg_key_slot("{user1000}.following", 20), sg_key_slot("user1000", 8));
+    assert_int_equal(sg_key_slot("{}x", 3), 10595);      /* an empty tag: the whole key */
+    assert_int_equal(sg_key_slot("x{y", 3), 2740);       /* no closing brace */
+    assert_int_equal(sg_key_slot("a{}{b}", 6), 15033);   /* the first braces only */
+    assert_int_equal(sg_key_slot("sg:{techs}:conf", 15), sg_key_slot("sg:{techs}:leases", 17));
+}
+
 static void test_bad_scheme(void **state)
 {
     (void)state;
@@ -571,6 +609,8 @@ int main(void)
         cmocka_unit_test(test_unix),
         cmocka_unit_test(test_sentinel),
         cmocka_unit_test(test_sentinel_errors),
+        cmocka_unit_test(test_cluster),
+        cmocka_unit_test(test_key_slot),
         cmocka_unit_test(test_bad_scheme),
         cmocka_unit_test(test_spaces_and_controls),
         cmocka_unit_test(test_too_long),

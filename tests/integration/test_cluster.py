@@ -1,0 +1,212 @@
+"""Issue 14: Redis Cluster (redis+cluster://) for seatctl and pam_seatgate.
+
+A local cluster of 3 masters and 3 replicas on loopback ports, every node
+with the shipped ACL. Pools are placed so that their slots are on different
+masters; decisions, admin changes that reach every pool, audit reads across
+the masters, PAM logins; a pool's slot moved to another master while
+decisions run (MOVED, ASK, TRYAGAIN followed; nothing oversold, every call
+answered); a master killed and its replica promoted (recovery time
+measured)."""
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+import helpers
+from helpers import EX_OK
+
+SEATCTL = helpers.SEATCTL
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    cl = helpers.RedisCluster(str(tmp_path_factory.mktemp("cluster")))
+    try:
+        cl.start()
+    except Exception:
+        cl.stop()
+        raise
+    yield cl
+    cl.stop()
+
+
+@pytest.fixture
+def cl(cluster):
+    cluster.wait_ok()
+    cluster.flush()
+    return cluster
+
+
+def run(url, *args, timeout=30):
+    env = helpers.seatctl_env()
+    p = subprocess.run([SEATCTL, "--redis", url, "--timeout", "3000"] + list(args),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=timeout, env=env)
+    return p
+
+
+def ok(url, *args):
+    p = run(url, *args)
+    assert p.returncode == 0, (args, p.stdout, p.stderr)
+    return p.stdout
+
+
+def pools_on_masters(cl, n=3):
+    """n pool names whose slots are on n different masters."""
+    found, masters = [], set()
+    for i in range(2000):
+        name = "pool%d" % i
+        port, _ = cl.master_of_slot(helpers.key_slot("sg:{%s}:conf" % name))
+        if port not in masters:
+            masters.add(port)
+            found.append(name)
+        if len(found) == n:
+            return found
+    raise AssertionError("no pools on %d masters" % n)
+
+
+def in_use(url, pool):
+    import json
+    return json.loads(ok(url, "--json", "pool", "show", pool))["in_use"]
+
+
+def test_decisions_and_admin_across_masters(cl):
+    admin, decide = cl.url("admin"), cl.url("decide")
+    pools = pools_on_masters(cl)
+    for p in pools:
+        ok(admin, "pool", "set", p, "--named", "1", "--floating", "2", "--exclude", "contractors")
+    ok(admin, "user", "set", "eve", "--groups", "contractors")     # the registry's slot
+    ok(admin, "assign", pools[0], "alice")
+    for p in pools:
+        assert run(decide, "acquire", p, "bob").returncode == EX_OK
+        assert run(decide, "acquire", p, "carol").returncode == EX_OK
+        r = run(decide, "acquire", p, "dave")
+        assert r.returncode != EX_OK and "denied_exhausted" in r.stdout, r.stdout + r.stderr
+        r = run(decide, "check", p, "eve")
+        assert r.returncode != EX_OK and "excluded_group" in r.stdout, r.stdout + r.stderr
+    assert run(decide, "acquire", pools[0], "alice").returncode == EX_OK   # named
+    # a user change reaches every pool, on every master: bob is disabled
+    ok(admin, "user", "set", "bob", "--disabled")
+    for p in pools:
+        assert in_use(admin, p) == 1
+        r = run(decide, "check", p, "bob")
+        assert r.returncode != EX_OK and "user_disabled" in r.stdout, r.stdout + r.stderr
+    # reads across the masters: status lists every pool, the audit has them all
+    st = ok(admin, "status")
+    assert all(p in st for p in pools)
+    audit = ok(admin, "audit", "--user", "bob")
+    assert all(p in audit for p in pools), audit
+    ok(decide, "release", pools[1], "carol")
+    assert in_use(admin, pools[1]) == 0
+    ok(admin, "doctor")
+
+
+def test_pam_logins_follow_the_cluster(cl, tmp_path):
+    from test_pam import Pam, expect
+    admin = cl.url("admin")
+    pools = pools_on_masters(cl, 2)
+    for p in pools:
+        ok(admin, "pool", "set", p, "--floating", "1")
+    pam = Pam(tmp_path, cl.url("decide"))
+    for p in pools:
+        svc = pam.service("s-" + p, "pool=" + p)
+        expect(pam.run(svc, "amy", "acct_mgmt", "open_session"), "PAM_SUCCESS")
+        assert in_use(admin, p) == 1
+        expect(pam.run(svc, "ben", "acct_mgmt"), "PAM_PERM_DENIED")
+        expect(pam.run(svc, "amy", "acct_mgmt", "open_session", "close_session"), "PAM_SUCCESS")
+
+
+def migrate_slot(cl, slot, src_port, dst_port, between=None):
+    """Move one slot from one master to another as redis-cli --cluster
+    reshard does: IMPORTING/MIGRATING, MIGRATE the keys a few at a time
+    (between() runs between batches), then SETSLOT NODE everywhere."""
+    src, dst = cl.node(src_port).client(), cl.node(dst_port).client()
+    src_id = src.execute_command("CLUSTER", "MYID")
+    dst_id = dst.execute_command("CLUSTER", "MYID")
+    dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+    src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+    while True:
+        keys = src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 3)
+        if not keys:
+            break
+        src.execute_command("MIGRATE", "127.0.0.1", dst_port, "", 0, 5000, "KEYS", *keys)
+        if between:
+            between()
+    for n in cl.live():
+        c = n.client()
+        if c.execute_command("ROLE")[0] == "master":
+            c.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+        c.close()
+    src.close()
+    dst.close()
+
+
+def test_a_pools_slot_moves_while_decisions_run(cl):
+    admin, decide = cl.url("admin"), cl.url("decide")
+    pool = pools_on_masters(cl, 1)[0]
+    ok(admin, "pool", "set", pool, "--floating", "5", "--idle-timeout", "1h")
+    slot = helpers.key_slot("sg:{%s}:conf" % pool)
+    src, _ = cl.master_of_slot(slot)
+    dst = [port for _, _, port, _ in cl.slot_ranges() if port != src][0]
+    results, stop = [], threading.Event()
+
+    def decide_loop(i):
+        n = 0
+        while not stop.is_set():
+            t = time.monotonic()
+            p = run(decide, "acquire", pool, "u%d_%d" % (i, n % 12))
+            results.append((p.returncode, time.monotonic() - t, p.stderr.strip()))
+            n += 1
+
+    threads = [threading.Thread(target=decide_loop, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    migrate_slot(cl, slot, src, dst, between=lambda: time.sleep(0.1))
+    time.sleep(0.5)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert cl.master_of_slot(slot)[0] == dst
+    # every call answered: a grant or "all seats in use", never an error
+    errors = [r for r in results if r[0] not in (EX_OK, 1)]
+    assert not errors, errors[:5]
+    assert len(results) > 20
+    assert max(r[1] for r in results) < 3.5          # within the 3 s timeout
+    # nothing oversold: exactly the 5 floating seats are held
+    assert in_use(admin, pool) == 5
+    leases = cl.node(dst).client().zcard("sg:{%s}:leases" % pool)
+    assert leases == 5
+
+
+def test_a_master_dies_and_its_replica_takes_over(cl):
+    admin, decide = cl.url("admin"), cl.url("decide")
+    pool = pools_on_masters(cl, 1)[0]
+    ok(admin, "pool", "set", pool, "--floating", "3")
+    assert run(decide, "acquire", pool, "zed").returncode == EX_OK
+    slot = helpers.key_slot("sg:{%s}:conf" % pool)
+    port, _ = cl.master_of_slot(slot)
+    victim = cl.node(port)
+    # let the replica catch up, then kill the master
+    assert victim.client().execute_command("WAIT", 1, 2000) == 1
+    os.kill(victim.proc.pid, signal.SIGKILL)
+    victim.proc.wait()
+    t0 = time.monotonic()
+    while True:
+        p = run(decide, "acquire", pool, "yan")
+        if p.returncode == EX_OK:
+            break
+        assert time.monotonic() - t0 < 20, (p.returncode, p.stdout, p.stderr, cl.slot_ranges())
+        time.sleep(0.2)
+    recovery = time.monotonic() - t0
+    print("\nmaster killed: decisions for its pool answered again after %.1f s" % recovery)
+    # the replica had the seat: zed still holds it, yan got another
+    assert in_use(admin, pool) == 2
+    assert cl.master_of_slot(slot)[0] != port
+    # bring the old master back as a replica, so later tests have 6 nodes
+    victim.start()
+    cl.wait_ok()
+    cl.wait_replicas()
