@@ -527,6 +527,11 @@ int sg_key_slot(const char *key, size_t len)
     return (int)(crc16(key, len) & (CLUSTER_SLOTS - 1));
 }
 
+int sg_pool_slot(const char *pool)
+{
+    return (int)(crc16(pool, strlen(pool)) & (CLUSTER_SLOTS - 1));
+}
+
 static size_t arglen(const char **argv, const size_t *argvlen, int i)
 {
     return argvlen ? argvlen[i] : strlen(argv[i]);
@@ -539,7 +544,7 @@ static int arg_is(const char **argv, const size_t *argvlen, int i, const char *n
 }
 
 /* the slot of a command's first key, -1 for a command without keys */
-static int cmd_slot(int argc, const char **argv, const size_t *argvlen)
+int sg_cmd_slot(int argc, const char **argv, const size_t *argvlen)
 {
     static const char *const keyless[] = {"TIME", "PING", "INFO", "SCAN", "ROLE", "CLUSTER",
                                           "AUTH", "SELECT", "SCRIPT", "FUNCTION", "CONFIG",
@@ -682,7 +687,7 @@ static int route(sg_conn *c, int argc, const char **argv, const size_t *argvlen,
     cluster_t *cl = c->cl;
     if (!cl->mapped && refresh_slots(c, err, errlen) != 0)
         return -1;
-    int slot = cmd_slot(argc, argv, argvlen);
+    int slot = sg_cmd_slot(argc, argv, argvlen);
     if (slot >= 0 && cl->slots[slot] >= 0)
         return cl->slots[slot];
     for (int i = 0; i < CLUSTER_SLOTS; i++) /* keyless (or unmapped): a master */

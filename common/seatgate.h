@@ -172,6 +172,11 @@ struct redisReply *sg_conn_cmd(sg_conn *c, int argc, const char **argv, const si
  * bounded like sg_conn_cmd). append: 0 ok, -1 error. */
 int sg_conn_append(sg_conn *c, int argc, const char **argv, const size_t *argvlen);
 struct redisReply *sg_conn_reply(sg_conn *c, char *err, size_t errlen);
+/* Redis Cluster slots: every key of pool P ("sg:{P}:...") is in slot
+ * sg_pool_slot(P); sg_cmd_slot is the slot of a command's first key (-1: a
+ * command without keys). */
+int sg_pool_slot(const char *pool);
+int sg_cmd_slot(int argc, const char **argv, const size_t *argvlen);
 /* The per-command timeout the connection was opened with (ms). */
 int sg_conn_timeout_ms(const sg_conn *c);
 

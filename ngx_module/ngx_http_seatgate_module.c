@@ -859,12 +859,14 @@ ngx_http_seatgate_pending(ngx_http_request_t *r, ngx_http_seatgate_ctx_t *ctx,
     p->op.send = ngx_http_seatgate_send;
     p->op.done = ngx_http_seatgate_done;
     p->op.data = p;
+    p->op.slot = -1;
     ngx_queue_init(&p->followers);
     p->kind = kind;
     p->slot = slot;
 
     ngx_cpystrn((u_char *) p->pool, pool->data,
                 ngx_min(pool->len, SG_POOL_MAX) + 1);
+    p->op.slot = sg_pool_slot(p->pool);
     ngx_cpystrn((u_char *) p->user, user->data,
                 ngx_min(user->len, SG_IDENT_MAX) + 1);
     ngx_cpystrn((u_char *) p->obo, obo->len ? obo->data : (u_char *) "",
@@ -2209,6 +2211,13 @@ ngx_http_seatgate_init_process(ngx_cycle_t *cycle)
 
     (void) ngx_http_seatgate_redis_init(&w->cmd, smcf->redis, "command",
                                         cycle->log);
+
+    if (smcf->redis->url.kind == SG_URL_CLUSTER
+        && ngx_http_seatgate_cluster_init(&w->cmd, cycle->pool) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     ngx_http_seatgate_redis_connect(&w->cmd);
 
     if (smcf->zone) {

@@ -102,6 +102,11 @@ ngx_http_seatgate_redis_connect(ngx_http_seatgate_redis_t *rd)
         return;
     }
 
+    if (rd->front) {
+        ngx_http_seatgate_cluster_start(rd->cluster);
+        return;
+    }
+
     conf = rd->conf;
     rd->asking = 0;
 
@@ -115,6 +120,10 @@ ngx_http_seatgate_redis_connect(ngx_http_seatgate_redis_t *rd)
 
         } else if (conf->url.kind == SG_URL_SENTINEL) {
             a = &rd->master;
+
+        } else if (conf->url.kind == SG_URL_CLUSTER) {
+            /* a link to any node (pub/sub): the seeds in turn */
+            a = &conf->sentinels[rd->sentinel % conf->nsentinels];
 
         } else {
             a = &conf->addr;
@@ -235,6 +244,11 @@ ngx_http_seatgate_redis_exit(ngx_http_seatgate_redis_t *rd)
 {
     rd->exiting = 1;
 
+    if (rd->front) {
+        ngx_http_seatgate_cluster_exit(rd->cluster);
+        return;
+    }
+
     if (rd->retry.timer_set) {
         ngx_del_timer(&rd->retry);
     }
@@ -254,6 +268,10 @@ ngx_int_t
 ngx_http_seatgate_redis_submit(ngx_http_seatgate_redis_t *rd,
     ngx_http_seatgate_redis_op_t *op)
 {
+    if (rd->front) {
+        return ngx_http_seatgate_cluster_submit(rd->cluster, op);
+    }
+
     switch (rd->state) {
 
     case NGX_HTTP_SEATGATE_REDIS_READY:
@@ -362,6 +380,12 @@ ngx_http_seatgate_redis_reply(redisAsyncContext *ac, void *r, void *data)
         && rd->watchdog.timer_set)
     {
         ngx_del_timer(&rd->watchdog);
+    }
+
+    if (rd->cluster && r
+        && ngx_http_seatgate_cluster_redirect(rd, op, r) == NGX_OK)
+    {
+        return;
     }
 
     op->done(rd, op, r);
@@ -765,6 +789,11 @@ ngx_http_seatgate_redis_down(ngx_http_seatgate_redis_t *rd, const char *err)
             rd->master.port = 0;
         }
 
+        if (rd->conf->url.kind == SG_URL_CLUSTER) {
+            /* a node link of a cluster's seeds: the next seed */
+            rd->sentinel++;
+        }
+
         if (was != NGX_HTTP_SEATGATE_REDIS_READY || flapping) {
             rd->failures++;
             delay = rd->backoff;
@@ -1101,6 +1130,7 @@ ngx_http_seatgate_redis_parse(ngx_conf_t *cf, ngx_str_t *url,
         break;
 
     case SG_URL_SENTINEL:
+    case SG_URL_CLUSTER:
         rc->nsentinels = rc->url.nsentinels;
         rc->sentinels = ngx_pcalloc(cf->pool,
                                     rc->nsentinels
@@ -1120,12 +1150,6 @@ ngx_http_seatgate_redis_parse(ngx_conf_t *cf, ngx_str_t *url,
         }
 
         break;
-
-    case SG_URL_CLUSTER:
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "redis+cluster:// is not supported by the nginx module "
-                           "yet (seatctl and pam_seatgate follow a cluster)");
-        return NGX_CONF_ERROR;
 
     default: /* SG_URL_UNIX */
         break;

@@ -36,6 +36,7 @@
 
 typedef struct ngx_http_seatgate_redis_s     ngx_http_seatgate_redis_t;
 typedef struct ngx_http_seatgate_redis_op_s  ngx_http_seatgate_redis_op_t;
+typedef struct ngx_http_seatgate_cluster_s   ngx_http_seatgate_cluster_t;
 
 /* Writes the operation's command with ngx_http_seatgate_redis_command(). */
 typedef ngx_int_t (*ngx_http_seatgate_redis_send_pt)(
@@ -58,6 +59,11 @@ struct ngx_http_seatgate_redis_op_s {
     ngx_queue_t                        queue;
     ngx_msec_t                         sent;
     ngx_uint_t                         queued;    /* 1 waiting, 2 in flight */
+    ngx_int_t                          slot;      /* Redis Cluster: the slot */
+                                                  /* of its keys, -1 none */
+    ngx_uint_t                         redirects; /* MOVED, ASK followed */
+    ngx_http_seatgate_redis_t         *ask;       /* sent there after ASKING */
+    ngx_msec_t                         first;     /* first sent (TRYAGAIN) */
     ngx_http_seatgate_redis_send_pt    send;
     ngx_http_seatgate_redis_done_pt    done;
     void                              *data;
@@ -117,9 +123,14 @@ struct ngx_http_seatgate_redis_s {
     ngx_http_seatgate_redis_event_pt   on_down;
     void                              *data;
 
+    /* Redis Cluster: the front a module submits to routes by slot to a
+     * link per master (node links point back at it) */
+    ngx_http_seatgate_cluster_t       *cluster;
+
     unsigned                           writing:1;
     unsigned                           closing:1;
     unsigned                           exiting:1;
+    unsigned                           front:1;   /* the cluster's front */
 };
 
 
@@ -145,6 +156,17 @@ ngx_int_t ngx_http_seatgate_redis_raw(ngx_http_seatgate_redis_t *rd,
 
 char *ngx_http_seatgate_redis_parse(ngx_conf_t *cf, ngx_str_t *url,
     ngx_http_seatgate_redis_conf_t *rc);
+
+/* ngx_http_seatgate_cluster.c */
+ngx_int_t ngx_http_seatgate_cluster_init(ngx_http_seatgate_redis_t *front,
+    ngx_pool_t *pool);
+void ngx_http_seatgate_cluster_start(ngx_http_seatgate_cluster_t *cl);
+ngx_int_t ngx_http_seatgate_cluster_submit(ngx_http_seatgate_cluster_t *cl,
+    ngx_http_seatgate_redis_op_t *op);
+/* NGX_OK: the reply was a redirection and the operation went on */
+ngx_int_t ngx_http_seatgate_cluster_redirect(ngx_http_seatgate_redis_t *rd,
+    ngx_http_seatgate_redis_op_t *op, redisReply *reply);
+void ngx_http_seatgate_cluster_exit(ngx_http_seatgate_cluster_t *cl);
 
 
 #endif /* _NGX_HTTP_SEATGATE_REDIS_H_INCLUDED_ */

@@ -930,6 +930,7 @@ ngx_http_seatgate_flush_free(void)
         f->op.data = f;
         f->n = (long) n;
         ngx_cpystrn((u_char *) f->pool, ps->name, sizeof(f->pool));
+        f->op.slot = sg_pool_slot(f->pool);
 
         if (ngx_http_seatgate_redis_submit(&w->cmd, &f->op) != NGX_OK) {
             (void) ngx_atomic_fetch_add(&ps->free, n);  /* next time */

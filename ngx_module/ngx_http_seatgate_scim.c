@@ -44,6 +44,8 @@ static ngx_int_t ngx_http_seatgate_scim_auth(ngx_http_request_t *r,
     ngx_http_seatgate_scim_conf_t *sc);
 static ngx_int_t ngx_http_seatgate_scim_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *detail);
+static ngx_int_t ngx_http_seatgate_scim_slot(
+    ngx_http_seatgate_scim_job_t *job, int i);
 static void ngx_http_seatgate_scim_pump(ngx_http_seatgate_scim_job_t *job,
     int n);
 static ngx_int_t ngx_http_seatgate_scim_send(ngx_http_seatgate_redis_t *rd,
@@ -362,6 +364,21 @@ ngx_http_seatgate_scim_body(ngx_http_request_t *r)
 }
 
 
+/* the Redis Cluster slot of command i of the batch */
+
+static ngx_int_t
+ngx_http_seatgate_scim_slot(ngx_http_seatgate_scim_job_t *job, int i)
+{
+    int             argc;
+    const char    **argv;
+    const size_t   *argvlen;
+
+    sg_scim_command(job->scim, i, &argc, &argv, &argvlen);
+
+    return sg_cmd_slot(argc, argv, argvlen);
+}
+
+
 /* send a batch; with nothing to send, answer */
 
 static void
@@ -412,6 +429,7 @@ ngx_http_seatgate_scim_pump(ngx_http_seatgate_scim_job_t *job, int n)
             job->ops[i].op.send = ngx_http_seatgate_scim_send;
             job->ops[i].op.done = ngx_http_seatgate_scim_done;
             job->ops[i].op.data = &job->ops[i];
+            job->ops[i].op.slot = ngx_http_seatgate_scim_slot(job, i);
 
             rc = rd ? ngx_http_seatgate_redis_submit(rd, &job->ops[i].op)
                     : NGX_DECLINED;

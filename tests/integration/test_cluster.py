@@ -210,3 +210,139 @@ def test_a_master_dies_and_its_replica_takes_over(cl):
     victim.start()
     cl.wait_ok()
     cl.wait_replicas()
+
+
+# ---- nginx on the cluster -------------------------------------------------
+
+from nginx_fixtures import SG_HEADER, nginx, sg  # noqa: E402,F401
+
+PORTAL = """
+server {
+    listen 127.0.0.1:{port};
+    %(sg)s
+    seatgate_user $http_x_user;
+    location ~ ^/app/(?<pool>[a-z0-9]+)/ { seatgate $pool; alias {prefix}/html/; }
+}
+""" % {"sg": SG_HEADER}
+
+
+def portal(nginx, cl, pools, **kw):
+    text = "\n".join("""
+server {
+    listen 127.0.0.1:{port};
+}""" for _ in ())
+    servers = """
+server {
+    listen 127.0.0.1:{port};
+    %s
+    seatgate_user $http_x_user;
+%s
+}
+""" % (SG_HEADER, "\n".join("    location /%s/ { seatgate %s; alias {prefix}/html/; }" % (p, p)
+                            for p in pools))
+    return nginx(servers, redis_url=cl.url("decide"), **kw)
+
+
+def get(ng, pool, user):
+    return ng.get("/%s/index.html" % pool, headers={"X-User": user})
+
+
+def test_nginx_decisions_and_revocation_across_masters(cl, nginx):
+    admin = cl.url("admin")
+    pools = pools_on_masters(cl)
+    for p in pools:
+        ok(admin, "pool", "set", p, "--floating", "1")
+    ng = portal(nginx, cl, pools, workers=2)
+    for p in pools:
+        r = get(ng, p, "ann")
+        assert r.status_code == 200 and sg(r)["seat"] == "floating", (r.status_code, ng.tail())
+        r = get(ng, p, "bea")
+        assert r.status_code != 200 and sg(r)["reason"] == "no_seat_available" or \
+            sg(r)["result"].startswith("denied"), sg(r)
+    for p in pools:                                  # cached grants
+        assert sg(get(ng, p, "ann"))["cache"] == "HIT"
+    # a change in the registry's slot, applied to the pools on every master,
+    # revokes the cached grants of every pool (pub/sub across the cluster)
+    ok(admin, "user", "set", "ann", "--disabled")
+    t0 = time.monotonic()
+    for p in pools:
+        while get(ng, p, "ann").status_code == 200:
+            assert time.monotonic() - t0 < 2.0, "a cached grant outlived the revocation"
+            time.sleep(0.05)
+        assert sg(get(ng, p, "ann"))["reason"] == "user_disabled"
+
+
+def test_nginx_follows_a_slot_moved_under_load(cl, nginx):
+    admin = cl.url("admin")
+    pool = pools_on_masters(cl, 1)[0]
+    ok(admin, "pool", "set", pool, "--floating", "5", "--idle-timeout", "1h")
+    ng = portal(nginx, cl, [pool], zone=None, timeout="1s")
+    slot = helpers.key_slot("sg:{%s}:conf" % pool)
+    src, _ = cl.master_of_slot(slot)
+    dst = [port for _, _, port, _ in cl.slot_ranges() if port != src][0]
+    results, stop = [], threading.Event()
+
+    def load(i):
+        n = 0
+        while not stop.is_set():
+            t = time.monotonic()
+            r = get(ng, pool, "w%d_%d" % (i, n % 10))
+            results.append((r.status_code, time.monotonic() - t,
+                             r.headers.get("X-SG", "")))
+            n += 1
+
+    threads = [threading.Thread(target=load, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    migrate_slot(cl, slot, src, dst, between=lambda: time.sleep(0.05))
+    time.sleep(0.5)
+    stop.set()
+    for t in threads:
+        t.join()
+    statuses = {}
+    for st, _, _ in results:
+        statuses[st] = statuses.get(st, 0) + 1
+    print("\nreshard under load: %d requests %s, worst %.0f ms" % (
+        len(results), statuses, 1000 * max(r[1] for r in results)))
+    # every request answered with a decision: a grant or a denial, never a
+    # backend error (fail closed would be a 503 with error_backend)
+    bad = [r for r in results if "error_backend" in r[2] or r[0] not in (200, 403, 503)]
+    assert not bad, bad[:5]
+    assert max(r[1] for r in results) < 1.5
+    assert in_use(admin, pool) == 5                     # nothing oversold
+    assert cl.master_of_slot(slot)[0] == dst
+    assert "seatgate: redis" not in "".join(l for l in ng.log().splitlines()
+                                            if "[error]" in l and "MOVED" in l)
+
+
+def test_nginx_follows_a_master_failover(cl, nginx):
+    admin = cl.url("admin")
+    pool = pools_on_masters(cl, 1)[0]
+    ok(admin, "pool", "set", pool, "--floating", "50")
+    ng = portal(nginx, cl, [pool], zone=None, timeout="300ms")
+    assert get(ng, pool, "fay").status_code == 200
+    slot = helpers.key_slot("sg:{%s}:conf" % pool)
+    port, _ = cl.master_of_slot(slot)
+    victim = cl.node(port)
+    assert victim.client().execute_command("WAIT", 1, 2000) == 1
+    os.kill(victim.proc.pid, signal.SIGKILL)
+    victim.proc.wait()
+    t0, worst, n = time.monotonic(), 0.0, 0
+    while True:
+        t = time.monotonic()
+        r = get(ng, pool, "gil%d" % n)
+        worst = max(worst, time.monotonic() - t)
+        n += 1
+        if r.status_code == 200:
+            break
+        assert time.monotonic() - t0 < 20, (r.status_code, ng.tail())
+        time.sleep(0.05)
+    recovery = time.monotonic() - t0
+    print("\nnginx: master killed, grants again after %.1f s (%d requests, worst %.0f ms)"
+          % (recovery, n, 1000 * worst))
+    assert worst < 1.5            # every request answered within its timeout
+    assert in_use(admin, pool) >= 2     # fay's seat survived on the replica
+    victim.start()
+    cl.wait_ok()
+    cl.wait_replicas()
