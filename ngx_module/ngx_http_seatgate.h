@@ -11,6 +11,7 @@
  *   ngx_http_seatgate_response.c  denials, metrics and counters
  *   ngx_http_seatgate_redis.c     the non-blocking Redis adapter
  *   ngx_http_seatgate_scim.c      the SCIM 2.0 endpoint (seatgate_scim)
+ *   ngx_http_seatgate_cluster.c   Redis Cluster on the adapter
  */
 
 
@@ -101,6 +102,8 @@ typedef struct {
     ngx_atomic_t                     redis_commands;
     ngx_atomic_t                     redis_errors;
     ngx_atomic_t                     redis_timeouts;
+    ngx_atomic_t                     cluster_redirects;
+    ngx_atomic_t                     cluster_maps;
     ngx_atomic_t                     latency[NGX_HTTP_SEATGATE_LATENCIES + 1];
     ngx_atomic_t                     latency_sum_us;
     ngx_atomic_t                     latency_count;

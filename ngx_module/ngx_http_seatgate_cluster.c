@@ -20,7 +20,7 @@
 #include <ngx_core.h>
 #include <ngx_event.h>
 
-#include "ngx_http_seatgate_redis.h"
+#include "ngx_http_seatgate.h"
 
 
 #define NGX_HTTP_SEATGATE_CLUSTER_SLOTS     16384
@@ -386,6 +386,10 @@ ngx_http_seatgate_cluster_map_done(ngx_http_seatgate_redis_t *rd,
         }
     }
 
+    if (ngx_http_seatgate_stats) {
+        (void) ngx_atomic_fetch_add(&ngx_http_seatgate_stats->cluster_maps, 1);
+    }
+
     had = cl->mapped;
     cl->mapped = 1;
     cl->front->state = NGX_HTTP_SEATGATE_REDIS_READY;
@@ -506,6 +510,15 @@ ngx_http_seatgate_cluster_redirect(ngx_http_seatgate_redis_t *rd,
 
     if (reply->type != REDIS_REPLY_ERROR || op == &cl->map_op || cl->exiting) {
         return NGX_DECLINED;
+    }
+
+    if (ngx_http_seatgate_stats
+        && (ngx_strncmp(reply->str, "TRYAGAIN ", 9) == 0
+            || ngx_strncmp(reply->str, "ASK ", 4) == 0
+            || ngx_strncmp(reply->str, "MOVED ", 6) == 0))
+    {
+        (void) ngx_atomic_fetch_add(
+                            &ngx_http_seatgate_stats->cluster_redirects, 1);
     }
 
     if (ngx_strncmp(reply->str, "TRYAGAIN ", 9) == 0) {

@@ -142,6 +142,12 @@ ngx_http_seatgate_metrics_resume(ngx_http_request_t *r)
         { "redis_timeouts_total",
           "Requests that waited their whole timeout for Redis.",
           offsetof(ngx_http_seatgate_stats_t, redis_timeouts) },
+        { "redis_cluster_redirects_total",
+          "Redis Cluster: MOVED, ASK and TRYAGAIN replies followed.",
+          offsetof(ngx_http_seatgate_stats_t, cluster_redirects) },
+        { "redis_cluster_maps_total",
+          "Redis Cluster: slot maps read (start, failover, MOVED, every 5 s).",
+          offsetof(ngx_http_seatgate_stats_t, cluster_maps) },
     };
 
     u_char                          *p;

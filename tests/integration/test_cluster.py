@@ -216,21 +216,8 @@ def test_a_master_dies_and_its_replica_takes_over(cl):
 
 from nginx_fixtures import SG_HEADER, nginx, sg  # noqa: E402,F401
 
-PORTAL = """
-server {
-    listen 127.0.0.1:{port};
-    %(sg)s
-    seatgate_user $http_x_user;
-    location ~ ^/app/(?<pool>[a-z0-9]+)/ { seatgate $pool; alias {prefix}/html/; }
-}
-""" % {"sg": SG_HEADER}
-
-
 def portal(nginx, cl, pools, **kw):
-    text = "\n".join("""
-server {
-    listen 127.0.0.1:{port};
-}""" for _ in ())
+    """nginx on the cluster (decision role): a location per pool, metrics."""
     servers = """
 server {
     listen 127.0.0.1:{port};
@@ -239,7 +226,7 @@ server {
 %s
 }
 """ % (SG_HEADER, "\n".join("    location /%s/ { seatgate %s; alias {prefix}/html/; }" % (p, p)
-                            for p in pools))
+                            for p in pools) + "\n    location = /metrics { seatgate_metrics; }")
     return nginx(servers, redis_url=cl.url("decide"), **kw)
 
 
@@ -312,8 +299,11 @@ def test_nginx_follows_a_slot_moved_under_load(cl, nginx):
     assert max(r[1] for r in results) < 1.5
     assert in_use(admin, pool) == 5                     # nothing oversold
     assert cl.master_of_slot(slot)[0] == dst
-    assert "seatgate: redis" not in "".join(l for l in ng.log().splitlines()
-                                            if "[error]" in l and "MOVED" in l)
+    m = ng.metrics()
+    assert m["seatgate_redis_cluster_redirects_total"] > 0, m
+    assert m["seatgate_redis_cluster_maps_total"] >= 2
+    assert not [l for l in ng.log().splitlines()
+                if "[error]" in l and ("MOVED" in l or "ASK" in l)]
 
 
 def test_nginx_follows_a_master_failover(cl, nginx):
