@@ -152,3 +152,25 @@ def test_sentinel_failover_under_load(tmp_path, nginx, how):
     finally:
         replica.stop()
         master.stop()
+
+
+def test_min_replicas_to_write_refuses_unreplicated_grants(tmp_path, nginx):
+    """The documented bound: a master with min-replicas-to-write 1 and no
+    replica in reach refuses the writes of a decision, and the clients turn
+    that into their fail policy (closed: a denial) instead of a grant that a
+    crash could lose."""
+    master = OwnRedis(tmp_path, ["--min-replicas-to-write", "1",
+                                 "--min-replicas-max-lag", "1"]).start()
+    try:
+        c = master.client()
+        c.config_set("min-replicas-to-write", "0")
+        master.seatctl("pool", "set", "tech", "--floating", "3", check=EX_OK)
+        c.config_set("min-replicas-to-write", "1")
+        p = master.seatctl("acquire", "tech", "ann")
+        assert p.rc == 3 and "NOREPLICAS" in p.err, p
+        ng = nginx(SERVERS, redis_url=master.url, timeout="300ms")
+        r = ng.get("/app/index.html", headers={"X-User": "ann"})
+        assert r.status_code == 503 and "error_backend" in r.headers["X-SG"], r.headers
+        assert c.zcard("sg:{tech}:leases") == 0
+    finally:
+        master.stop()
