@@ -161,6 +161,22 @@ static void shown_url(const char *url, char *out, size_t outlen)
         snprintf(out, outlen, "%.120s", tmp);
 }
 
+/* "user:password@" before end (the last '@' ends it), parsed into u and
+ * skipped: 0, or -1 when malformed */
+static int take_userinfo(const char **s, const char *end, sg_redis_url *u)
+{
+    const char *at = NULL;
+    for (const char *p = *s; p < end; p++)
+        if (*p == '@')
+            at = p;
+    if (at == NULL)
+        return 0;
+    if (parse_userinfo(*s, (size_t)(at - *s), u) != 0)
+        return -1;
+    *s = at + 1;
+    return 0;
+}
+
 int sg_url_parse(const char *url, sg_redis_url *u, char *err, size_t errlen)
 {
     memset(u, 0, sizeof(*u));
@@ -179,15 +195,8 @@ int sg_url_parse(const char *url, sg_redis_url *u, char *err, size_t errlen)
         const char *s = url + 8;
         const char *slash = strchr(s, '/');
         const char *end = slash ? slash : s + strlen(s);
-        const char *at = NULL;
-        for (const char *p = s; p < end; p++)
-            if (*p == '@')
-                at = p;
-        if (at) {
-            if (parse_userinfo(s, (size_t)(at - s), u) != 0)
-                return fail(err, errlen, "redis URL '%s': bad user or password", shown);
-            s = at + 1;
-        }
+        if (take_userinfo(&s, end, u) != 0)
+            return fail(err, errlen, "redis URL '%s': bad user or password", shown);
         sg_hostport hp;
         if (parse_hostport(s, (size_t)(end - s), &hp, 6379) != 0)
             return fail(err, errlen, "redis URL '%s': bad host or port", shown);
@@ -281,15 +290,8 @@ int sg_url_parse(const char *url, sg_redis_url *u, char *err, size_t errlen)
         const char *s = url + 16;
         const char *slash = strchr(s, '/');
         const char *end = slash ? slash : s + strlen(s);
-        const char *at = NULL;
-        for (const char *p = s; p < end; p++)
-            if (*p == '@')
-                at = p;
-        if (at) {
-            if (parse_userinfo(s, (size_t)(at - s), u) != 0)
-                return fail(err, errlen, "redis URL '%s': bad user or password", shown);
-            s = at + 1;
-        }
+        if (take_userinfo(&s, end, u) != 0)
+            return fail(err, errlen, "redis URL '%s': bad user or password", shown);
         for (const char *p = s; p < end;) {
             const char *comma = memchr(p, ',', (size_t)(end - p));
             const char *e = comma ? comma : end;

@@ -183,18 +183,23 @@ def test_a_pools_slot_moves_while_decisions_run(cl):
     assert leases == 5
 
 
+def kill_master_of(cl, pool):
+    """SIGKILL the master of the pool's slot once a replica has its writes;
+    the node, to start again later."""
+    port, _ = cl.master_of_slot(helpers.key_slot("sg:{%s}:conf" % pool))
+    victim = cl.node(port)
+    assert victim.client().execute_command("WAIT", 1, 2000) == 1
+    os.kill(victim.proc.pid, signal.SIGKILL)
+    victim.proc.wait()
+    return victim
+
+
 def test_a_master_dies_and_its_replica_takes_over(cl):
     admin, decide = cl.url("admin"), cl.url("decide")
     pool = pools_on_masters(cl, 1)[0]
     ok(admin, "pool", "set", pool, "--floating", "3")
     assert run(decide, "acquire", pool, "zed").returncode == EX_OK
-    slot = helpers.key_slot("sg:{%s}:conf" % pool)
-    port, _ = cl.master_of_slot(slot)
-    victim = cl.node(port)
-    # let the replica catch up, then kill the master
-    assert victim.client().execute_command("WAIT", 1, 2000) == 1
-    os.kill(victim.proc.pid, signal.SIGKILL)
-    victim.proc.wait()
+    victim = kill_master_of(cl, pool)
     t0 = time.monotonic()
     while True:
         p = run(decide, "acquire", pool, "yan")
@@ -206,7 +211,7 @@ def test_a_master_dies_and_its_replica_takes_over(cl):
     print("\nmaster killed: decisions for its pool answered again after %.1f s" % recovery)
     # the replica had the seat: zed still holds it, yan got another
     assert in_use(admin, pool) == 2
-    assert cl.master_of_slot(slot)[0] != port
+    assert cl.master_of_slot(helpers.key_slot("sg:{%s}:conf" % pool))[0] != victim.port
     # bring the old master back as a replica, so later tests have 6 nodes
     victim.start()
     cl.wait_ok()
@@ -303,12 +308,7 @@ def test_nginx_follows_a_master_failover(cl, nginx):
     ok(admin, "pool", "set", pool, "--floating", "50")
     ng = portal(nginx, cl, [pool], zone=None, timeout="300ms")
     assert get(ng, pool, "fay").status_code == 200
-    slot = helpers.key_slot("sg:{%s}:conf" % pool)
-    port, _ = cl.master_of_slot(slot)
-    victim = cl.node(port)
-    assert victim.client().execute_command("WAIT", 1, 2000) == 1
-    os.kill(victim.proc.pid, signal.SIGKILL)
-    victim.proc.wait()
+    victim = kill_master_of(cl, pool)
     t0, worst, n = time.monotonic(), 0.0, 0
     while True:
         t = time.monotonic()

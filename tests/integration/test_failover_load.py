@@ -16,17 +16,8 @@ import pytest
 
 import helpers
 from helpers import EX_OK
-from nginx_fixtures import SG_HEADER, OwnRedis, nginx, wait_for  # noqa: F401
-from test_nginx_sentinel import start_sentinel
-
-SERVERS = """
-server {
-    listen 127.0.0.1:{port};
-    %(sg)s
-    seatgate_user $http_x_user;
-    location /app/ { seatgate tech; alias {prefix}/html/; }
-}
-""" % {"sg": SG_HEADER}
+from nginx_fixtures import OwnRedis, nginx, wait_for  # noqa: F401
+from test_nginx_sentinel import SERVERS, start_sentinel
 
 # 12 web users, 3 PAM users and 3 seatctl users: every one has a seat, so
 # a refusal during the failover is the failover's
