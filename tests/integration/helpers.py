@@ -252,26 +252,6 @@ def db_snapshot(client):
     return snap
 
 
-def crc16(data):
-    """The Redis Cluster key hash (CRC16-CCITT, XMODEM)."""
-    crc = 0
-    for b in data:
-        crc ^= b << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) & 0xffff if crc & 0x8000 else (crc << 1) & 0xffff
-    return crc
-
-
-def key_slot(key):
-    k = key.encode()
-    a = k.find(b"{")
-    if a >= 0:
-        b = k.find(b"}", a + 1)
-        if b > a + 1:
-            k = k[a + 1:b]
-    return crc16(k) % 16384
-
-
 class RedisCluster:
     """A throw-away Redis Cluster on loopback: MASTERS masters with REPLICAS
     replicas each (redis-cli --cluster create), every node with the shipped

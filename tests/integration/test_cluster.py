@@ -60,7 +60,7 @@ def pools_on_masters(cl, n=3):
     found, masters = [], set()
     for i in range(2000):
         name = "pool%d" % i
-        port, _ = cl.master_of_slot(helpers.key_slot("sg:{%s}:conf" % name))
+        port, _ = cl.master_of_slot(helpers.slot("sg:{%s}:conf" % name))
         if port not in masters:
             masters.add(port)
             found.append(name)
@@ -149,7 +149,7 @@ def test_a_pools_slot_moves_while_decisions_run(cl):
     admin, decide = cl.url("admin"), cl.url("decide")
     pool = pools_on_masters(cl, 1)[0]
     ok(admin, "pool", "set", pool, "--floating", "5", "--idle-timeout", "1h")
-    slot = helpers.key_slot("sg:{%s}:conf" % pool)
+    slot = helpers.slot("sg:{%s}:conf" % pool)
     src, _ = cl.master_of_slot(slot)
     dst = [port for _, _, port, _ in cl.slot_ranges() if port != src][0]
     results, stop = [], threading.Event()
@@ -186,7 +186,7 @@ def test_a_pools_slot_moves_while_decisions_run(cl):
 def kill_master_of(cl, pool):
     """SIGKILL the master of the pool's slot once a replica has its writes;
     the node, to start again later."""
-    port, _ = cl.master_of_slot(helpers.key_slot("sg:{%s}:conf" % pool))
+    port, _ = cl.master_of_slot(helpers.slot("sg:{%s}:conf" % pool))
     victim = cl.node(port)
     assert victim.client().execute_command("WAIT", 1, 2000) == 1
     os.kill(victim.proc.pid, signal.SIGKILL)
@@ -211,7 +211,7 @@ def test_a_master_dies_and_its_replica_takes_over(cl):
     print("\nmaster killed: decisions for its pool answered again after %.1f s" % recovery)
     # the replica had the seat: zed still holds it, yan got another
     assert in_use(admin, pool) == 2
-    assert cl.master_of_slot(helpers.key_slot("sg:{%s}:conf" % pool))[0] != victim.port
+    assert cl.master_of_slot(helpers.slot("sg:{%s}:conf" % pool))[0] != victim.port
     # bring the old master back as a replica, so later tests have 6 nodes
     victim.start()
     cl.wait_ok()
@@ -271,7 +271,7 @@ def test_nginx_follows_a_slot_moved_under_load(cl, nginx):
     pool = pools_on_masters(cl, 1)[0]
     ok(admin, "pool", "set", pool, "--floating", "5", "--idle-timeout", "1h")
     ng = portal(nginx, cl, [pool], zone=None, timeout="1s")
-    slot = helpers.key_slot("sg:{%s}:conf" % pool)
+    slot = helpers.slot("sg:{%s}:conf" % pool)
     src, _ = cl.master_of_slot(slot)
     dst = [port for _, _, port, _ in cl.slot_ranges() if port != src][0]
     wrk = subprocess.Popen(["wrk", "-t2", "-c16", "-d3s", "-s",
