@@ -48,6 +48,7 @@ typedef struct {
 struct sg_conn {
     redisContext *ctx;  /* one server (NULL for a cluster) */
     cluster_t *cl;      /* a Redis Cluster */
+    sg_redis_url *sentinel_url; /* Sentinel: to find the master again */
     int timeout_ms;
     long long deadline; /* monotonic ms; 0 = each command gets timeout_ms */
 };
@@ -372,7 +373,39 @@ static sg_conn *open_impl(const sg_redis_url *u, int timeout_ms, long long deadl
     c->ctx = ctx;
     c->timeout_ms = timeout_ms;
     c->deadline = deadline;
+    if (u->kind == SG_URL_SENTINEL) {
+        c->sentinel_url = malloc(sizeof(*u));
+        if (c->sentinel_url)
+            *c->sentinel_url = *u;
+    }
     return c;
+}
+
+int sg_conn_has_budget(const sg_conn *c)
+{
+    return c->deadline != 0;
+}
+
+int sg_conn_reconnect(sg_conn *c, char *err, size_t errlen)
+{
+    if (c->sentinel_url == NULL) {
+        seterr(err, errlen, "redis: not a Sentinel connection");
+        return -1;
+    }
+    int t = left_ms(c->deadline, c->timeout_ms);
+    if (t == 0) {
+        seterr(err, errlen, "redis: timed out after %d ms", c->timeout_ms);
+        return -1;
+    }
+    sg_conn *n = open_impl(c->sentinel_url, t, c->deadline ? c->deadline : mono_ms() + t, err,
+                           errlen);
+    if (n == NULL)
+        return -1;
+    redisFree(c->ctx);
+    c->ctx = n->ctx;
+    n->ctx = NULL;
+    sg_conn_close(n);
+    return 0;
 }
 
 sg_conn *sg_conn_open(const sg_redis_url *u, int timeout_ms, char *err, size_t errlen)
@@ -412,6 +445,7 @@ void sg_conn_close(sg_conn *c)
         return;
     if (c->ctx)
         redisFree(c->ctx);
+    free(c->sentinel_url);
     if (c->cl) {
         for (int i = 0; i < c->cl->nnodes; i++)
             if (c->cl->nodes[i].ctx)

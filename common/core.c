@@ -412,9 +412,8 @@ int sg_release_parse(const struct redisReply *r, long *sessions, long *seat)
  * command xargv when xargc > 0 (its reply is read and dropped: an index
  * write beside the script). On NOSCRIPT the script is rebuilt as EVAL by
  * the callback and sent again, alone. */
-static redisReply *run_with_fallback(sg_conn *c, sg_cmd *cmd,
-                                     int (*rebuild)(const void *, sg_cmd *), const void *ud,
-                                     int xargc, const char **xargv, char *err, size_t errlen)
+static redisReply *run_once(sg_conn *c, sg_cmd *cmd, int xargc, const char **xargv, char *err,
+                            size_t errlen)
 {
     redisReply *r;
     if (xargc == 0) {
@@ -433,6 +432,30 @@ static redisReply *run_with_fallback(sg_conn *c, sg_cmd *cmd,
             return NULL;
         }
         freeReplyObject(x);
+    }
+    return r;
+}
+
+/* Behind Sentinel, a master demoted by a failover answers READONLY (and a
+ * killed one no longer answers): the sentinels are asked again and the
+ * command goes once more, to the new master, within the budget. Nothing
+ * was written by a READONLY refusal, and decisions and releases are
+ * idempotent for one session, so sending again is safe. */
+static redisReply *run_with_fallback(sg_conn *c, sg_cmd *cmd,
+                                     int (*rebuild)(const void *, sg_cmd *), const void *ud,
+                                     int xargc, const char **xargv, char *err, size_t errlen)
+{
+    redisReply *r = run_once(c, cmd, xargc, xargv, err, errlen);
+    int readonly = r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "READONLY", 8) == 0;
+    /* a lost link is tried again only within an operation's budget (PAM's
+     * login): a command whose timeout is its own (seatctl) fails instead */
+    if (readonly || (r == NULL && sg_conn_has_budget(c))) {
+        char e2[SG_ERR_MAX];
+        if (sg_conn_reconnect(c, e2, sizeof(e2)) == 0) {
+            if (r)
+                freeReplyObject(r);
+            r = run_once(c, cmd, xargc, xargv, err, errlen);
+        }
     }
     if (sg_reply_is_noscript(r)) {
         freeReplyObject(r);

@@ -43,6 +43,13 @@ long sg_release_and(sg_conn *c, const char *pool, const char *user, const char *
 int sg_registry_records(sg_conn *c, char *const *users, size_t n, char **recs, char *err,
                         size_t errlen);
 
+/* A Sentinel connection asks the sentinels again and connects to the master
+ * they name, within what is left of its budget (after READONLY or a lost
+ * link: a failover). 0, or -1 (err set; also for other connections). */
+int sg_conn_reconnect(sg_conn *c, char *err, size_t errlen);
+/* opened with one budget for all its commands (sg_conn_open_bounded) */
+int sg_conn_has_budget(const sg_conn *c);
+
 /* Redis Cluster: the slot of a key (CRC16 of the hash tag or the key,
  * mod 16384); the masters of a cluster connection (node indexes, malloc'd;
  * 0 and NULL for one server, -1 on error); a command on one of them. */
