@@ -5,9 +5,11 @@ threads; the master is failed over (SENTINEL FAILOVER, as for maintenance)
 or killed (SIGKILL); the load goes on until every client works against the
 new master. Printed and checked: requests answered, worst latency against
 each client's timeout, seats oversold (live leases beyond the pool's
-capacity: 0) and seats leaked (leases of sessions that were closed: 0 after
-a failover; after a crash the writes of the last moment may be lost, bounded
-by the lease, see docs/redis-schema.md)."""
+capacity: 0) and seats leaked (leases of sessions that were closed). Sentinel
+does not fence the old master: a release that reaches it between the
+replica's promotion and its own demotion is lost, as in a crash, so a few
+seats may leak; they go when their lease runs out (the pool's idle timeout,
+3 s here), which is checked (docs/redis-schema.md)."""
 import subprocess
 import threading
 import time
@@ -22,6 +24,7 @@ from test_nginx_sentinel import SERVERS, start_sentinel
 # 12 web users, 3 PAM users and 3 seatctl users: every one has a seat, so
 # a refusal during the failover is the failover's
 FLOATING = 20
+LEASE_S = 3
 
 
 @pytest.mark.slow
@@ -40,7 +43,7 @@ def test_sentinel_failover_under_load(tmp_path, nginx, how):
         assert wait_for(lambda: replica.client().info("replication")
                         ["master_link_status"] == "up", timeout=10)
         master.seatctl("pool", "set", "tech", "--floating", str(FLOATING),
-                       "--idle-timeout", "15m", check=EX_OK)
+                       "--idle-timeout", "%ds" % LEASE_S, check=EX_OK)
         proc, s, sport = start_sentinel(tmp_path / "s", master.port)
         assert wait_for(lambda: len(s.execute_command("SENTINEL", "REPLICAS", "mymaster")) == 1,
                         timeout=15)
@@ -138,8 +141,12 @@ def test_sentinel_failover_under_load(tmp_path, nginx, how):
         assert max(r[1] for r in logins) < 2.0
         assert max(r[2] for r in cli) < 2.0
         assert oversold == 0
-        if how == "failover":
-            assert leaked == []
+        # what leaked goes with its lease
+        time.sleep(LEASE_S + 0.5)
+        now = int(time.time() * 1000)
+        left = [u for u in new.zrangebyscore("sg:{tech}:leases", now, "+inf")
+                if not u.startswith("w")]
+        assert left == [], left
     finally:
         replica.stop()
         master.stop()
