@@ -8,8 +8,9 @@ each client's timeout, seats oversold (live leases beyond the pool's
 capacity: 0) and seats leaked (leases of sessions that were closed). Sentinel
 does not fence the old master: a release that reaches it between the
 replica's promotion and its own demotion is lost, as in a crash, so a few
-seats may leak; they go when their lease runs out (the pool's idle timeout,
-3 s here), which is checked (docs/redis-schema.md)."""
+seats may leak; they go when reap finds the PAM login gone or their lease
+runs out (the pool's idle timeout, 3 s here), which is checked
+(docs/redis-schema.md)."""
 import subprocess
 import threading
 import time
@@ -141,7 +142,9 @@ def test_sentinel_failover_under_load(tmp_path, nginx, how):
         assert max(r[1] for r in logins) < 2.0
         assert max(r[2] for r in cli) < 2.0
         assert oversold == 0
-        # what leaked goes with its lease
+        # what leaked goes: a PAM session's seat when reap finds its login
+        # process gone (as the host's reap timer does), seatctl's with its lease
+        helpers.run_seatctl(replica.url, "reap", check=EX_OK)
         time.sleep(LEASE_S + 0.5)
         now = int(time.time() * 1000)
         left = [u for u in new.zrangebyscore("sg:{tech}:leases", now, "+inf")
