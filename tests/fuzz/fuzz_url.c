@@ -47,6 +47,16 @@ static void check_parsed(const sg_redis_url *u)
         }
         CHECK(sg_valid_name(u->master, NULL, 0) == 0);
         break;
+    case SG_URL_CLUSTER: /* seed nodes in sentinels[], the first as host:port */
+        CHECK(u->nsentinels >= 1 && u->nsentinels <= SG_SENTINELS_MAX);
+        for (int i = 0; i < u->nsentinels; i++) {
+            TERMINATED(u->sentinels[i].host);
+            CHECK(u->sentinels[i].host[0] != '\0');
+            CHECK(u->sentinels[i].port >= 1 && u->sentinels[i].port <= 65535);
+        }
+        CHECK(strcmp(u->host, u->sentinels[0].host) == 0 && u->port == u->sentinels[0].port);
+        CHECK(u->db == 0 && u->master[0] == '\0');
+        break;
     default:
         CHECK(0);
     }
