@@ -390,7 +390,6 @@ int sg_decision_parse(const struct redisReply *r, sg_decision *d)
     d->named = sg_reply_ll(r, "named");
     d->expires_ms = sg_reply_ll(r, "expires_ms");
     d->ttl_ms = sg_reply_ll(r, "ttl_ms");
-    d->epoch = sg_reply_ll(r, "epoch");
     d->overdraft = (int)sg_reply_ll(r, "overdraft");
     d->now_ms = sg_reply_ll(r, "now");
     return 0;

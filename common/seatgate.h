@@ -82,7 +82,6 @@ typedef struct {
     long long named;        /* named seats bought */
     long long expires_ms;   /* lease expiry (server time, ms since epoch); 0 if none */
     long long ttl_ms;       /* lease length granted */
-    long long epoch;        /* pool epoch: changes on every admin change of the pool */
     int overdraft;          /* 1 if this grant went into overdraft */
     long long now_ms;       /* server time of the decision (ms since epoch) */
     char err[SG_ERR_MAX];   /* set for SG_ERROR_BACKEND */

@@ -4,7 +4,7 @@
 -- A: op (check|acquire) pool user obo feature session lease (s, 0 = the
 --    pool's idle timeout) via host pid pstart client
 -- Reply: result reason seat user (effective) in_use floating capacity named
---        expires_ms ttl_ms epoch overdraft now (server time, ms)
+--        expires_ms ttl_ms overdraft now (server time, ms)
 -- "check" writes nothing. "acquire" takes or renews the seat; state changes
 -- are audited, denials folded per user and reason (deny_fold window).
 
@@ -35,7 +35,7 @@ local function answer(result, reason, seat, expires, od)
     return {'result', result, 'reason', reason, 'seat', seat, 'user', eff,
         'in_use', IN_USE or redis.call('ZCOUNT', K('leases'), '(' .. now(), '+inf'),
         'floating', floating, 'capacity', capacity, 'named', named_n, 'expires_ms', expires,
-        'ttl_ms', ttl_ms, 'epoch', num(redis.call('GET', K('epoch')), 0), 'overdraft', od, 'now', now()}
+        'ttl_ms', ttl_ms, 'overdraft', od, 'now', now()}
 end
 
 -- denials of one identity for one reason are folded: the first of a window

@@ -43,7 +43,7 @@ static const char *const release_arg_names[] = {"pool", "user", "session", "via"
 /* the names sg_decision_parse reads */
 static const char *const decision_str_names[] = {"result", "reason", "seat", "user"};
 static const char *const decision_num_names[] = {
-    "in_use", "floating", "capacity", "named", "expires_ms", "ttl_ms", "epoch", "overdraft",
+    "in_use", "floating", "capacity", "named", "expires_ms", "ttl_ms", "overdraft",
 };
 
 /* Makefile LUA order = enum sg_script order */
@@ -177,19 +177,19 @@ static void r_permute_pairs(redisReply *r, const size_t *perm)
 }
 
 /* What decide.lua answers (its answer(): result reason seat user in_use
- * floating capacity named expires_ms ttl_ms epoch overdraft). */
+ * floating capacity named expires_ms ttl_ms overdraft). */
 typedef struct {
     const char *result, *reason, *seat, *user;
-    long long in_use, floating, capacity, named, expires_ms, ttl_ms, epoch, overdraft;
+    long long in_use, floating, capacity, named, expires_ms, ttl_ms, overdraft;
 } fake_decision;
 
 static redisReply *decision_reply(const fake_decision *f)
 {
-    return r_flat(12, "result", r_str(f->result), "reason", r_str(f->reason), "seat",
+    return r_flat(11, "result", r_str(f->result), "reason", r_str(f->reason), "seat",
                   r_str(f->seat), "user", r_str(f->user), "in_use", r_int(f->in_use), "floating",
                   r_int(f->floating), "capacity", r_int(f->capacity), "named", r_int(f->named),
-                  "expires_ms", r_int(f->expires_ms), "ttl_ms", r_int(f->ttl_ms), "epoch",
-                  r_int(f->epoch), "overdraft", r_int(f->overdraft));
+                  "expires_ms", r_int(f->expires_ms), "ttl_ms", r_int(f->ttl_ms),
+                  "overdraft", r_int(f->overdraft));
 }
 
 static redisReply *simple_reply(const char *result, const char *reason, const char *seat,
@@ -210,7 +210,6 @@ static const fake_decision sample = {
     .named = 5,
     .expires_ms = 1700000000123LL,
     .ttl_ms = 900000,
-    .epoch = 7,
     .overdraft = 1,
 };
 
@@ -226,7 +225,6 @@ static void check_sample(const sg_decision *d)
     assert_int_equal(d->named, 5);
     assert_int_equal(d->expires_ms, 1700000000123LL);
     assert_int_equal(d->ttl_ms, 900000);
-    assert_int_equal(d->epoch, 7);
     assert_int_equal(d->overdraft, 1);
     assert_string_equal(d->err, "");
 }
@@ -1294,16 +1292,16 @@ static void test_parse_any_order(void **state)
 {
     (void)state;
     /* Lua builds the reply from a table: the pairs come in any order */
-    static const size_t perms[][12] = {
-        {11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0},
-        {4, 5, 6, 7, 8, 9, 10, 11, 0, 1, 2, 3},
-        {1, 3, 5, 7, 9, 11, 0, 2, 4, 6, 8, 10},
-        {7, 0, 10, 3, 11, 5, 1, 8, 2, 6, 4, 9},
+    static const size_t perms[][11] = {
+        {10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0},
+        {4, 5, 6, 7, 8, 9, 10, 0, 1, 2, 3},
+        {1, 3, 5, 7, 9, 0, 2, 4, 6, 8, 10},
+        {7, 0, 10, 3, 5, 1, 8, 2, 6, 4, 9},
     };
     for (size_t p = 0; p < NELEM(perms); p++) {
         redisReply *r = decision_reply(&sample);
         r_permute_pairs(r, perms[p]);
-        assert_int_equal(r->elements, 24);
+        assert_int_equal(r->elements, 22);
         sg_decision d;
         memset(&d, 0x5a, sizeof(d));
         assert_int_equal(sg_decision_parse(r, &d), 0);
@@ -1311,10 +1309,10 @@ static void test_parse_any_order(void **state)
         r_free(r);
     }
     /* every rotation too */
-    for (size_t k = 0; k < 12; k++) {
-        size_t perm[12];
-        for (size_t i = 0; i < 12; i++)
-            perm[i] = (i + k) % 12;
+    for (size_t k = 0; k < 11; k++) {
+        size_t perm[11];
+        for (size_t i = 0; i < 11; i++)
+            perm[i] = (i + k) % 11;
         redisReply *r = decision_reply(&sample);
         r_permute_pairs(r, perm);
         sg_decision d;
@@ -1344,7 +1342,6 @@ static void test_parse_minimal_and_absent(void **state)
     assert_int_equal(d.named, 0);
     assert_int_equal(d.expires_ms, 0);
     assert_int_equal(d.ttl_ms, 0);
-    assert_int_equal(d.epoch, 0);
     assert_int_equal(d.overdraft, 0);
     assert_string_equal(d.err, "");
     r_free(r);
@@ -1352,12 +1349,12 @@ static void test_parse_minimal_and_absent(void **state)
     for (size_t i = 0; i < NELEM(decision_num_names); i++) {
         r = decision_reply(&sample);
         r_drop(r, decision_num_names[i]);
-        assert_int_equal(r->elements, 22);
+        assert_int_equal(r->elements, 20);
         memset(&d, 0x5a, sizeof(d));
         assert_int_equal(sg_decision_parse(r, &d), 0);
         long long got[] = {d.in_use,     d.floating, d.capacity, d.named,
-                           d.expires_ms, d.ttl_ms,   d.epoch,    d.overdraft};
-        long long want[] = {3, 10, 12, 5, 1700000000123LL, 900000, 7, 1};
+                           d.expires_ms, d.ttl_ms,   d.overdraft};
+        long long want[] = {3, 10, 12, 5, 1700000000123LL, 900000, 1};
         want[i] = 0;
         for (size_t k = 0; k < NELEM(got); k++)
             if (got[k] != want[k])
@@ -1465,7 +1462,7 @@ static void test_parse_numbers_as_strings(void **state)
     /* numbers may come back as bulk strings, and a nil reads as 0 */
     redisReply *r = decision_reply(&sample);
     r_set(r, "floating", r_str("25"));
-    r_set(r, "epoch", r_str("123456789012"));
+    r_set(r, "ttl_ms", r_str("123456789012"));
     r_set(r, "expires_ms", r_str("9223372036854775807"));
     r_set(r, "capacity", r_str("-3"));
     r_set(r, "overdraft", r_str("1"));
@@ -1474,13 +1471,12 @@ static void test_parse_numbers_as_strings(void **state)
     sg_decision d;
     assert_int_equal(sg_decision_parse(r, &d), 0);
     assert_int_equal(d.floating, 25);
-    assert_int_equal(d.epoch, 123456789012LL);
+    assert_int_equal(d.ttl_ms, 123456789012LL);
     assert_int_equal(d.expires_ms, 9223372036854775807LL);
     assert_int_equal(d.capacity, -3);
     assert_int_equal(d.overdraft, 1);
     assert_int_equal(d.in_use, 0);
     assert_int_equal(d.named, 0);
-    assert_int_equal(d.ttl_ms, 900000);
     r_free(r);
     /* names may be status replies */
     r = decision_reply(&sample);
@@ -1859,7 +1855,6 @@ static void test_decision_error(void **state)
     assert_int_equal(d.named, 0);
     assert_int_equal(d.expires_ms, 0);
     assert_int_equal(d.ttl_ms, 0);
-    assert_int_equal(d.epoch, 0);
     assert_int_equal(d.overdraft, 0);
     sg_decision_error(&d, NULL);
     assert_true(d.err[0] != '\0');
