@@ -171,7 +171,7 @@ static json_object *report_json(const sg_report *r)
 
 static void report_text(FILE *f, const sg_report *r)
 {
-    char a[16], b[16], why[2048];
+    char a[40], b[16], why[2048];
     day_str(r->since_ms, a, sizeof(a));
     day_str(r->until_ms - 1, b, sizeof(b));
     fprintf(f, "pool %s, %s to %s (%ld-minute slots)\n\n", r->pool, a, b, r->bucket_s / 60);

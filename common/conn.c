@@ -26,13 +26,12 @@ typedef struct {
     redisContext *ctx; /* NULL until used */
 } cnode;
 
-/* a command on its way in a cluster pipeline: where it went, and itself, to
- * send again where a MOVED or ASK reply points */
+/* a command of a cluster pipeline: sent and answered when appended (each
+ * one with its redirections followed, so replies never cross between nodes
+ * or commands), its reply kept until the caller reads it in order */
 typedef struct {
-    int node;
-    int argc;
-    char **argv;
-    size_t *argvlen;
+    redisReply *reply;
+    char err[SG_ERR_MAX];
 } qentry;
 
 typedef struct {
@@ -432,10 +431,8 @@ void sg_conn_set_budget(sg_conn *c, int budget_ms)
 
 static void qentry_free(qentry *e)
 {
-    for (int i = 0; i < e->argc; i++)
-        free(e->argv[i]);
-    free(e->argv);
-    free(e->argvlen);
+    if (e->reply)
+        freeReplyObject(e->reply);
     memset(e, 0, sizeof(*e));
 }
 
@@ -502,6 +499,8 @@ int sg_conn_append(sg_conn *c, int argc, const char **argv, const size_t *argvle
     return redisAppendCommandArgv(c->ctx, argc, argv, argvlen) == REDIS_OK ? 0 : -1;
 }
 
+static redisReply *get_reply(sg_conn *c, redisContext *ctx, char *err, size_t errlen);
+
 struct redisReply *sg_conn_reply(sg_conn *c, char *err, size_t errlen)
 {
     if (c->cl)
@@ -510,17 +509,7 @@ struct redisReply *sg_conn_reply(sg_conn *c, char *err, size_t errlen)
         seterr(err, errlen, "redis: %s", c->ctx->errstr);
         return NULL;
     }
-    if (rebound(c->ctx, c->deadline, c->timeout_ms, err, errlen) != 0)
-        return NULL;
-    void *r = NULL;
-    if (redisGetReply(c->ctx, &r) != REDIS_OK || r == NULL) {
-        if (c->ctx->err == REDIS_ERR_IO && strstr(c->ctx->errstr, "temporarily unavailable"))
-            seterr(err, errlen, "redis: no answer within %d ms", c->timeout_ms);
-        else
-            seterr(err, errlen, "redis: %s", c->ctx->errstr[0] ? c->ctx->errstr : "I/O error");
-        return NULL;
-    }
-    return r;
+    return get_reply(c, c->ctx, err, errlen);
 }
 
 int sg_conn_timeout_ms(const sg_conn *c)
@@ -715,11 +704,23 @@ static int refresh_slots(sg_conn *c, char *err, size_t errlen)
     return -1;
 }
 
+/* the map read within one timeout, for a connection whose commands each
+ * have their own (seatctl): every node asked shares it */
+static int refresh_bounded(sg_conn *c, char *err, size_t errlen)
+{
+    if (c->deadline)
+        return refresh_slots(c, err, errlen);
+    c->deadline = mono_ms() + c->timeout_ms;
+    int rc = refresh_slots(c, err, errlen);
+    c->deadline = 0;
+    return rc;
+}
+
 static int route(sg_conn *c, int argc, const char **argv, const size_t *argvlen, char *err,
                  size_t errlen)
 {
     cluster_t *cl = c->cl;
-    if (!cl->mapped && refresh_slots(c, err, errlen) != 0)
+    if (!cl->mapped && refresh_bounded(c, err, errlen) != 0)
         return -1;
     int slot = sg_cmd_slot(argc, argv, argvlen);
     if (slot >= 0 && cl->slots[slot] >= 0)
@@ -728,58 +729,6 @@ static int route(sg_conn *c, int argc, const char **argv, const size_t *argvlen,
         if (cl->slots[i] >= 0)
             return cl->slots[i];
     return 0;
-}
-
-static int queue_push(cluster_t *cl, int node, int argc, const char **argv, const size_t *argvlen)
-{
-    if (cl->qn == cl->qcap) {
-        size_t cap = cl->qcap ? cl->qcap * 2 : 16;
-        qentry *q = calloc(cap, sizeof(*q));
-        if (q == NULL)
-            return -1;
-        for (size_t i = 0; i < cl->qn; i++)
-            q[i] = cl->q[(cl->qhead + i) % cl->qcap];
-        free(cl->q);
-        cl->q = q;
-        cl->qcap = cap;
-        cl->qhead = 0;
-    }
-    qentry *e = &cl->q[(cl->qhead + cl->qn) % cl->qcap];
-    memset(e, 0, sizeof(*e));
-    e->node = node;
-    e->argv = calloc((size_t)argc + 1, sizeof(char *));
-    e->argvlen = calloc((size_t)argc + 1, sizeof(size_t));
-    if (e->argv == NULL || e->argvlen == NULL) {
-        qentry_free(e);
-        return -1;
-    }
-    for (int i = 0; i < argc; i++) {
-        size_t n = arglen(argv, argvlen, i);
-        e->argv[i] = malloc(n + 1);
-        if (e->argv[i] == NULL) {
-            e->argc = i;
-            qentry_free(e);
-            return -1;
-        }
-        memcpy(e->argv[i], argv[i], n);
-        e->argv[i][n] = '\0';
-        e->argvlen[i] = n;
-    }
-    e->argc = argc;
-    cl->qn++;
-    return 0;
-}
-
-static int cluster_append(sg_conn *c, int argc, const char **argv, const size_t *argvlen)
-{
-    char err[SG_ERR_MAX];
-    int n = route(c, argc, argv, argvlen, err, sizeof(err));
-    redisContext *ctx = n >= 0 ? node_ctx(c, n, err, sizeof(err)) : NULL;
-    if (ctx == NULL)
-        return -1;
-    if (redisAppendCommandArgv(ctx, argc, argv, argvlen) != REDIS_OK)
-        return -1;
-    return queue_push(c->cl, n, argc, argv, argvlen);
 }
 
 static redisReply *get_reply(sg_conn *c, redisContext *ctx, char *err, size_t errlen)
@@ -804,16 +753,17 @@ static int starts(const redisReply *r, const char *word)
            r->str[n] == ' ';
 }
 
-/* the reply of queue entry e, redirections followed: MOVED and ASK a few
- * hops; TRYAGAIN (the keys of a script are half migrated) is asked again,
- * ASKING kept, until the command's time is up */
-static redisReply *follow(sg_conn *c, qentry *e, redisReply *r, char *err, size_t errlen)
+/* the reply r of a command sent to node, redirections followed: MOVED and
+ * ASK a few hops; TRYAGAIN (the keys of a script are half migrated) is asked
+ * again, ASKING kept, until the command's time is up */
+static redisReply *follow(sg_conn *c, int node, int argc, const char **argv,
+                          const size_t *argvlen, redisReply *r, char *err, size_t errlen)
 {
     cluster_t *cl = c->cl;
     long long until = c->deadline ? c->deadline : mono_ms() + c->timeout_ms;
     int hops = 0, asking = 0;
     while (r) {
-        int slot, node = e->node, ask = starts(r, "ASK");
+        int slot, to = node, ask = starts(r, "ASK");
         if (starts(r, "TRYAGAIN")) {
             if (mono_ms() + 10 >= until)
                 return r;
@@ -821,20 +771,20 @@ static redisReply *follow(sg_conn *c, qentry *e, redisReply *r, char *err, size_
             nanosleep(&ts, NULL);
             ask = asking; /* the same node, the same way */
         } else if (!(starts(r, "MOVED") || ask) || ++hops > CLUSTER_REDIRECTS ||
-                   parse_redirect(cl, r->str, &slot, &node) != 0) {
+                   parse_redirect(cl, r->str, &slot, &to) != 0) {
             return r;
         } else if (!ask) {
-            cl->slots[slot] = (short)node;
+            cl->slots[slot] = (short)to;
             cl->mapped = 0; /* read the whole map again before the next command */
         }
         freeReplyObject(r);
         r = NULL;
-        redisContext *ctx = node_ctx(c, node, err, errlen);
+        redisContext *ctx = node_ctx(c, to, err, errlen);
         if (ctx == NULL)
             return NULL;
         if (ask && redisAppendCommand(ctx, "ASKING") != REDIS_OK)
             return NULL;
-        if (redisAppendCommandArgv(ctx, e->argc, (const char **)e->argv, e->argvlen) != REDIS_OK)
+        if (redisAppendCommandArgv(ctx, argc, argv, argvlen) != REDIS_OK)
             return NULL;
         if (ask) {
             redisReply *ok = get_reply(c, ctx, err, errlen);
@@ -842,11 +792,51 @@ static redisReply *follow(sg_conn *c, qentry *e, redisReply *r, char *err, size_
                 return NULL;
             freeReplyObject(ok);
         }
-        e->node = node;
+        node = to;
         asking = ask;
         r = get_reply(c, ctx, err, errlen);
     }
     return r;
+}
+
+/* one command to the master of its slot, its redirections followed */
+static redisReply *cluster_exec(sg_conn *c, int argc, const char **argv, const size_t *argvlen,
+                                char *err, size_t errlen)
+{
+    int n = route(c, argc, argv, argvlen, err, errlen);
+    redisContext *ctx = n >= 0 ? node_ctx(c, n, err, errlen) : NULL;
+    redisReply *r = NULL;
+    if (ctx && redisAppendCommandArgv(ctx, argc, argv, argvlen) != REDIS_OK)
+        seterr(err, errlen, "redis: cannot queue a command");
+    else if (ctx)
+        r = get_reply(c, ctx, err, errlen);
+    if (r)
+        r = follow(c, n, argc, argv, argvlen, r, err, errlen);
+    if (r == NULL)
+        c->cl->mapped = 0; /* a node failed: a failover may follow, read the map again */
+    return r;
+}
+
+static int cluster_append(sg_conn *c, int argc, const char **argv, const size_t *argvlen)
+{
+    cluster_t *cl = c->cl;
+    if (cl->qn == cl->qcap) {
+        size_t cap = cl->qcap ? cl->qcap * 2 : 16;
+        qentry *q = calloc(cap, sizeof(*q));
+        if (q == NULL)
+            return -1;
+        for (size_t i = 0; i < cl->qn; i++)
+            q[i] = cl->q[(cl->qhead + i) % cl->qcap];
+        free(cl->q);
+        cl->q = q;
+        cl->qcap = cap;
+        cl->qhead = 0;
+    }
+    qentry *e = &cl->q[(cl->qhead + cl->qn) % cl->qcap];
+    memset(e, 0, sizeof(*e));
+    e->reply = cluster_exec(c, argc, argv, argvlen, e->err, sizeof(e->err));
+    cl->qn++;
+    return 0;
 }
 
 static redisReply *cluster_reply(sg_conn *c, char *err, size_t errlen)
@@ -857,17 +847,10 @@ static redisReply *cluster_reply(sg_conn *c, char *err, size_t errlen)
         return NULL;
     }
     qentry *e = &cl->q[cl->qhead];
-    redisContext *ctx = cl->nodes[e->node].ctx;
-    redisReply *r = NULL;
-    if (ctx == NULL || ctx->err)
-        seterr(err, errlen, "redis %s:%d: %s", cl->nodes[e->node].host, cl->nodes[e->node].port,
-               ctx ? ctx->errstr : "not connected");
-    else
-        r = get_reply(c, ctx, err, errlen);
-    if (r)
-        r = follow(c, e, r, err, errlen);
+    redisReply *r = e->reply;
+    e->reply = NULL;
     if (r == NULL)
-        cl->mapped = 0; /* a node failed: a failover may follow, read the map again */
+        seterr(err, errlen, "%s", e->err);
     qentry_free(e);
     cl->qhead = (cl->qhead + 1) % cl->qcap;
     cl->qn--;
@@ -881,18 +864,7 @@ static redisReply *cluster_cmd(sg_conn *c, int argc, const char **argv, const si
         seterr(err, errlen, "redis: a command while a pipeline waits for replies");
         return NULL;
     }
-    if (cluster_append(c, argc, argv, argvlen) != 0) {
-        char e2[SG_ERR_MAX];
-        int n = route(c, argc, argv, argvlen, e2, sizeof(e2));
-        if (n < 0 || node_ctx(c, n, err, errlen) == NULL) {
-            if (n < 0)
-                seterr(err, errlen, "%s", e2);
-        } else {
-            seterr(err, errlen, "redis: cannot queue a command");
-        }
-        return NULL;
-    }
-    return cluster_reply(c, err, errlen);
+    return cluster_exec(c, argc, argv, argvlen, err, errlen);
 }
 
 static sg_conn *cluster_open(const sg_redis_url *u, int timeout_ms, long long deadline, char *err,
@@ -933,7 +905,7 @@ int sg_conn_masters(sg_conn *c, int **out, char *err, size_t errlen)
     *out = NULL;
     if (c->cl == NULL)
         return 0;
-    if (!c->cl->mapped && refresh_slots(c, err, errlen) != 0)
+    if (!c->cl->mapped && refresh_bounded(c, err, errlen) != 0)
         return -1;
     int *v = calloc(CLUSTER_NODES, sizeof(int)), n = 0;
     if (v == NULL) {

@@ -418,8 +418,15 @@ static redisReply *run_once(sg_conn *c, sg_cmd *cmd, int xargc, const char **xar
     if (xargc == 0) {
         r = sg_conn_cmd(c, cmd->argc, cmd->argv, cmd->argvlen, err, errlen);
     } else {
-        if (sg_conn_append(c, cmd->argc, cmd->argv, cmd->argvlen) != 0 ||
-            sg_conn_append(c, xargc, xargv, NULL) != 0) {
+        if (sg_conn_append(c, cmd->argc, cmd->argv, cmd->argvlen) != 0) {
+            snprintf(err, errlen, "redis: cannot queue the commands");
+            return NULL;
+        }
+        if (sg_conn_append(c, xargc, xargv, NULL) != 0) {
+            /* the script went: its reply is read, so the link stays in step */
+            redisReply *lone = sg_conn_reply(c, err, errlen);
+            if (lone)
+                freeReplyObject(lone);
             snprintf(err, errlen, "redis: cannot queue the commands");
             return NULL;
         }

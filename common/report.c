@@ -276,6 +276,8 @@ static int read_counters(ctx_t *x, long day, long b_lo, long b_hi, long long *bs
             continue;
         char *rest;
         long brec = strtol(f + 2, &rest, 10);
+        if (brec < 0 || rest == f + 2)
+            continue; /* a damaged field */
         long long off = brec * *bs_rec; /* ms into the day */
         long b = (long)(off / x->bs_ms);
         if (b < b_lo || b >= b_hi)

@@ -1,7 +1,7 @@
 /* The SCIM 2.0 endpoint (RFC 7643, RFC 7644) as nginx's seatgate_scim serves
  * it: one request is a small state machine that says which Redis commands to
  * send, reads their replies and ends with the HTTP answer. nginx drives it on
- * its non-blocking link; sg_scim_run drives it on a blocking connection. The
+ * its non-blocking link (tests/fuzz/fuzz_scim.c on made-up replies). The
  * map file (common/sync_parse.c) turns a User resource into the user record
  * and named seats, as seatctl sync does for a file. See docs/provisioning.md. */
 #include "seatgate.h"
@@ -133,9 +133,10 @@ static void jdel_ci(json_object *o, const char *k)
 {
     const char *key = NULL;
     if (jget_ci(o, k, &key) && key) {
-        char copy[256];
-        snprintf(copy, sizeof(copy), "%s", key);
-        json_object_object_del(o, copy);
+        char *copy = strdup(key); /* the key dies with its member */
+        if (copy)
+            json_object_object_del(o, copy);
+        free(copy);
     }
 }
 
@@ -619,8 +620,14 @@ static int normalize_active(json_object *res)
 {
     const char *key = NULL;
     json_object *a = jget_ci(res, "active", &key);
-    if (a == NULL || json_object_is_type(a, json_type_boolean))
+    if (a == NULL)
         return 0;
+    if (json_object_is_type(a, json_type_boolean)) {
+        /* "Active": the map reads "active" */
+        if (strcmp(key, "active") != 0)
+            jset_ci(res, "active", json_object_get(a));
+        return 0;
+    }
     if (json_object_is_type(a, json_type_string)) {
         const char *v = json_object_get_string(a);
         if (strcasecmp(v, "true") == 0 || strcasecmp(v, "false") == 0) {
@@ -665,6 +672,11 @@ static int finish_resource(sg_scim *s, long long created_ms, const char *created
     sg_lower(s->name);
     if (normalize_active(res) != 0) {
         answer_error(s, 400, "invalidValue", "active must be true or false");
+        return -1;
+    }
+    json_object *ent = jget_ci(res, SCIM_ENT, NULL);
+    if (ent && !json_object_is_type(ent, json_type_object)) {
+        answer_error(s, 400, "invalidValue", "%s must be an object", SCIM_ENT);
         return -1;
     }
     json_object *ext = jget_ci(res, "externalId", NULL);
@@ -933,6 +945,11 @@ static int patch_one(sg_scim *s, json_object *res, const char *op, const char *p
     json_object *o = res;
     if (p.ent) {
         o = jget(res, SCIM_ENT);
+        if (o && !json_object_is_type(o, json_type_object)) {
+            answer_error(s, 400, "invalidValue", "%s must be an object", SCIM_ENT);
+            rc = -1;
+            goto done;
+        }
         if (o == NULL && !rem) {
             o = json_object_new_object();
             json_object_object_add(res, SCIM_ENT, o);
@@ -1150,7 +1167,7 @@ static void step_assign(sg_scim *s)
 /* what the map made of the resource: seats first, then the record */
 static void step_plan(sg_scim *s)
 {
-    if (map_pools(s) != 0) {
+    if (s->mpools == NULL && map_pools(s) != 0) {
         answer_error(s, 500, NULL, "out of memory");
         return;
     }
@@ -1201,15 +1218,9 @@ static void finish(sg_scim *s)
         answer_json(s, 204, NULL);
         return;
     }
-    char loc[sizeof(s->location)], etag[sizeof(s->etag)];
-    snprintf(loc, sizeof(loc), "%s", s->location);
-    snprintf(etag, sizeof(etag), "%s", s->etag);
     answer_json(s, s->op == OP_CREATE ? 201 : 200, s->res);
-    if (s->op == OP_CREATE)
-        snprintf(s->location, sizeof(s->location), "%s", loc);
-    else
-        s->location[0] = '\0';
-    snprintf(s->etag, sizeof(s->etag), "%s", etag);
+    if (s->op != OP_CREATE)
+        s->location[0] = '\0'; /* Location goes with a 201 only */
 }
 
 static void step_apply(sg_scim *s)
@@ -1389,6 +1400,8 @@ static void on_pool_seat(sg_scim *s, const scim_cmd *c, const redisReply *r)
         s->gave[i] = 0;
     else if (c->tag % 2)
         s->took_old[i] = 1;
+    else if (s->gave[i])
+        s->gave[i] = 0; /* a retry took back what the first try gave */
     else
         s->took[i] = 1;
 }
@@ -1449,6 +1462,11 @@ static void on_put(sg_scim *s, const redisReply *r)
         c->user = strdup(ls[i]);
         c->old = strdup(t1 + 1);
         c->rec = strdup(t2 + 1);
+        if (c->user == NULL || c->old == NULL || c->rec == NULL) {
+            sg_strv_free(ls, nl);
+            answer_error(s, 500, NULL, "out of memory");
+            return;
+        }
     }
     sg_strv_free(ls, nl);
     if (s->changes == NULL)
@@ -1518,13 +1536,9 @@ static void restart(sg_scim *s)
     s->res = NULL;
     free(s->old_json);
     s->old_json = NULL;
-    sg_strv_free(s->mpools, s->nmpools);
-    s->mpools = NULL;
-    s->nmpools = 0;
-    free(s->gave);
-    free(s->took);
-    free(s->took_old);
-    s->gave = s->took = s->took_old = NULL;
+    /* the map's pools and the seats the first try gave or took stay known:
+     * the retry's assign and unassign see no change for them, and the
+     * change log and an undo still need them */
     s->retry = 0;
     s->old_user[0] = s->old_ver[0] = s->owner[0] = s->refused[0] = '\0';
     queue_get(s);
@@ -1771,11 +1785,12 @@ int sg_scim_step(sg_scim *s)
     int stage = s->stage;
     free_cmds(s);
     if (s->failed || s->redis_err[0]) {
-        if (stage == ST_APPLY && !s->failed) {
-            /* the record is in place; a pool that refused is mended by the
-             * next change or seatctl doctor --fix */
-            snprintf(s->log, sizeof(s->log), "applying the record to a pool failed: %.200s",
-                     s->redis_err);
+        if (stage == ST_WATCH || stage == ST_APPLY) {
+            /* the resource, record and seats are in place; a pool that did
+             * not get the record is mended by the next change or seatctl
+             * doctor --fix: the answer is the change's */
+            snprintf(s->log, sizeof(s->log), "applying the record to the pools failed: %.200s",
+                     s->failed ? "no reply" : s->redis_err);
             finish(s);
         } else {
             answer_backend(s);
@@ -1888,34 +1903,4 @@ void sg_scim_free(sg_scim *s)
     free(s->fvalue);
     sg_buf_free(&s->out);
     free(s);
-}
-
-int sg_scim_run(sg_conn *c, sg_scim *s)
-{
-    char err[SG_ERR_MAX];
-    for (int n = sg_scim_pending(s); n > 0; n = sg_scim_step(s)) {
-        for (int i = 0; i < n; i++) {
-            int argc;
-            const char **argv;
-            const size_t *argvlen;
-            sg_scim_command(s, i, &argc, &argv, &argvlen);
-            if (sg_conn_append(c, argc, argv, argvlen) != 0) {
-                for (int j = 0; j < n; j++)
-                    sg_scim_reply(s, j, NULL);
-                n = 0;
-                break;
-            }
-        }
-        for (int i = 0; i < n; i++) {
-            redisReply *r = sg_conn_reply(c, err, sizeof(err));
-            sg_scim_reply(s, i, r);
-            if (r == NULL) {
-                for (int j = i + 1; j < n; j++)
-                    sg_scim_reply(s, j, NULL);
-                break;
-            }
-            freeReplyObject(r);
-        }
-    }
-    return sg_scim_status(s);
 }

@@ -641,6 +641,8 @@ typedef struct {
     int managed;        /* an earlier sync managed this person already */
     int existed, was_disabled, was_service;
     char *old_groups;   /* the groups before ("g1,g2"), malloc'd */
+    char *named;        /* ",p1,p2,": the pools whose named seats the rules give,
+                           malloc'd; NULL for none */
 } sg_sync_change;
 
 typedef struct {
@@ -674,7 +676,7 @@ int sg_sync_log(sg_conn *c, const sg_sync_plan *pl, int applied, const char *by,
 
 /* ---- the SCIM 2.0 endpoint (nginx seatgate_scim) ----------------------------
  * One request is a state machine: sg_scim_new answers at once (discovery
- * documents, bad input) or queues the first Redis commands; the caller sends
+ * documents, bad input) or queues the first Redis commands; the caller (nginx) sends
  * the sg_scim_pending() commands (pipelined, any order of sending), gives
  * every reply to sg_scim_reply (NULL: the link failed), then calls
  * sg_scim_step for the next batch, until it returns 0: the answer is ready
@@ -707,8 +709,6 @@ const char *sg_scim_location(const sg_scim *s);           /* 201's Location, or 
 const char *sg_scim_etag(const sg_scim *s);               /* or NULL */
 const char *sg_scim_log(const sg_scim *s);                /* for the error log, or NULL */
 void sg_scim_free(sg_scim *s);
-/* Drive a request on a blocking connection; returns the HTTP status. */
-int sg_scim_run(sg_conn *c, sg_scim *s);
 
 /* ---- doctor -----------------------------------------------------------------
  * Finds drift between the registry, the pools' projections, the pools index,

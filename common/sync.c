@@ -22,8 +22,10 @@ void sg_sync_plan_free(sg_sync_plan *pl)
         sg_strv_free(pl->pools[i].unassign, pl->pools[i].nunassign);
     }
     free(pl->pools);
-    for (size_t i = 0; pl->changes && i < pl->nrows; i++)
+    for (size_t i = 0; pl->changes && i < pl->nrows; i++) {
         free(pl->changes[i].old_groups);
+        free(pl->changes[i].named);
+    }
     free(pl->changes);
     sg_strv_free(pl->disable, pl->ndisable);
     memset(pl, 0, sizeof(*pl));
@@ -122,7 +124,7 @@ int sg_sync_plan_make(sg_conn *c, const sg_sync_map *m, const sg_sync_person *pe
     char **names = calloc(n + 1, sizeof(char *)), **recs = calloc(n + 1, sizeof(char *));
     if (pl->rows == NULL || pl->changes == NULL || names == NULL || recs == NULL)
         rc = seterr(err, errlen, SG_EBACKEND, "out of memory");
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; rc == SG_OK && i < n; i++)
         names[i] = (char *)people[i].user;
     if (rc == SG_OK && n)
         rc = sg_registry_records(c, names, n, recs, err, errlen);
@@ -131,7 +133,10 @@ int sg_sync_plan_make(sg_conn *c, const sg_sync_map *m, const sg_sync_person *pe
         const sg_sync_person *p = &people[i];
         sg_user_row *row = &pl->rows[i];
         sg_sync_change *ch = &pl->changes[i];
-        sg_sync_person_row(m, p, row, ch->rules, sizeof(ch->rules), NULL, 0);
+        char named[1024];
+        sg_sync_person_row(m, p, row, ch->rules, sizeof(ch->rules), named, sizeof(named));
+        if (strcmp(named, ",") != 0 && (ch->named = strdup(named)) == NULL)
+            rc = seterr(err, errlen, SG_EBACKEND, "out of memory");
         snprintf(ch->user, sizeof(ch->user), "%s", p->user);
         /* the record now */
         const char *rec = recs[i];
@@ -185,11 +190,11 @@ int sg_sync_plan_make(sg_conn *c, const sg_sync_map *m, const sg_sync_person *pe
         snprintf(pool, sizeof(pool), "%.*s", (int)ql, q + 1);
         sg_pool_info pi;
         rc = sg_pool_get(c, pool, &pi, err, errlen);
-        if (rc != SG_OK) {
+        if (rc == SG_EINPUT)
             rc = seterr(err, errlen, SG_EINPUT, "the map names pool %s, which does not exist",
                         pool);
-            break;
-        }
+        if (rc != SG_OK)
+            break; /* a Redis failure keeps its own message and code */
         sg_sync_pool *sp = realloc(pl->pools, (pl->npools + 1) * sizeof(*sp));
         if (sp == NULL) {
             rc = seterr(err, errlen, SG_EBACKEND, "out of memory");
@@ -217,12 +222,9 @@ int sg_sync_plan_make(sg_conn *c, const sg_sync_map *m, const sg_sync_person *pe
                 rc = seterr(err, errlen, SG_EBACKEND, "out of memory");
         /* wanted: active people whose rules name the pool */
         for (size_t i = 0; rc == SG_OK && i < n; i++) {
-            int want = 0;
-            char rl[sizeof(pl->changes[i].rules) + 2];
-            snprintf(rl, sizeof(rl), ",%s,", pl->changes[i].rules);
-            for (size_t r = 0; !want && r < m->nrules; r++)
-                want = in_list(m->rules[r].named, pool) && in_list(rl, m->rules[r].name);
-            want = want && people[i].active;
+            /* the pools the person's rules give (none when not active), as
+             * sg_sync_person_row says for SCIM too */
+            int want = pl->changes[i].named && in_list(pl->changes[i].named, pool);
             int has = sg_strset_get(&has_now, people[i].user) >= 0;
             if (want && !has && push(&sp->assign, &sp->nassign, people[i].user) != 0)
                 rc = seterr(err, errlen, SG_EBACKEND, "out of memory");

@@ -148,7 +148,7 @@ ngx_http_seatgate_cluster_start(ngx_http_seatgate_cluster_t *cl)
                                        conf->sentinels[i].port);
     }
 
-    ngx_add_timer(&cl->refresh, NGX_HTTP_SEATGATE_CLUSTER_REFRESH);
+    ngx_add_timer(&cl->refresh, conf->timeout);
 }
 
 
@@ -682,14 +682,35 @@ ngx_http_seatgate_cluster_refresh_handler(ngx_event_t *ev)
 {
     ngx_http_seatgate_cluster_t  *cl = ev->data;
 
+    ngx_queue_t                   *q, *next;
+    ngx_http_seatgate_redis_op_t  *op;
+
     ev->timedout = 0;
 
     if (cl->exiting) {
         return;
     }
 
+    /* no map yet (no seed answers): what waited its timeout for one fails,
+     * as it would on a link that cannot connect */
+
+    for (q = ngx_queue_head(&cl->waiting);
+         !cl->mapped && q != ngx_queue_sentinel(&cl->waiting);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        op = ngx_queue_data(q, ngx_http_seatgate_redis_op_t, queue);
+
+        if (ngx_current_msec - op->first >= cl->front->conf->timeout) {
+            ngx_queue_remove(q);
+            op->queued = 0;
+            op->done(cl->front, op, NULL);
+        }
+    }
+
     ngx_http_seatgate_cluster_ask_map(cl);
-    ngx_add_timer(ev, NGX_HTTP_SEATGATE_CLUSTER_REFRESH);
+    ngx_add_timer(ev, cl->mapped ? NGX_HTTP_SEATGATE_CLUSTER_REFRESH
+                                 : cl->front->conf->timeout);
 }
 
 

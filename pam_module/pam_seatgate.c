@@ -56,7 +56,7 @@ typedef struct {
     /* known once per login: who is exempt (for the same settings), and
      * this host and process */
     int exempt_known;
-    char exempt_args[SG_IDENT_MAX + 8];
+    char exempt_args[2 * SG_IDENT_MAX + 8];
     const char *exempt_why;
     int host_known;
     char hid[80], host[256], boot[40];
@@ -204,7 +204,8 @@ static const char *exempt(ctx_t *c, const char *user)
 {
     login_t *l = c->login;
     char args[sizeof(l->exempt_args)];
-    snprintf(args, sizeof(args), "%d %s", c->cfg.exempt_root, c->cfg.exempt_group);
+    /* the answer holds for this user and these settings */
+    snprintf(args, sizeof(args), "%d %s %s", c->cfg.exempt_root, c->cfg.exempt_group, user);
     if (l && l->exempt_known && strcmp(l->exempt_args, args) == 0)
         return l->exempt_why;
     const char *why = exempt_lookup(c, user);

@@ -57,12 +57,12 @@ printf 'account required pam_exec.so quiet %s\nsession required pam_exec.so quie
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 # $1 = service; sets RATE LP50 LP99 AP50 AP99 (medians over the rounds)
 measure() {
-    svc=$1; r=""; l50=""; l99=""; a50=""; a99=""
+    svc=$1; secs=${2:-$SECS}; r=""; l50=""; l99=""; a50=""; a99=""
     for _ in $(seq "$ROUNDS"); do
         out=$(LD_PRELOAD="libpam_wrapper.so${NSSW:+ $NSSW}" PAM_WRAPPER=1 \
             PAM_WRAPPER_SERVICE_DIR="$DIR/pam.d" NSS_WRAPPER_PASSWD="$DIR/passwd" \
             NSS_WRAPPER_GROUP="$DIR/group" \
-            "$B/bench_pam" "$svc" 50 "${2:-$SECS}") || { echo "bench_pam $svc failed" >&2; exit 1; }
+            "$B/bench_pam" "$svc" 50 "$secs") || { echo "bench_pam $svc failed" >&2; exit 1; }
         set -- $out
         r="$r $1"; l50="$l50 $2"; l99="$l99 $3"; a50="$a50 $4"; a99="$a99 $5"
     done

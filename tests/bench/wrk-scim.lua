@@ -3,6 +3,7 @@
 -- usage: wrk -s wrk-scim.lua URL -- MODE TOKEN IDFILE
 --   MODE filter: GET /Users?filter=userName eq "USER" (random users)
 --   MODE patch:  PATCH /Users/ID active false, then true (random users)
+--   MODE static: GET URL itself (the ceiling: a static file)
 local reqs = {}
 local i = 0
 
@@ -18,7 +19,9 @@ function init(args)
     local h = {["Authorization"] = "Bearer " .. token, ["Accept"] = "application/scim+json"}
     for k = 1, 2000 do
         local u = users[math.random(#users)]
-        if mode == "filter" then
+        if mode == "static" then
+            reqs[k] = wrk.format("GET", base, h)
+        elseif mode == "filter" then
             reqs[k] = wrk.format("GET", base .. "Users?filter=userName%20eq%20%22" .. u.user ..
                 "%22&startIndex=1&count=100", h)
         else

@@ -308,14 +308,21 @@ class RedisCluster:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                if all(self.alive(n) is False or
-                       "cluster_state:ok" in n.client().execute_command("CLUSTER", "INFO")
-                       for n in self.nodes) and self.slots_covered():
+                if all(not self.alive(n) or self.state_ok(n) for n in self.nodes) and \
+                        self.slots_covered():
                     return
             except redis.exceptions.RedisError:
                 pass
             time.sleep(0.1)
         raise RuntimeError("the cluster did not reach cluster_state:ok")
+
+    @staticmethod
+    def state_ok(n):
+        c = n.client()
+        try:
+            return "cluster_state:ok" in c.execute_command("CLUSTER", "INFO")
+        finally:
+            c.close()
 
     @staticmethod
     def alive(n):
@@ -333,11 +340,11 @@ class RedisCluster:
     def slot_ranges(self):
         """[(lo, hi, master port, master id)]"""
         c = self.live()[0].client(decode=False)
-        out = []
-        for r in c.execute_command("CLUSTER", "SLOTS"):
-            out.append((r[0], r[1], r[2][1], r[2][2].decode()))
-        c.close()
-        return out
+        try:
+            return [(r[0], r[1], r[2][1], r[2][2].decode())
+                    for r in c.execute_command("CLUSTER", "SLOTS")]
+        finally:
+            c.close()
 
     def master_of_slot(self, slot):
         for lo, hi, port, nid in self.slot_ranges():

@@ -22,9 +22,11 @@ from helpers import EX_OK
 from nginx_fixtures import OwnRedis, nginx, wait_for  # noqa: F401
 from test_nginx_sentinel import SERVERS, start_sentinel
 
-# 12 web users, 3 PAM users and 3 seatctl users: every one has a seat, so
-# a refusal during the failover is the failover's
+# PAM (3 users) and seatctl (3) share pool tech, where each has a seat, so a
+# refusal there is the failover's; the 12 web users compete for the 8 seats
+# of pool web, so an oversold seat would show
 FLOATING = 20
+WEB_SEATS = 8
 LEASE_S = 3
 
 
@@ -45,11 +47,14 @@ def test_sentinel_failover_under_load(tmp_path, nginx, how):
                         ["master_link_status"] == "up", timeout=10)
         master.seatctl("pool", "set", "tech", "--floating", str(FLOATING),
                        "--idle-timeout", "%ds" % LEASE_S, check=EX_OK)
+        master.seatctl("pool", "set", "web", "--floating", str(WEB_SEATS),
+                       "--idle-timeout", "%ds" % LEASE_S, check=EX_OK)
         proc, s, sport = start_sentinel(tmp_path / "s", master.port)
         assert wait_for(lambda: len(s.execute_command("SENTINEL", "REPLICAS", "mymaster")) == 1,
                         timeout=15)
         url = "sentinel://127.0.0.1:%d/mymaster" % sport
-        ng = nginx(SERVERS, redis_url=url, timeout="300ms", workers=2)
+        ng = nginx(SERVERS.replace("seatgate tech;", "seatgate web;"), redis_url=url,
+                   timeout="300ms", workers=2)
         pam = Pam(tmp_path / "pam", url)
         svc = pam.service("login", "pool=tech", "timeout=500")
         web, logins, cli = [], [], []
@@ -116,11 +121,11 @@ def test_sentinel_failover_under_load(tmp_path, nginx, how):
     try:
         new = replica.client()
         # every PAM session was closed and every seatctl seat released by
-        # now: what is left are the web users' seats (their lease runs)
+        # now: what holds pool tech leaked; pool web's 12 users competed for
+        # its 8 seats, so more holders than seats would be an oversell
         now = int(time.time() * 1000)
-        leases = new.zrangebyscore("sg:{tech}:leases", now, "+inf")
-        oversold = max(0, len(leases) - FLOATING)
-        leaked = [u for u in leases if not u.startswith("w")]
+        oversold = max(0, len(new.zrangebyscore("sg:{web}:leases", now, "+inf")) - WEB_SEATS)
+        leaked = new.zrangebyscore("sg:{tech}:leases", now, "+inf")
         codes = {}
         for r in web:
             codes[r[0]] = codes.get(r[0], 0) + 1
@@ -145,10 +150,13 @@ def test_sentinel_failover_under_load(tmp_path, nginx, how):
         # what leaked goes: a PAM session's seat when reap finds its login
         # process gone (as the host's reap timer does), seatctl's with its lease
         helpers.run_seatctl(replica.url, "reap", check=EX_OK)
+        now = int(time.time() * 1000)
+        pam_left = [u for u in new.zrangebyscore("sg:{tech}:leases", now, "+inf")
+                    if u.startswith("p")]
+        assert pam_left == [], pam_left           # PAM's seats went with reap
         time.sleep(LEASE_S + 0.5)
         now = int(time.time() * 1000)
-        left = [u for u in new.zrangebyscore("sg:{tech}:leases", now, "+inf")
-                if not u.startswith("w")]
+        left = new.zrangebyscore("sg:{tech}:leases", now, "+inf")
         assert left == [], left
     finally:
         replica.stop()

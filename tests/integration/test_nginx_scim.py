@@ -165,15 +165,6 @@ def named(rdb):
     return sorted(rdb.smembers("sg:{technicians}:named"))
 
 
-def db(rdb):
-    """Everything under sg:* (values dumped), for before/after comparisons."""
-    out = {}
-    for k in sorted(rdb.scan_iter(match="sg:*", count=1000)):
-        t = rdb.type(k)
-        out[k] = (t, rdb.dump(k) if t != "stream" else rdb.xlen(k))
-    return out
-
-
 # ---- conversations -----------------------------------------------------------
 
 def okta_user(user, title, active=True):
@@ -363,9 +354,9 @@ def test_tokens(scim, rdb):
         assert r.headers["WWW-Authenticate"].startswith('Bearer realm="seatgate-scim"')
         if tok:
             assert 'error="invalid_token"' in r.headers["WWW-Authenticate"]
-    before = db(rdb)
+    before = helpers.db_snapshot(rdb)
     check_error(c.post(okta_user("mallory", "ITSM-L3"), token="nope-nope-nope-nope"), 401)
-    assert db(rdb) == before
+    assert helpers.db_snapshot(rdb) == before
     # Basic is not a bearer token
     r = requests.get(c.base + "/Users", auth=("okta", TOKEN), timeout=10)
     check_error(r, 401)
@@ -397,7 +388,7 @@ server {
 def test_malformed_requests_are_400_and_change_nothing(scim, rdb):
     c = scim
     uid = check_user(c.post(okta_user("bob", "ITSM-L1")), 201, c.base)["id"]
-    before = db(rdb)
+    before = helpers.db_snapshot(rdb)
     bad_users = [
         ('{"schemas": [', "invalidSyntax"),
         ("[]", "invalidSyntax"),
@@ -448,7 +439,7 @@ def test_malformed_requests_are_400_and_change_nothing(scim, rdb):
     check_error(c.get("/Groups"), 404)
     check_error(c.req("DELETE", "/Users"), 405)
     check_error(c.req("POST", "/ServiceProviderConfig", {}), 405)
-    assert db(rdb) == before
+    assert helpers.db_snapshot(rdb) == before
 
 
 def test_discovery_documents(scim):
@@ -478,17 +469,17 @@ def test_named_seats_beyond_bought_are_refused_whole(scim, rdb):
     for u in ("s1", "s2"):
         check_user(c.post(okta_user(u, "ITSM-LEAD")), 201, c.base)
     assert named(rdb) == ["s1", "s2"]
-    before = db(rdb)
+    before = helpers.db_snapshot(rdb)
     e = check_error(c.post(okta_user("s3", "ITSM-LEAD")), 409)
     assert "2 named seats" in e["detail"] and "nothing was changed" in e["detail"]
-    assert db(rdb) == before
+    assert helpers.db_snapshot(rdb) == before
     check_list(c.find("s3"), 0)
     # an existing user promoted past the limit: refused, the record unchanged
     uid = check_user(c.post(okta_user("s4", "ITSM-L1")), 201, c.base)["id"]
-    before = db(rdb)
+    before = helpers.db_snapshot(rdb)
     body = okta_user("s4", "ITSM-L3")
     check_error(c.put(uid, body), 409)
-    assert db(rdb) == before
+    assert helpers.db_snapshot(rdb) == before
 
 
 def test_the_provisioning_role_cannot_buy_seats(scim, redis_server, rdb):
