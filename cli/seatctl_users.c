@@ -129,7 +129,8 @@ static void doctor_event(void *ud, const char *pool, const char *what, const cha
         json_object_object_add(x, "count", json_object_new_int64(count));
         json_object_array_add(d->arr, x);
     } else {
-        printf("%-20s %-18s %6ld  %s%s\n", pool, what, count, detail, d->fix ? " (fixed)" : "");
+        printf("%-20s %-18s %6ld  %s%s\n", pool[0] ? pool : "-", what, count, detail,
+               d->fix ? " (fixed)" : "");
     }
 }
 

@@ -1952,6 +1952,21 @@ int sg_doctor(sg_conn *c, int fix, sg_doctor_fn fn, void *ud, long *findings, ch
               size_t errlen)
 {
     *findings = 0;
+    /* this build's function library (the scripts fall back without it) */
+    sg_library_autoload(fix);
+    int loaded = sg_library_loaded(c, err, errlen);
+    if (loaded < 0)
+        return SG_EBACKEND;
+    if (loaded == 0) {
+        (*findings)++;
+        if (fn)
+            fn(ud, "", "library_missing",
+               "the function library of this build is not loaded (scripts run as EVAL, "
+               "slower); loaded with --fix",
+               1);
+        if (fix && sg_library_load(c, err, errlen) != 0)
+            return SG_EBACKEND;
+    }
     char **confs = NULL, **pools = NULL;
     size_t nconf = 0, np = 0;
     int rc = sg_scan_keys(c, "sg:{*}:conf", &confs, &nconf, err, errlen);

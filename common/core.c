@@ -3,9 +3,11 @@
 #include "internal.h"
 
 #include <hiredis/hiredis.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char *const key_suffix[SG_K_COUNT] = {
     "conf", "named", "users", "leases", "sess", "sessidx", "sessinfo", "gcount", "hg",
@@ -96,14 +98,58 @@ static int cmd_long(sg_cmd *cmd, long v)
 static int cmd_script(sg_cmd *cmd, sg_script s, int use_eval, int nkeys)
 {
     cmd_init(cmd);
-    if (use_eval) {
-        if (cmd_static(cmd, "EVAL") || cmd_static(cmd, sg_script_body(s)))
-            return -1;
-    } else {
-        if (cmd_static(cmd, "EVALSHA") || cmd_static(cmd, sg_script_sha(s)))
-            return -1;
+    int rc;
+    if (use_eval == SG_CALL_FCALL)
+        rc = cmd_static(cmd, "FCALL") || cmd_static(cmd, sg_script_fname(s));
+    else if (use_eval == SG_CALL_EVAL)
+        rc = cmd_static(cmd, "EVAL") || cmd_static(cmd, sg_script_body(s));
+    else
+        rc = cmd_static(cmd, "EVALSHA") || cmd_static(cmd, sg_script_sha(s));
+    return rc ? -1 : cmd_long(cmd, nkeys);
+}
+
+/* ---- how scripts are called ------------------------------------------------ */
+
+/* Until when (CLOCK_MONOTONIC ms) calls start at EVALSHA: set by a call
+ * that found the library missing. One per process (an nginx worker, a PAM
+ * login's process, seatctl). */
+#define SG_FCALL_RETRY_MS 60000
+static _Atomic long long fcall_miss_until;
+
+static long long mono_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int sg_script_call_first(void)
+{
+    long long until = atomic_load_explicit(&fcall_miss_until, memory_order_relaxed);
+    return until != 0 && mono_now_ms() < until ? SG_CALL_EVALSHA : SG_CALL_FCALL;
+}
+
+/* The library is missing: not loaded ("Function not found"), a Redis
+ * without Functions ("unknown command"), or a role without +fcall. */
+static int fcall_missing(const redisReply *r)
+{
+    if (r == NULL || r->type != REDIS_REPLY_ERROR || r->str == NULL)
+        return 0;
+    return strncmp(r->str, "ERR Function not found", 22) == 0 ||
+           strncmp(r->str, "ERR unknown command", 19) == 0 ||
+           (strncmp(r->str, "NOPERM", 6) == 0 && strstr(r->str, "fcall") != NULL);
+}
+
+int sg_script_call_next(const redisReply *r, int how)
+{
+    if (how == SG_CALL_FCALL && fcall_missing(r)) {
+        atomic_store_explicit(&fcall_miss_until, mono_now_ms() + SG_FCALL_RETRY_MS,
+                              memory_order_relaxed);
+        return SG_CALL_EVALSHA;
     }
-    return cmd_long(cmd, nkeys);
+    if (how == SG_CALL_EVALSHA && sg_reply_is_noscript(r))
+        return SG_CALL_EVAL;
+    return -1;
 }
 
 /* The keys a decision or release declares (sg_decide_keys, then the mux
@@ -447,8 +493,8 @@ static redisReply *run_once(sg_conn *c, sg_cmd *cmd, int xargc, const char **xar
  * command goes once more, to the new master, within the budget. Nothing
  * was written by a READONLY refusal, and decisions and releases are
  * idempotent for one session, so sending again is safe. */
-static redisReply *run_with_fallback(sg_conn *c, sg_cmd *cmd,
-                                     int (*rebuild)(const void *, sg_cmd *), const void *ud,
+static redisReply *run_with_fallback(sg_conn *c, sg_cmd *cmd, int how,
+                                     int (*rebuild)(const void *, int, sg_cmd *), const void *ud,
                                      int xargc, const char **xargv, char *err, size_t errlen)
 {
     redisReply *r = run_once(c, cmd, xargc, xargv, err, errlen);
@@ -463,9 +509,11 @@ static redisReply *run_with_fallback(sg_conn *c, sg_cmd *cmd,
             r = run_once(c, cmd, xargc, xargv, err, errlen);
         }
     }
-    if (sg_reply_is_noscript(r)) {
+    /* the library or the script is missing: FCALL -> EVALSHA -> EVAL. The
+     * index write beside it went (and was answered) with the first try. */
+    while ((how = sg_script_call_next(r, how)) >= 0) {
         freeReplyObject(r);
-        if (rebuild(ud, cmd) != 0) {
+        if (rebuild(ud, how, cmd) != 0) {
             snprintf(err, errlen, "command too large");
             return NULL;
         }
@@ -474,9 +522,9 @@ static redisReply *run_with_fallback(sg_conn *c, sg_cmd *cmd,
     return r;
 }
 
-static int rebuild_decide(const void *ud, sg_cmd *cmd)
+static int rebuild_decide(const void *ud, int how, sg_cmd *cmd)
 {
-    return sg_decide_cmd((const sg_request *)ud, 1, cmd);
+    return sg_decide_cmd((const sg_request *)ud, how, cmd);
 }
 
 int sg_decide(sg_conn *c, const sg_request *rq, sg_decision *d)
@@ -497,12 +545,13 @@ int sg_decide_and(sg_conn *c, const sg_request *rq, int xargc, const char **xarg
         sg_decision_error(d, "out of memory");
         return -1;
     }
-    if (sg_decide_cmd(rq, 0, cmd) != 0) {
+    int how = sg_script_call_first();
+    if (sg_decide_cmd(rq, how, cmd) != 0) {
         free(cmd);
         sg_decision_error(d, "request too large");
         return -1;
     }
-    redisReply *r = run_with_fallback(c, cmd, rebuild_decide, rq, xargc, xargv, err,
+    redisReply *r = run_with_fallback(c, cmd, how, rebuild_decide, rq, xargc, xargv, err,
                                       sizeof(err));
     free(cmd);
     if (r == NULL) {
@@ -518,10 +567,10 @@ struct release_args {
     const char *pool, *user, *session, *via, *host;
 };
 
-static int rebuild_release(const void *ud, sg_cmd *cmd)
+static int rebuild_release(const void *ud, int how, sg_cmd *cmd)
 {
     const struct release_args *a = ud;
-    return sg_release_cmd(a->pool, a->user, a->session, a->via, a->host, 1, cmd);
+    return sg_release_cmd(a->pool, a->user, a->session, a->via, a->host, how, cmd);
 }
 
 long sg_release(sg_conn *c, const char *pool, const char *user, const char *session,
@@ -546,12 +595,14 @@ long sg_release_and(sg_conn *c, const char *pool, const char *user, const char *
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    if (sg_release_cmd(pool, user, a.session, via, host, 0, cmd) != 0) {
+    int how = sg_script_call_first();
+    if (sg_release_cmd(pool, user, a.session, via, host, how, cmd) != 0) {
         free(cmd);
         snprintf(err, errlen, "request too large");
         return -2;
     }
-    redisReply *r = run_with_fallback(c, cmd, rebuild_release, &a, xargc, xargv, err, errlen);
+    redisReply *r =
+        run_with_fallback(c, cmd, how, rebuild_release, &a, xargc, xargv, err, errlen);
     free(cmd);
     if (r == NULL)
         return -1;
@@ -566,7 +617,16 @@ long sg_release_and(sg_conn *c, const char *pool, const char *user, const char *
     return n;
 }
 
-/* Generic runner: argv holds keys then args (argc counts both). */
+/* Generic runner: argv holds keys then args (argc counts both). A missing
+ * library is loaded once per process where the role may (the admin's
+ * seatctl); elsewhere the call falls back to EVALSHA and EVAL. */
+static int library_tried;
+
+void sg_library_autoload(int on)
+{
+    library_tried = !on;
+}
+
 struct redisReply *sg_script_run(sg_conn *c, sg_script s, int nkeys, int argc, const char **argv,
                                  char *err, size_t errlen)
 {
@@ -578,17 +638,31 @@ struct redisReply *sg_script_run(sg_conn *c, sg_script s, int nkeys, int argc, c
     }
     char nk[16];
     snprintf(nk, sizeof(nk), "%d", nkeys);
-    av[0] = "EVALSHA";
-    av[1] = sg_script_sha(s);
     av[2] = nk;
     for (int i = 0; i < argc; i++)
         av[i + 3] = argv[i];
-    redisReply *r = sg_conn_cmd(c, total, av, NULL, err, errlen);
-    if (sg_reply_is_noscript(r)) {
-        freeReplyObject(r);
-        av[0] = "EVAL";
-        av[1] = sg_script_body(s);
+    int how = sg_script_call_first();
+    redisReply *r = NULL;
+    for (;;) {
+        av[0] = how == SG_CALL_FCALL ? "FCALL" : how == SG_CALL_EVAL ? "EVAL" : "EVALSHA";
+        av[1] = how == SG_CALL_FCALL  ? sg_script_fname(s)
+                : how == SG_CALL_EVAL ? sg_script_body(s)
+                                      : sg_script_sha(s);
         r = sg_conn_cmd(c, total, av, NULL, err, errlen);
+        if (how == SG_CALL_FCALL && !library_tried && r && r->type == REDIS_REPLY_ERROR &&
+            strncmp(r->str, "ERR Function not found", 22) == 0) {
+            library_tried = 1;
+            char e2[SG_ERR_MAX];
+            if (sg_library_load(c, e2, sizeof(e2)) == 0) {
+                freeReplyObject(r);
+                continue; /* FCALL again, now that it is there */
+            }
+        }
+        int next = sg_script_call_next(r, how);
+        if (next < 0)
+            break;
+        freeReplyObject(r);
+        how = next;
     }
     free(av);
     if (r && r->type == REDIS_REPLY_ERROR) {
@@ -597,4 +671,78 @@ struct redisReply *sg_script_run(sg_conn *c, sg_script s, int nkeys, int argc, c
         return NULL;
     }
     return r;
+}
+
+/* FUNCTION LOAD on one node (-1: the connection's own); a library already
+ * there ("already exists") is loaded. */
+static int library_load_on(sg_conn *c, int node, char *err, size_t errlen)
+{
+    const char *av[] = {"FUNCTION", "LOAD", sg_library_body()};
+    redisReply *r = node < 0 ? sg_conn_cmd(c, 3, av, NULL, err, errlen)
+                             : sg_conn_cmd_node(c, node, 3, av, err, errlen);
+    if (r == NULL)
+        return -1;
+    int rc = 0;
+    if (r->type == REDIS_REPLY_ERROR && strstr(r->str, "already exists") == NULL) {
+        snprintf(err, errlen, "redis: %s", r->str);
+        rc = -1;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+/* Is this build's library on one node (-1: the connection's own)? */
+static int library_on(sg_conn *c, int node, char *err, size_t errlen)
+{
+    const char *av[] = {"FUNCTION", "LIST", "LIBRARYNAME", sg_library_name()};
+    redisReply *r = node < 0 ? sg_conn_cmd(c, 4, av, NULL, err, errlen)
+                             : sg_conn_cmd_node(c, node, 4, av, err, errlen);
+    if (r == NULL)
+        return -1;
+    int rc = -1;
+    if (r->type == REDIS_REPLY_ARRAY) {
+        /* LIBRARYNAME is a pattern: the name must match exactly */
+        rc = 0;
+        for (size_t i = 0; i < r->elements; i++) {
+            const redisReply *lib = r->element[i];
+            for (size_t j = 0; lib->type == REDIS_REPLY_ARRAY && j + 1 < lib->elements; j += 2)
+                if (lib->element[j]->type == REDIS_REPLY_STRING &&
+                    strcmp(lib->element[j]->str, "library_name") == 0 &&
+                    lib->element[j + 1]->type == REDIS_REPLY_STRING &&
+                    strcmp(lib->element[j + 1]->str, sg_library_name()) == 0)
+                    rc = 1;
+        }
+    } else {
+        snprintf(err, errlen, "redis: %s", r->type == REDIS_REPLY_ERROR ? r->str : "bad reply");
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+int sg_library_loaded(sg_conn *c, char *err, size_t errlen)
+{
+    int *masters = NULL;
+    int nm = sg_conn_masters(c, &masters, err, errlen);
+    if (nm < 0)
+        return -1;
+    int rc = nm == 0 ? library_on(c, -1, err, errlen) : 1;
+    for (int m = 0; rc == 1 && m < nm; m++)
+        rc = library_on(c, masters[m], err, errlen);
+    free(masters);
+    return rc;
+}
+
+int sg_library_load(sg_conn *c, char *err, size_t errlen)
+{
+    int *masters = NULL;
+    int nm = sg_conn_masters(c, &masters, err, errlen);
+    if (nm < 0)
+        return -1;
+    int rc = 0;
+    if (nm == 0)
+        rc = library_load_on(c, -1, err, errlen);
+    for (int m = 0; rc == 0 && m < nm; m++)
+        rc = library_load_on(c, masters[m], err, errlen);
+    free(masters);
+    return rc;
 }

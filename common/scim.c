@@ -44,7 +44,7 @@ enum {
 
 typedef struct {
     int script; /* sg_script, or -1: a plain command */
-    int eval, noscript, tag;
+    int how, again, tag; /* how: SG_CALL_*; again: the way to send it again, +1 */
     int argc;
     char **argv; /* a script's argv[0] and argv[1] are static */
     size_t *argvlen;
@@ -185,7 +185,8 @@ static void free_cmds(sg_scim *s)
     s->ncmds = 0;
 }
 
-/* a new command of the batch: a script (EVALSHA, EVAL on NOSCRIPT) or plain */
+/* a new command of the batch: a script (FCALL, EVALSHA, EVAL: see
+ * sg_script_call_next) or plain */
 static scim_cmd *cmd_new(sg_scim *s, int script, int tag)
 {
     scim_cmd *t = realloc(s->cmds, (s->ncmds + 1) * sizeof(*t));
@@ -196,8 +197,9 @@ static scim_cmd *cmd_new(sg_scim *s, int script, int tag)
     memset(c, 0, sizeof(*c));
     c->script = script;
     c->tag = tag;
+    c->how = sg_script_call_first();
     if (script >= 0)
-        c->argc = 2; /* EVALSHA sha, filled in when sent */
+        c->argc = 2; /* FCALL name, filled in when sent */
     c->argv = calloc(1, sizeof(char *) * 2);
     c->argvlen = calloc(1, sizeof(size_t) * 2);
     if (c->argv == NULL || c->argvlen == NULL) {
@@ -1691,9 +1693,13 @@ void sg_scim_command(const sg_scim *s, int i, int *argc, const char ***argv,
 {
     scim_cmd *c = &s->cmds[i];
     if (c->script >= 0) {
-        c->argv[0] = (char *)(c->eval ? "EVAL" : "EVALSHA");
-        c->argv[1] = (char *)(c->eval ? sg_script_body((sg_script)c->script)
-                                      : sg_script_sha((sg_script)c->script));
+        sg_script sc = (sg_script)c->script;
+        c->argv[0] = (char *)(c->how == SG_CALL_FCALL  ? "FCALL"
+                              : c->how == SG_CALL_EVAL ? "EVAL"
+                                                       : "EVALSHA");
+        c->argv[1] = (char *)(c->how == SG_CALL_FCALL  ? sg_script_fname(sc)
+                              : c->how == SG_CALL_EVAL ? sg_script_body(sc)
+                                                       : sg_script_sha(sc));
         c->argvlen[0] = strlen(c->argv[0]);
         c->argvlen[1] = strlen(c->argv[1]);
     }
@@ -1711,8 +1717,9 @@ void sg_scim_reply(sg_scim *s, int i, const struct redisReply *r)
         s->failed = 1;
         return;
     }
-    if (c->script >= 0 && !c->eval && sg_reply_is_noscript(r)) {
-        c->noscript = 1;
+    int next = c->script >= 0 ? sg_script_call_next(r, c->how) : -1;
+    if (next >= 0) {
+        c->again = next + 1;
         return;
     }
     if (r->type == REDIS_REPLY_ERROR) {
@@ -1760,17 +1767,18 @@ int sg_scim_step(sg_scim *s)
         answer_error(s, 500, NULL, "internal error: nothing to send");
         return 0;
     }
-    /* commands the server did not know the script of go again, as EVAL */
+    /* commands the server did not know the script of go again, the next
+     * way (FCALL -> EVALSHA -> EVAL) */
     size_t again = 0;
     for (size_t i = 0; i < s->ncmds; i++)
-        again += s->cmds[i].noscript;
+        again += s->cmds[i].again != 0;
     if (again && !s->failed && !s->redis_err[0]) {
         size_t k = 0;
         for (size_t i = 0; i < s->ncmds; i++) {
             scim_cmd c = s->cmds[i];
-            if (c.noscript) {
-                c.noscript = 0;
-                c.eval = 1;
+            if (c.again) {
+                c.how = c.again - 1;
+                c.again = 0;
                 s->cmds[k++] = c;
             } else {
                 for (int a = c.script >= 0 ? 2 : 0; a < c.argc; a++)

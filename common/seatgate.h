@@ -196,6 +196,35 @@ typedef enum {
 
 const char *sg_script_body(sg_script s);
 const char *sg_script_sha(sg_script s);
+/* The same scripts as one Redis Function library (Redis >= 7): its source
+ * for FUNCTION LOAD, its name (seatgate_<hash of the sources>) and each
+ * script's function name for FCALL. */
+const char *sg_script_fname(sg_script s);
+const char *sg_library_body(void);
+const char *sg_library_name(void);
+
+/* How a script is called. FCALL runs the loaded library (its helpers are
+ * built once, at FUNCTION LOAD: the cheapest call); where the library is
+ * missing (not loaded yet, Redis 6, an ACL without +fcall) the call falls
+ * back to EVALSHA, and on NOSCRIPT to EVAL, and remembers the miss for a
+ * while so that later calls start at EVALSHA. */
+#define SG_CALL_EVALSHA 0
+#define SG_CALL_EVAL 1
+#define SG_CALL_FCALL 2
+/* The way to try first: FCALL, or EVALSHA for a minute after a miss. */
+int sg_script_call_first(void);
+/* After reply r to a call made the way how: the way to send it again
+ * (FCALL -> EVALSHA -> EVAL), or -1 when r is not a "script missing" error. */
+int sg_script_call_next(const struct redisReply *r, int how);
+/* Load the library (FUNCTION LOAD, on every master of a Cluster). 0 when
+ * it is loaded, -1 with err (an ACL without FUNCTION LOAD: NOPERM). */
+int sg_library_load(sg_conn *c, char *err, size_t errlen);
+/* 1 when this build's library is loaded (on every master), 0 when not,
+ * -1 with err. */
+int sg_library_loaded(sg_conn *c, char *err, size_t errlen);
+/* Whether sg_script_run may load a missing library (default on; seatctl
+ * doctor without --fix turns it off: it only reports). */
+void sg_library_autoload(int on);
 
 /* A Redis command as an argv vector, built into an owned buffer. */
 #define SG_CMD_ARGS 64
@@ -207,14 +236,14 @@ typedef struct {
     size_t used;
 } sg_cmd;
 
-/* Build EVALSHA (use_eval=0) or EVAL (use_eval=1) of a decision. The request
- * must have been validated (sg_request_validate). */
+/* Build a decision called the way use_eval says (SG_CALL_EVALSHA, _EVAL,
+ * _FCALL). The request must have been validated (sg_request_validate). */
 int sg_request_validate(const sg_request *rq, char *err, size_t errlen);
 int sg_decide_cmd(const sg_request *rq, int use_eval, sg_cmd *cmd);
 /* Release: session NULL = every session of the user. */
 int sg_release_cmd(const char *pool, const char *user, const char *session, const char *via,
                    const char *host, int use_eval, sg_cmd *cmd);
-/* True when the reply is a NOSCRIPT error (resend with use_eval=1). */
+/* True when the reply is a NOSCRIPT error (see sg_script_call_next). */
 int sg_reply_is_noscript(const struct redisReply *r);
 /* The command that adds n requests of the free tier (nginx `seatgate off
  * pool=P`) to pool P's usage records, in the current bucket. */
@@ -235,14 +264,15 @@ void sg_decision_message(const sg_decision *d, const char *pool, const char *fea
 /* Fill d as an error_backend decision with the message. */
 void sg_decision_error(sg_decision *d, const char *msg);
 
-/* Blocking wrappers: EVALSHA, then EVAL on NOSCRIPT. */
+/* Blocking wrappers: FCALL, EVALSHA or EVAL (sg_script_call_next). */
 int sg_decide(sg_conn *c, const sg_request *rq, sg_decision *d);
 /* 0 nothing was held, 1 a session closed (the seat stays: other sessions or a
  * named seat), 2 the floating seat was released; -1 backend error, -2 bad input */
 long sg_release(sg_conn *c, const char *pool, const char *user, const char *session,
                 const char *via, const char *host, char *err, size_t errlen);
 
-/* Generic script runner used by the admin functions. */
+/* Generic script runner used by the admin functions. Where the library is
+ * missing it loads it first (the admin role may; the others fall back). */
 struct redisReply *sg_script_run(sg_conn *c, sg_script s, int nkeys, int argc, const char **argv,
                                  char *err, size_t errlen);
 

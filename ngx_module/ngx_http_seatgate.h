@@ -247,7 +247,7 @@ typedef struct {
     ngx_queue_t                      link;      /* in ctx->pending */
     ngx_http_seatgate_ctx_t         *ctx;       /* NULL: detached */
     ngx_uint_t                       kind;
-    ngx_uint_t                       eval;
+    ngx_int_t                        how;       /* SG_CALL_FCALL, ... */
     ngx_int_t                        slot;
     ngx_msec_t                       asked;
     uint64_t                         start_us;

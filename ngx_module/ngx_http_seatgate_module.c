@@ -863,6 +863,7 @@ ngx_http_seatgate_pending(ngx_http_request_t *r, ngx_http_seatgate_ctx_t *ctx,
     ngx_queue_init(&p->followers);
     p->kind = kind;
     p->slot = slot;
+    p->how = sg_script_call_first();
 
     ngx_cpystrn((u_char *) p->pool, pool->data,
                 ngx_min(pool->len, SG_POOL_MAX) + 1);
@@ -957,10 +958,10 @@ ngx_http_seatgate_send(ngx_http_seatgate_redis_t *rd,
          * sessions (a PAM login) keep the seat */
 
         rc = sg_release_cmd(p->pool, p->user, SG_WEB_SESSION, "nginx",
-                            p->host, (int) p->eval, &cmd);
+                            p->host, (int) p->how, &cmd);
 
     } else {
-        rc = sg_decide_cmd(&p->rq, (int) p->eval, &cmd);
+        rc = sg_decide_cmd(&p->rq, (int) p->how, &cmd);
     }
 
     if (rc != 0) {
@@ -975,6 +976,7 @@ static void
 ngx_http_seatgate_done(ngx_http_seatgate_redis_t *rd,
     ngx_http_seatgate_redis_op_t *op, redisReply *reply)
 {
+    int                              how;
     long                             sessions, seat;
     uint64_t                         us;
     ngx_uint_t                       i;
@@ -995,11 +997,12 @@ ngx_http_seatgate_done(ngx_http_seatgate_redis_t *rd,
         ngx_http_seatgate_redis_close(rd, "the server became a replica");
     }
 
-    if (reply && !p->eval && sg_reply_is_noscript(reply)) {
+    if (reply && (how = sg_script_call_next(reply, (int) p->how)) >= 0) {
 
-        /* the script cache was flushed (a restarted Redis): send the body */
+        /* the library is not loaded (FCALL: try EVALSHA), or the script
+         * cache was flushed (a restarted Redis: send the body) */
 
-        p->eval = 1;
+        p->how = how;
 
         if (ngx_http_seatgate_redis_submit(rd, op) == NGX_OK) {
             return;

@@ -826,7 +826,7 @@ ngx_http_seatgate_filter_init(ngx_conf_t *cf)
 
 typedef struct {
     ngx_http_seatgate_redis_op_t   op;
-    ngx_uint_t                     eval;
+    ngx_int_t                      how;
     long                           n;
     char                           pool[SG_POOL_MAX + 1];
 } ngx_http_seatgate_free_t;
@@ -863,7 +863,7 @@ ngx_http_seatgate_free_send(ngx_http_seatgate_redis_t *rd,
 
     static sg_cmd              cmd;
 
-    if (sg_usage_free_cmd(f->pool, f->n, (int) f->eval, &cmd) != 0) {
+    if (sg_usage_free_cmd(f->pool, f->n, (int) f->how, &cmd) != 0) {
         return NGX_ERROR;
     }
 
@@ -875,10 +875,11 @@ static void
 ngx_http_seatgate_free_done(ngx_http_seatgate_redis_t *rd,
     ngx_http_seatgate_redis_op_t *op, redisReply *reply)
 {
+    int                        how;
     ngx_http_seatgate_free_t  *f = op->data;
 
-    if (reply && !f->eval && sg_reply_is_noscript(reply)) {
-        f->eval = 1;
+    if (reply && (how = sg_script_call_next(reply, (int) f->how)) >= 0) {
+        f->how = how;
 
         if (ngx_http_seatgate_redis_submit(rd, op) == NGX_OK) {
             return;
@@ -934,6 +935,7 @@ ngx_http_seatgate_flush_free(void)
         f->op.send = ngx_http_seatgate_free_send;
         f->op.done = ngx_http_seatgate_free_done;
         f->op.data = f;
+        f->how = sg_script_call_first();
         f->n = (long) n;
         ngx_cpystrn((u_char *) f->pool, ps->name, sizeof(f->pool));
         f->op.slot = sg_pool_slot(f->pool);

@@ -99,6 +99,32 @@ def test_recovery_after_redis_restart_without_reload(own_redis, nginx):
     assert ng.metrics()["seatgate_redis_up"] == 1
 
 
+def test_a_missing_function_library_falls_back_to_scripts(own_redis, nginx):
+    """Decisions run as FCALL of the library seatctl loaded; with the
+    library and the script cache flushed they go on as EVALSHA/EVAL, and the
+    worker's decision role never loads the library itself."""
+    make_pool(own_redis)
+    c = redislib.Redis(host="127.0.0.1", port=own_redis.port, decode_responses=True)
+    assert len(c.function_list()) == 1      # loaded by seatctl pool set
+    ng = nginx(SERVERS, redis_url=own_redis.url, workers=1, zone=None)
+    c.config_resetstat()
+    assert ng.get("/app/index.html", headers=user("bob")).status_code == 200
+    st = c.info("commandstats")
+    assert st["cmdstat_fcall"]["calls"] == 1 and "cmdstat_evalsha" not in st, st
+    c.function_flush()
+    c.script_flush()
+    c.config_resetstat()
+    for u in ("carol", "dave", "bob"):
+        r = ng.get("/app/index.html", headers=user(u))
+        assert r.status_code == 200 and sg(r)["result"] == "granted_floating", ng.tail()
+    st = c.info("commandstats")
+    assert st["cmdstat_fcall"]["calls"] == st["cmdstat_fcall"]["failed_calls"] == 1, st
+    assert st["cmdstat_eval"]["calls"] == 1 and st["cmdstat_evalsha"]["calls"] == 3, st
+    assert c.function_list() == []
+    assert set(helpers.leases(c, "tech")) == {"bob", "carol", "dave"}
+    c.close()
+
+
 def test_stalled_redis_does_not_block_the_worker(own_redis, nginx):
     make_pool(own_redis)
     ng = nginx(SERVERS, redis_url=own_redis.url, workers=1, timeout="1s")
@@ -244,7 +270,7 @@ def test_concurrent_misses_share_one_redis_call(own_redis, nginx):
 
     def scripts():
         st = c.info("commandstats")
-        return sum(st.get(k, {}).get("calls", 0) for k in ("cmdstat_evalsha", "cmdstat_eval"))
+        return sum(st.get(k, {}).get("calls", 0) for k in ("cmdstat_fcall", "cmdstat_evalsha", "cmdstat_eval"))
 
     before = scripts()
 

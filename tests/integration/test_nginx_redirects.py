@@ -31,7 +31,7 @@ def decisions(rdb):
     """Scripts Redis ran (a NOSCRIPT answer, resent as EVAL, is not one)."""
     st = rdb.info("commandstats")
     return sum(st.get(k, {}).get("calls", 0) - st.get(k, {}).get("failed_calls", 0)
-               for k in ("cmdstat_evalsha", "cmdstat_eval"))
+               for k in ("cmdstat_fcall", "cmdstat_evalsha", "cmdstat_eval"))
 
 
 def get(ng, path, user):

@@ -594,7 +594,7 @@ static void test_script_bodies_start_with_lib(void **state)
     size_t nlib = strlen(lib);
     assert_true(nlib > 0);
     /* the library reads ARGV as name/value pairs, once, for every script */
-    assert_non_null(strstr(lib, "A[ARGV[i]] = ARGV[i + 1]"));
+    assert_non_null(strstr(lib, "A[argv[i]] = argv[i + 1]"));
     assert_non_null(strstr(lib, "'sg:{' .. POOL .. '}:' .. name"));
     for (int s = 0; s < SG_SCRIPT_COUNT; s++) {
         const char *body = sg_script_body((sg_script)s);
@@ -987,7 +987,7 @@ static void test_decide_cmd_eval_fallback(void **state)
     check_script(&ev, SG_SCRIPT_DECIDE, 1);
     assert_non_null(strstr(ev.argv[1], "redis.call"));
     /* the whole body: the library, then decide */
-    assert_non_null(strstr(ev.argv[1], "A[ARGV[i]] = ARGV[i + 1]"));
+    assert_non_null(strstr(ev.argv[1], "A[argv[i]] = argv[i + 1]"));
     assert_non_null(strstr(ev.argv[1], "-- decide:"));
     assert_int_equal(ev.argc, sha.argc);
     for (int i = 2; i < ev.argc; i++) {
@@ -996,6 +996,89 @@ static void test_decide_cmd_eval_fallback(void **state)
     }
     /* the body is not copied: the buffer holds the same as for EVALSHA */
     assert_int_equal(ev.used, sha.used);
+}
+
+/* FCALL: the same keys and arguments, the function named after the sources */
+static void test_decide_cmd_fcall(void **state)
+{
+    (void)state;
+    sg_request rq = full_request();
+    sg_cmd sha, fc;
+    assert_int_equal(sg_decide_cmd(&rq, SG_CALL_EVALSHA, &sha), 0);
+    assert_int_equal(sg_decide_cmd(&rq, SG_CALL_FCALL, &fc), 0);
+    check_argv_lengths(&fc);
+    assert_string_equal(fc.argv[0], "FCALL");
+    assert_string_equal(fc.argv[1], sg_script_fname(SG_SCRIPT_DECIDE));
+    assert_int_equal(fc.argc, sha.argc);
+    for (int i = 2; i < fc.argc; i++) {
+        assert_int_equal(fc.argvlen[i], sha.argvlen[i]);
+        assert_memory_equal(fc.argv[i], sha.argv[i], sha.argvlen[i]);
+    }
+    /* the library: named after the same hash as its functions, one
+     * function per script, each beginning its call with begin() */
+    const char *lib = sg_library_body(), *name = sg_library_name();
+    assert_true(strncmp(name, "seatgate_", 9) == 0 && strlen(name) == 21);
+    char head[64];
+    snprintf(head, sizeof(head), "#!lua name=%s\n", name);
+    assert_true(strncmp(lib, head, strlen(head)) == 0);
+    for (int s = 0; s < SG_SCRIPT_COUNT; s++) {
+        const char *f = sg_script_fname((sg_script)s);
+        assert_true(strncmp(f, "sg_", 3) == 0 && strncmp(f + 3, name + 9, 12) == 0);
+        char reg[128];
+        snprintf(reg, sizeof(reg), "redis.register_function('%s', function(KEYS, ARGV)\nbegin(ARGV)\n",
+                 f);
+        if (strstr(lib, reg) == NULL)
+            fail_msg("the library does not register %s", f);
+        for (int t = 0; t < s; t++)
+            assert_string_not_equal(f, sg_script_fname((sg_script)t));
+    }
+    assert_string_equal(sg_script_fname(SG_SCRIPT_COUNT), "");
+}
+
+static redisReply *err_reply(const char *text)
+{
+    redisReply *r = calloc(1, sizeof(*r));
+    assert_non_null(r);
+    r->type = REDIS_REPLY_ERROR;
+    r->str = strdup(text);
+    assert_non_null(r->str);
+    r->len = strlen(text);
+    return r;
+}
+
+/* FCALL -> EVALSHA when the library is missing (not loaded, Redis 6, an
+ * ACL without +fcall), EVALSHA -> EVAL on NOSCRIPT; anything else stops */
+static void test_script_call_ladder(void **state)
+{
+    (void)state;
+    assert_int_equal(sg_script_call_first(), SG_CALL_FCALL);
+    static const char *const missing[] = {
+        "ERR Function not found",
+        "ERR unknown command 'FCALL', with args beginning with: 'sg_x_decide' ",
+        "NOPERM User seatgate-decide has no permissions to run the 'fcall' command"};
+    for (size_t i = 0; i < NELEM(missing); i++) {
+        redisReply *r = err_reply(missing[i]);
+        assert_int_equal(sg_script_call_next(r, SG_CALL_FCALL), SG_CALL_EVALSHA);
+        assert_int_equal(sg_script_call_next(r, SG_CALL_EVALSHA), -1);
+        freeReplyObject(r);
+    }
+    redisReply *ns = err_reply("NOSCRIPT No matching script. Please use EVAL.");
+    assert_int_equal(sg_script_call_next(ns, SG_CALL_EVALSHA), SG_CALL_EVAL);
+    assert_int_equal(sg_script_call_next(ns, SG_CALL_EVAL), -1);
+    assert_int_equal(sg_script_call_next(ns, SG_CALL_FCALL), -1);
+    freeReplyObject(ns);
+    static const char *const other[] = {
+        "ERR user_function:12: Script attempted to access nonexistent global variable 'x'",
+        "NOPERM No permissions to access a key", "READONLY You can't write against a replica."};
+    for (size_t i = 0; i < NELEM(other); i++) {
+        redisReply *r = err_reply(other[i]);
+        assert_int_equal(sg_script_call_next(r, SG_CALL_FCALL), -1);
+        assert_int_equal(sg_script_call_next(r, SG_CALL_EVALSHA), -1);
+        freeReplyObject(r);
+    }
+    assert_int_equal(sg_script_call_next(NULL, SG_CALL_FCALL), -1);
+    /* after a miss, calls start at EVALSHA (for a while) */
+    assert_int_equal(sg_script_call_first(), SG_CALL_EVALSHA);
 }
 
 static void test_decide_cmd_copies_inputs(void **state)
@@ -1978,6 +2061,8 @@ int main(void)
         cmocka_unit_test(test_decide_cmd_numbers),
         cmocka_unit_test(test_decide_cmd_on_behalf_of),
         cmocka_unit_test(test_decide_cmd_eval_fallback),
+        cmocka_unit_test(test_decide_cmd_fcall),
+        cmocka_unit_test(test_script_call_ladder),
         cmocka_unit_test(test_decide_cmd_copies_inputs),
         cmocka_unit_test(test_decide_cmd_reuse),
         cmocka_unit_test(test_decide_cmd_longest_inputs),
