@@ -5,9 +5,9 @@
 #   cached    the same + `seatgate bench;` with a seatgate_zone: a user who
 #             holds a seat is answered from the shared-memory cache
 #   uncached  the same + `seatgate bench;` without a zone: every request asks
-#             Redis (EVALSHA decide, pipelined on the worker's link)
+#             Redis (FCALL decide, pipelined on the worker's link)
 #   lua       the same check in access_by_lua with resty.redis (keepalive
-#             pool): EVALSHA of the same decide script with the same 10 KEYS
+#             pool): FCALL of the same decide function with the same 10 KEYS
 #             and named ARGV as the module's acquire (sg_decide_cmd), 403/503 unless
 #             granted
 # Every row uses the same identity (auth_basic, BENCH_NGINX_USERS users
@@ -70,6 +70,8 @@ if [ ! -f "$B/gen/scripts.c" ]; then
     exit 0
 fi
 SHA=$(sed -n 's/^    "\([0-9a-f]\{40\}\)",$/\1/p' "$B/gen/scripts.c" | head -1)
+# the function the module calls (the library is loaded by seatctl pool set)
+FN=$(sed -n 's/^    "\(sg_[0-9a-f]\{12\}_decide\)",$/\1/p' "$B/gen/scripts.c" | head -1)
 # the decide script as embedded: the shared library, then decide.lua
 DECIDE=$(mktemp)
 cat "$ROOT/common/lua/lib.lua" "$ROOT/common/lua/decide.lua" >"$DECIDE"
@@ -133,8 +135,10 @@ done >"$DIR/htpasswd"
 # account, then the named arguments; the reply is read by name)
 cat >"$DIR/lua/sgbench.lua" <<EOF
 local redis = require "$RESTY"
+redis.add_commands("fcall")
 local M = {}
 local SHA = "$SHA"
+local FN = "$FN"
 local POOL = "benchweb"
 local HOST = "$(hostname 2>/dev/null || uname -n)"
 local K = "sg:{" .. POOL .. "}:"
@@ -165,7 +169,10 @@ function M.check()
     end
     local client = ngx.var.remote_addr
     local res
-    res, err = call(red, "evalsha", SHA, user, client)
+    res, err = call(red, "fcall", FN, user, client)
+    if not res and err and err:find("Function not found", 1, true) then
+        res, err = call(red, "evalsha", SHA, user, client)
+    end
     if not res and err and err:find("NOSCRIPT", 1, true) then
         res, err = call(red, "eval", BODY, user, client)
     end
@@ -277,7 +284,7 @@ EOF
 # Redis server time of the scripts so far, microseconds
 redis_us() {
     redis-cli -p "$PORT" info commandstats | tr -d '\r' | awk -F'[=,:]' '
-        /^cmdstat_(evalsha|eval):/ { for (i = 2; i < NF; i += 2) if ($i == "usec") u += $(i + 1) }
+        /^cmdstat_(fcall|evalsha|eval):/ { for (i = 2; i < NF; i += 2) if ($i == "usec") u += $(i + 1) }
         END { printf "%d\n", u }'
 }
 
@@ -388,7 +395,7 @@ for row in $ROWS; do
     plain) label="plain nginx (auth_basic, static file)" ;;
     cached) label="seatgate, cached (seatgate_zone)" ;;
     uncached) label="seatgate, uncached (Redis every request)" ;;
-    lua) label="nginx + Lua (resty.redis EVALSHA decide)" ;;
+    lua) label="nginx + Lua (resty.redis FCALL decide)" ;;
     esac
     row_fmt "$label" "$RPS" "$P50" "$P99" "$ratio" "$WUS" "$DSH" "$RUSM"
 done

@@ -47,8 +47,9 @@ service() { # $1 name, $2 redis URL
 }
 service bench "$REDIS_URL"
 [ -n "${REDIS_SOCK:-}" ] && service benchunix "unix://$REDIS_SOCK"
-SHAS=$(sed -n 's/^    "\([0-9a-f]\{40\}\)",$/\1/p' "$B/gen/scripts.c")
-DECIDE=$(echo "$SHAS" | sed -n 1p); RELEASE=$(echo "$SHAS" | sed -n 2p)
+# the functions the module calls (the library seatctl pool set loaded)
+DECIDE=$(sed -n 's/^    "\(sg_[0-9a-f]\{12\}_decide\)",$/\1/p' "$B/gen/scripts.c")
+RELEASE=$(sed -n 's/^    "\(sg_[0-9a-f]\{12\}_release\)",$/\1/p' "$B/gen/scripts.c")
 PEER="$(cd "$(dirname "$0")" && pwd)/peer-pam-exec.sh"
 PEER="$PEER $REDIS_URL bench $DECIDE $RELEASE"
 printf 'account required pam_exec.so quiet %s\nsession required pam_exec.so quiet %s\n' \
@@ -78,8 +79,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 verdict() { awk -v a="$1" -v b="$2" -v k="$3" 'BEGIN { print (a <= k * b) ? "PASS" : "FAIL" }'; }
 # Redis server time (us) of the commands a login sends, and the scripts run
 usec() { redis-cli -p "$REDIS_PORT" info commandstats |
-    awk -F'[=,]' '/^cmdstat_(evalsha|eval|hset|hdel):/ { s += $4 }
-                  /^cmdstat_(evalsha|eval):/ { n += $2 } END { print s + 0, n + 0 }'; }
+    awk -F'[=,]' '/^cmdstat_(fcall|evalsha|eval|hset|hdel):/ { s += $4 }
+                  /^cmdstat_(fcall|evalsha|eval):/ { n += $2 } END { print s + 0, n + 0 }'; }
 
 row "PAM logins (acct+open+close), 1 process" "logins/s" "p50 ms" "p99 ms"
 measure permit
