@@ -2058,6 +2058,8 @@ int sg_doctor(sg_conn *c, int fix, sg_doctor_fn fn, void *ud, long *findings, ch
             {"orphans", "session index or info entries without a session"},
             {"gcount_drift", "group counts that differ from the holders"},
             {"stale_folds", "folded denials whose window has passed, not yet written"},
+            {"hot_drift", "the packed copy of the settings decisions read (field hot of the "
+                          "pool's conf) differs from the fields: the hash was edited by hand"},
         };
         for (size_t j = 0; j < sizeof(kinds) / sizeof(kinds[0]); j++) {
             long long v = sg_reply_ll(r, kinds[j][0]);

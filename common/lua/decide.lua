@@ -33,7 +33,7 @@ local ttl_ms = ttl_s * 1000
 local IN_USE
 local function answer(result, reason, seat, expires, od)
     return {'result', result, 'reason', reason, 'seat', seat, 'user', eff,
-        'in_use', IN_USE or redis.call('ZCOUNT', K('leases'), '(' .. now(), '+inf'),
+        'in_use', IN_USE or redis.call('ZCOUNT', K('leases'), '(' .. nows(), '+inf'),
         'floating', floating, 'capacity', capacity, 'named', named_n, 'expires_ms', expires,
         'ttl_ms', ttl_ms, 'overdraft', od, 'now', now()}
 end
@@ -66,17 +66,17 @@ local function deny(result, reason, revoke)
         local repeated = fr == reason and now() < tonumber(first) + win
         if repeated then
             redis.call('HSET', K('fold'), fold_key, reason .. '\t' .. result .. '\t' .. first ..
-                '\t' .. (tonumber(n) + 1) .. '\t' .. now())
+                '\t' .. (tonumber(n) + 1) .. '\t' .. nows())
         else
             fold_flush(f)
             audit('deny', {user = user, obo = obo, result = result, reason = reason,
                 session = A.session or ''})
             if win > 0 then
                 redis.call('HSET', K('fold'), fold_key, reason .. '\t' .. result .. '\t' ..
-                    now() .. '\t1\t' .. now())
+                    nows() .. '\t1\t' .. nows())
             end
         end
-        redis.call('HINCRBY', K('stats'), 'n:' .. result, 1)
+        redis.call('HINCRBY', K('stats'), 'n:' .. result, '1')
         -- usage records count a denial once per identity, reason and bucket
         -- (a repeat in the same bucket, seen through the fold, costs nothing);
         -- a refusal for want of a seat is demand the report must see
@@ -132,10 +132,10 @@ local function grant(result, reason, seat, od, held)
     local fresh = old <= now()
     redis.call('ZADD', K('sess'), exp, m)
     if fresh then
-        redis.call('ZADD', K('sessidx'), 0, m)
+        redis.call('ZADD', K('sessidx'), '0', m)
         redis.call('HSET', K('sessinfo'), m, 'via=' .. (A.via or '') .. '\thost=' ..
             (A.host or '') .. '\tpid=' .. (A.pid or '0') .. '\tpstart=' .. (A.pstart or '0') ..
-            '\tstarted=' .. now() .. '\taccount=' .. user .. '\tobo=' .. obo .. '\tclient=' ..
+            '\tstarted=' .. nows() .. '\taccount=' .. user .. '\tobo=' .. obo .. '\tclient=' ..
             (A.client or '') .. '\tlease=' .. ttl_s .. '\tseat=' .. (seat == 'named' and 'n' or 'f'))
     end
     local ev, expires = nil, 0
@@ -197,11 +197,11 @@ local function grant(result, reason, seat, od, held)
         redis.call('ZREMRANGEBYSCORE', KEYS[10], '-inf', now() - win)
         redis.call('PEXPIRE', KEYS[10], win)
     end
-    redis.call('HSET', K('lastused'), eff, now())
-    redis.call('HINCRBY', K('stats'), 'n:' .. result, 1)
-    if od == 1 then redis.call('HINCRBY', K('stats'), 'n:overdraft', 1) end
+    redis.call('HSET', K('lastused'), eff, nows())
+    redis.call('HINCRBY', K('stats'), 'n:' .. result, '1')
+    if od == 1 then redis.call('HINCRBY', K('stats'), 'n:overdraft', '1') end
     if ev == 'grant' and seat == 'floating' then
-        IN_USE = IN_USE and IN_USE + 1 or redis.call('ZCOUNT', K('leases'), '(' .. now(), '+inf')
+        IN_USE = IN_USE and IN_USE + 1 or redis.call('ZCOUNT', K('leases'), '(' .. nows(), '+inf')
         local pk = 'peak:' .. math.floor(now() / 3600000)
         if IN_USE > num(redis.call('HGET', K('stats'), pk), 0) then
             redis.call('HSET', K('stats'), pk, IN_USE)
@@ -228,13 +228,13 @@ end
 -- after lapsed leases went (a bounded number: a lapsed holder still counts
 -- in its groups until purged); without group rules a purge is needed only
 -- before a seat is taken.
-local in_use = redis.call('ZCOUNT', K('leases'), '(' .. now(), '+inf')
+local in_use = redis.call('ZCOUNT', K('leases'), '(' .. nows(), '+inf')
 IN_USE = in_use
 if in_use >= capacity then
     return deny('denied_exhausted', 'all_floating_in_use')
 end
 local rules = (c.countg or ',') ~= ','
-if acquire then purge() end
+if acquire then purge(in_use) end
 local unmet = 0
 if rules then
     for g, k in string.gmatch(c.cap or '', '([^,=]+)=(%d+)') do

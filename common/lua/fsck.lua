@@ -5,14 +5,26 @@
 --   live lease with no live session), lease_drift (a lease whose expiry is not
 --   its latest session's), orphans (session index or info entries without a
 --   session), gcount_drift (group counts that differ from the holders),
---   stale_folds (folded denials whose window has passed), fixed (0|1)
+--   stale_folds (folded denials whose window has passed), hot_drift (1 when
+--   the packed copy of the hot settings differs from the fields), fixed (0|1)
 -- Runs in one call over every holder and session of the pool: an admin tool
 -- (seatctl doctor), not a decision path.
 local c = conf()
 if not c then return reply({missing = 1}) end
 local fix = A.fix == '1'
 local out = {lapsed = 0, ghost_leases = 0, lease_drift = 0, orphans = 0, gcount_drift = 0,
-    stale_folds = 0, fixed = fix and 1 or 0}
+    stale_folds = 0, hot_drift = 0, fixed = fix and 1 or 0}
+
+-- the packed copy of the settings decisions read (conf_pack)
+do
+    local raw = redis.call('HMGET', K('conf'), 'hot', unpack(CONF_HOT))
+    local want = {}
+    for i = 1, #CONF_HOT do want[i] = raw[i + 1] or '' end
+    if raw[1] ~= table.concat(want, '\t') then
+        out.hot_drift = 1
+        if fix then conf_pack() c = conf() end
+    end
+end
 
 out.lapsed = redis.call('ZCOUNT', K('sess'), '-inf', now()) +
     redis.call('ZCOUNT', K('leases'), '-inf', now())

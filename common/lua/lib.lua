@@ -19,70 +19,139 @@
 -- outlive a call, so everything a call changes below is set again by begin().
 
 local A, POOL = {}, ''
-local CONF, NOW  -- the pool's settings and the time, read once per call
+local CONF, NOW, NOWS  -- the pool's settings and the time, read once per call
 
 local function begin(argv)
     A = {}
     for i = 1, #argv - 1, 2 do A[argv[i]] = argv[i + 1] end
     POOL = A.pool or ''
-    CONF, NOW = nil, nil
+    CONF, NOW, NOWS = nil, nil, nil
 end
 -- EVAL: this call's arguments (under FUNCTION LOAD, redis.register_function
 -- exists and each function calls begin itself)
 if not redis.register_function then begin(ARGV) end
 
-local function K(name) return 'sg:{' .. POOL .. '}:' .. name end
+-- A key's name is built once per pool and name and kept: in a loaded
+-- library the cache outlives the call (at most KCACHE_MAX names a pool and
+-- KCACHE_MAX pools, so per-day and per-user keys cannot grow it); under
+-- EVAL it lasts one call.
+local KCACHE, KCACHE_MAX, KCACHE_N = {}, 64, 0
+local KPOOL, KP
+local function K(name)
+    if KPOOL ~= POOL then
+        KPOOL, KP = POOL, KCACHE[POOL]
+        if not KP then
+            if KCACHE_N >= KCACHE_MAX then KCACHE, KCACHE_N = {}, 0 end
+            KP = {[0] = 0}  -- [0]: how many names (names are strings)
+            KCACHE[POOL], KCACHE_N = KP, KCACHE_N + 1
+        end
+    end
+    local k = KP[name]
+    if not k then
+        k = 'sg:{' .. POOL .. '}:' .. name
+        if KP[0] < KCACHE_MAX then KP[name], KP[0] = k, KP[0] + 1 end
+    end
+    return k
+end
 
-local function num(v, d) return tonumber(v) or d end
+-- A number from a setting or an argument. Short strings ("900", "0") are
+-- parsed once and remembered (Lua parses with strtod, ~1k instructions);
+-- long ones (times) are not, so the memo stays small.
+local NUMC, NUMC_N = {}, 0
+local function num(v, d)
+    if type(v) ~= 'string' or #v > 6 then return tonumber(v) or d end
+    local n = NUMC[v]
+    if n == nil then
+        n = tonumber(v) or false
+        if NUMC_N >= 512 then NUMC, NUMC_N = {}, 0 end
+        NUMC[v], NUMC_N = n, NUMC_N + 1
+    end
+    if n == false then return d end
+    return n
+end
 
 -- lists are stored as ",a,b," so a membership test is one plain find
 local function has(list, item)
     return list ~= nil and string.find(list, ',' .. item .. ',', 1, true) ~= nil
 end
 
--- the pool's settings; false when the pool is absent. Every field a
--- renewal reads comes in one HMGET (each field costs a decision ~0.4 us of
--- server time, so not all of them): the others are read on first use (one
--- HGET each) and remembered for the rest of the call.
+-- the pool's settings; false when the pool is absent. The fields that
+-- decisions read (CONF_HOT) are also kept packed in the field "hot" (tab-
+-- separated, in CONF_HOT order; written by conf_pack() in the scripts that
+-- change them) and read with one HGET: each field of a hash costs a
+-- decision a lookup and a conversion into Lua (~0.4 us), the packed copy
+-- one. A pool without "hot" (older versions) is read field by field; a hash
+-- edited by hand is found by doctor (hot_drift). The other fields are read
+-- on first use (one HGET each) and remembered for the rest of the call.
 local CONF_HOT = {'state', 'named', 'floating', 'overdraft', 'idle', 'max_lease', 'include',
-    'exclude', 'test_clock'}
+    'exclude', 'test_clock', 'countg', 'deny_fold', 'audit_retention', 'usage_bucket',
+    'usage_retention'}
+-- one capture a field of CONF_HOT (a library's top level may call no global)
+local F = '([^\t]*)\t'
+local HOT_PATTERN = '^' .. F .. F .. F .. F .. F .. F .. F .. F .. F .. F .. F .. F .. F ..
+    '([^\t]*)$'
+local CONF_ABSENT
+local CONF_MT = {__index = function(t, f)
+    if CONF_ABSENT[f] then return nil end
+    local v = redis.call('HGET', K('conf'), f)
+    if v then rawset(t, f, v) else CONF_ABSENT[f] = true end
+    return v or nil
+end}
 local function conf()
     if POOL == '_' then return false end  -- the registry has no settings
     if CONF == nil then
-        local raw = redis.call('HMGET', K('conf'), unpack(CONF_HOT))
-        if not raw[1] then
+        local hot = redis.call('HGET', K('conf'), 'hot')
+        local raw = hot and {string.match(hot, HOT_PATTERN)}
+        if not (raw and raw[1]) then
+            raw = redis.call('HMGET', K('conf'), unpack(CONF_HOT))
+        end
+        if not raw[1] or raw[1] == '' then
             CONF = false
         else
-            local absent = {}
-            CONF = setmetatable({}, {__index = function(t, f)
-                if absent[f] then return nil end
-                local v = redis.call('HGET', K('conf'), f)
-                if v then rawset(t, f, v) else absent[f] = true end
-                return v or nil
-            end})
+            CONF_ABSENT = {hot = true}
+            CONF = setmetatable({}, CONF_MT)
             for i = 1, #CONF_HOT do
-                if raw[i] then rawset(CONF, CONF_HOT[i], raw[i])
-                else absent[CONF_HOT[i]] = true end
+                local v = raw[i]
+                if v and v ~= '' then rawset(CONF, CONF_HOT[i], v)
+                else CONF_ABSENT[CONF_HOT[i]] = true end
             end
         end
     end
     return CONF
 end
 
+-- after the settings changed: the packed copy follows (empty = absent)
+local function conf_pack()
+    local raw = redis.call('HMGET', K('conf'), unpack(CONF_HOT))
+    if not raw[1] then return end
+    for i = 1, #CONF_HOT do raw[i] = raw[i] or '' end
+    redis.call('HSET', K('conf'), 'hot', table.concat(raw, '\t', 1, #CONF_HOT))
+    CONF = nil
+end
+
 -- The time (ms). A pool whose test_clock is set (seatctl pool set
 -- --test-clock, for tests that replay weeks of usage through the real
--- decisions) runs on that frozen time instead of the server's.
+-- decisions) runs on that frozen time instead of the server's. nows() is
+-- the same time as a string, made from TIME's digits: a number given to
+-- redis.call or to '..' is formatted with sprintf("%.17g"), which costs a
+-- decision about 0.5 us each time.
 local function now()
     if not NOW then
         local c = (POOL ~= '_' and POOL ~= '') and conf()
         if c and num(c.test_clock, 0) > 0 then
-            NOW = tonumber(c.test_clock)
+            NOWS = c.test_clock
         else
             local t = redis.call('TIME')
-            NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+            NOWS = t[1] .. string.sub('00000' .. t[2], -6, -4)
         end
+        NOW = tonumber(NOWS)
     end
     return NOW
+end
+
+local function nows()
+    if not NOWS then now() end
+    return NOWS
 end
 
 -- A user record (global registry and pool projection alike): byte 1 '1' when
@@ -108,10 +177,10 @@ local function audit(ev, f)
     local c = conf()
     local keep = num(c and c.audit_retention, 34560000) * 1000
     local args = {K('audit'), 'MINID', '~', math.max(0, now() - keep), '*',
-        'ev', ev, 'at', f.at or now(), 'pool', POOL, 'user', f.user or '',
+        'ev', ev, 'at', f.at or nows(), 'pool', POOL, 'user', f.user or '',
         'obo', f.obo or '', 'via', A.via or 'cli', 'host', A.host or '', 'pid', f.pid or A.pid or '',
         'client', A.client or '', 'result', f.result or 'ok', 'reason', f.reason or '',
-        'seat', f.seat or 'none', 'session', f.session or '', 'count', f.count or 1}
+        'seat', f.seat or 'none', 'session', f.session or '', 'count', f.count or '1'}
     if f.since then
         args[#args + 1] = 'since'
         args[#args + 1] = f.since
@@ -296,10 +365,12 @@ end
 -- Lapsed sessions and leases are removed a bounded number at a time
 -- (PURGE_MAX per call), so a burst of expiries never makes one decision
 -- slow; counts that matter (seats in use) never include a lapsed lease.
-local PURGE_MAX = 16
-local function purge()
-    local gone = redis.call('ZRANGEBYSCORE', K('sess'), '-inf', now(), 'WITHSCORES',
-        'LIMIT', 0, PURGE_MAX)
+-- live: the caller counted the live leases; then lapsed ones are looked
+-- for only when some exist (ZCOUNT: cheaper than the ranged read).
+local PURGE_MAX = '16'
+local function purge(live)
+    local gone = redis.call('ZRANGEBYSCORE', K('sess'), '-inf', nows(), 'WITHSCORES',
+        'LIMIT', '0', PURGE_MAX)
     local users = {}
     for i = 1, #gone, 2 do
         local m = gone[i]
@@ -315,8 +386,11 @@ local function purge()
         seat_recompute(u, 'expire', {at = at, result = 'released', reason = 'lease_expired',
             pid = ''})
     end
-    local lapsed = redis.call('ZRANGEBYSCORE', K('leases'), '-inf', now(), 'WITHSCORES',
-        'LIMIT', 0, PURGE_MAX)
+    if #gone == 0 and live and redis.call('ZCOUNT', K('leases'), '-inf', nows()) == 0 then
+        return
+    end
+    local lapsed = redis.call('ZRANGEBYSCORE', K('leases'), '-inf', nows(), 'WITHSCORES',
+        'LIMIT', '0', PURGE_MAX)
     for i = 1, #lapsed, 2 do
         drop_sessions(lapsed[i])
         seat_drop(lapsed[i], 'expire', {at = lapsed[i + 1], result = 'released',

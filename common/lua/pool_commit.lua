@@ -94,6 +94,7 @@ if missing ~= ',' or (creating and A.flags ~= '1') then
     if not c then
         redis.call('HSET', K('conf'), 'state', 'creating', 'created', math.floor(now() / 1000),
             'tracked', ',', 'countg', ',', 'pending', pending)
+        conf_pack()
     else
         redis.call('HSET', K('conf'), 'pending', pending)
     end
@@ -126,6 +127,7 @@ if creating then
     fields[#fields + 1] = cur.created or math.floor(now() / 1000)
 end
 redis.call('HSET', K('conf'), unpack(fields))
+conf_pack()
 epoch_bump()
 CONF = nil
 

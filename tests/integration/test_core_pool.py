@@ -165,3 +165,32 @@ def test_epoch_increases_on_admin_changes(seatctl, rdb):
     seatctl("acquire", "p", "carol", check=EX_OK)
     seatctl("check", "p", "carol", check=EX_OK)
     assert epoch(rdb) == e[-1]
+
+
+def test_packed_settings_follow_pool_set_and_doctor_finds_hand_edits(seatctl, rdb):
+    """Decisions read the settings they need from one packed field ("hot"),
+    which pool set keeps; a pool without it (older versions) is read field by
+    field; a hand-edited hash is drift that doctor reports and --fix packs."""
+    seatctl("pool", "set", "p", "--floating", "1", check=EX_OK)
+    hot = rdb.hget("sg:{p}:conf", "hot").split("\t")
+    assert hot[:3] == ["ready", "0", "1"] and len(hot) == 14, hot
+    seatctl("acquire", "p", "alice", check=EX_OK)
+    seatctl("acquire", "p", "bob", check=EX_DENIED)
+    seatctl("pool", "set", "p", "--floating", "2", check=EX_OK)
+    assert rdb.hget("sg:{p}:conf", "hot").split("\t")[2] == "2"
+    seatctl("acquire", "p", "bob", check=EX_OK)
+    # an older pool: no packed copy; decisions read the fields
+    rdb.hdel("sg:{p}:conf", "hot")
+    seatctl("acquire", "p", "carol", check=EX_DENIED)
+    seatctl("release", "p", "bob", check=EX_OK)
+    seatctl("acquire", "p", "carol", check=EX_OK)
+    assert "hot_drift" in seatctl("doctor", check=EX_DENIED).out
+    seatctl("doctor", "--fix", check=EX_OK)
+    assert rdb.hget("sg:{p}:conf", "hot").split("\t")[2] == "2"
+    # a hand edit of a field: the packed copy is stale until doctor --fix
+    rdb.hset("sg:{p}:conf", "floating", "3")
+    res = seatctl("doctor", check=EX_DENIED)
+    assert "hot_drift" in res.out, res.out
+    seatctl("doctor", "--fix", check=EX_OK)
+    seatctl("acquire", "p", "dave", check=EX_OK)
+    assert seatctl("doctor", check=EX_OK).out.strip() == "doctor: no drift found"
