@@ -128,9 +128,10 @@ local function grant(result, reason, seat, od, held)
     end
     local m = eff .. '\0' .. session
     local exp = now() + ttl_ms
+    local exps = istr(exp)
     local old = num(redis.call('ZSCORE', K('sess'), m), 0)
     local fresh = old <= now()
-    redis.call('ZADD', K('sess'), exp, m)
+    redis.call('ZADD', K('sess'), exps, m)
     if fresh then
         redis.call('ZADD', K('sessidx'), '0', m)
         redis.call('HSET', K('sessinfo'), m, 'via=' .. (A.via or '') .. '\thost=' ..
@@ -148,12 +149,12 @@ local function grant(result, reason, seat, od, held)
             end
             ev = 'grant'
             count_in(eff, who.groups)
-            redis.call('ZADD', K('leases'), exp, eff)
+            redis.call('ZADD', K('leases'), exps, eff)
             expires = exp
         else
             if fresh then ev = 'join' end
             if exp > cur then
-                redis.call('ZADD', K('leases'), exp, eff)
+                redis.call('ZADD', K('leases'), exps, eff)
                 expires = exp
             elseif old == cur and exp < old then
                 expires = seat_recompute(eff, 'release', {})  -- this session was the longest

@@ -22,7 +22,9 @@ local A, POOL = {}, ''
 local CONF, NOW, NOWS  -- the pool's settings and the time, read once per call
 
 local function begin(argv)
-    A = {}
+    -- made at the size of a decision's arguments (not grown one by one)
+    A = {op = nil, pool = nil, user = nil, obo = nil, feature = nil, session = nil,
+        lease = nil, via = nil, host = nil, pid = nil, pstart = nil, client = nil}
     for i = 1, #argv - 1, 2 do A[argv[i]] = argv[i + 1] end
     POOL = A.pool or ''
     CONF, NOW, NOWS = nil, nil, nil
@@ -72,7 +74,7 @@ end
 
 -- lists are stored as ",a,b," so a membership test is one plain find
 local function has(list, item)
-    return list ~= nil and string.find(list, ',' .. item .. ',', 1, true) ~= nil
+    return list and string.find(list, ',' .. item .. ',', 1, true) ~= nil or false
 end
 
 -- the pool's settings; false when the pool is absent. The fields that
@@ -90,31 +92,37 @@ local CONF_HOT = {'state', 'named', 'floating', 'overdraft', 'idle', 'max_lease'
 local F = '([^\t]*)\t'
 local HOT_PATTERN = '^' .. F .. F .. F .. F .. F .. F .. F .. F .. F .. F .. F .. F .. F ..
     '([^\t]*)$'
-local CONF_ABSENT
+-- A setting that is not in the hash reads as false once looked up (so it
+-- is not asked for again); the packed ones are all set when read.
 local CONF_MT = {__index = function(t, f)
-    if CONF_ABSENT[f] then return nil end
     local v = redis.call('HGET', K('conf'), f)
-    if v then rawset(t, f, v) else CONF_ABSENT[f] = true end
+    rawset(t, f, v)
     return v or nil
 end}
+local function hot(v) return v ~= '' and v end
 local function conf()
     if POOL == '_' then return false end  -- the registry has no settings
     if CONF == nil then
-        local hot = redis.call('HGET', K('conf'), 'hot')
-        local raw = hot and {string.match(hot, HOT_PATTERN)}
-        if not (raw and raw[1]) then
-            raw = redis.call('HMGET', K('conf'), unpack(CONF_HOT))
+        local packed = redis.call('HGET', K('conf'), 'hot')
+        local st, nm, fl, od, id, ml, inc, exc, tc, cg, df, ar, ub, ur
+        if packed then
+            st, nm, fl, od, id, ml, inc, exc, tc, cg, df, ar, ub, ur =
+                string.match(packed, HOT_PATTERN)
         end
-        if not raw[1] or raw[1] == '' then
+        if not st then
+            local raw = redis.call('HMGET', K('conf'), unpack(CONF_HOT))
+            for i = 1, #CONF_HOT do raw[i] = raw[i] or '' end
+            st, nm, fl, od, id, ml, inc, exc, tc, cg, df, ar, ub, ur = unpack(raw)
+        end
+        if st == '' then
             CONF = false
         else
-            CONF_ABSENT = {hot = true}
-            CONF = setmetatable({}, CONF_MT)
-            for i = 1, #CONF_HOT do
-                local v = raw[i]
-                if v and v ~= '' then rawset(CONF, CONF_HOT[i], v)
-                else CONF_ABSENT[CONF_HOT[i]] = true end
-            end
+            -- one constructor: the table is made at its size, not grown
+            CONF = setmetatable({state = st, named = hot(nm), floating = hot(fl),
+                overdraft = hot(od), idle = hot(id), max_lease = hot(ml), include = hot(inc),
+                exclude = hot(exc), test_clock = hot(tc), countg = hot(cg), deny_fold = hot(df),
+                audit_retention = hot(ar), usage_bucket = hot(ub), usage_retention = hot(ur)},
+                CONF_MT)
         end
     end
     return CONF
@@ -154,6 +162,10 @@ local function nows()
     return NOWS
 end
 
+-- an integer as a string, with "%d" (redis.call formats a Lua number with
+-- "%.17g", several times the work)
+local function istr(n) return string.format('%d', n) end
+
 -- A user record (global registry and pool projection alike): byte 1 '1' when
 -- disabled, byte 2 '1' for a service account, then the record's version
 -- (digits), then the groups as ",g1,g2,". An absent record is the default:
@@ -176,7 +188,7 @@ end
 local function audit(ev, f)
     local c = conf()
     local keep = num(c and c.audit_retention, 34560000) * 1000
-    local args = {K('audit'), 'MINID', '~', math.max(0, now() - keep), '*',
+    local args = {K('audit'), 'MINID', '~', istr(math.max(0, now() - keep)), '*',
         'ev', ev, 'at', f.at or nows(), 'pool', POOL, 'user', f.user or '',
         'obo', f.obo or '', 'via', A.via or 'cli', 'host', A.host or '', 'pid', f.pid or A.pid or '',
         'client', A.client or '', 'result', f.result or 'ok', 'reason', f.reason or '',
@@ -351,7 +363,7 @@ local function seat_recompute(u, ev, f)
         end
     end
     if best > 0 then
-        redis.call('ZADD', K('leases'), 'XX', best, u)
+        redis.call('ZADD', K('leases'), 'XX', istr(best), u)
         return best
     end
     if ev == 'expire' then
