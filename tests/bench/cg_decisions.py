@@ -1,0 +1,167 @@
+#!/usr/bin/python3
+"""Instructions per decision, by version of the scripts: redis-server runs
+under valgrind --tool=callgrind with instrumentation on only around each
+batch of calls, so the count is the server's work for those calls alone and
+repeats to the instruction (server time on a shared machine does not: runs
+of the same code differ by 40%). Used to compare versions of common/lua.
+
+usage: cg_decisions.py NAME=DIR[:eval] [NAME=DIR[:eval] ...]
+  DIR holds lib.lua and the scripts (common/lua, or an older one:
+  mkdir /tmp/v && git archive REV common/lua | tar -x -C /tmp/v, then
+  /tmp/v/common/lua). ":eval" calls the scripts with EVALSHA (lib.lua + the
+  script, as the fallback does); otherwise DIR is made into a Function
+  library by common/embed.sh and called with FCALL.
+Env: CG_CALLS (300 calls a batch), SEATGATE_BUILD (build/, for seatctl).
+Prints, per decision kind, thousands of instructions per call.
+"""
+import glob
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+
+import redis  # noqa: E402
+
+import helpers  # noqa: E402
+
+ORDER = ["decide", "release", "pool_commit", "pool_delete", "assign", "user_put",
+         "user_apply", "fsck", "usage", "scim"]
+N = int(os.environ.get("CG_CALLS", "300"))
+SEATCTL = os.path.join(os.environ.get("SEATGATE_BUILD", os.path.join(ROOT, "build")), "seatctl")
+
+
+def library(d, tmp):
+    """(library text, hash) that common/embed.sh makes of the scripts in d."""
+    out = os.path.join(tmp, "lib.c")
+    subprocess.run(["sh", os.path.join(ROOT, "common", "embed.sh"), out,
+                    os.path.join(d, "lib.lua")] + [os.path.join(d, n + ".lua") for n in ORDER],
+                   check=True)
+    src = open(out).read()
+    i = src.index("static const char library[] =")
+    body = src[i:src.index("    ;", i)]
+    lines = re.findall(r'^    "(.*)\\n"$', body, re.M)
+    txt = "\n".join(ln.replace('\\"', '"').replace("\\\\", "\\") for ln in lines) + "\n"
+    return txt, re.search(r"name=seatgate_([0-9a-f]+)", txt).group(1)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def batches():
+    users = ["u%d" % i for i in range(N)]
+    k, _ = helpers.decide_call("t", "x")
+
+    def pam(u, i, op="acquire"):
+        return helpers.decide_call("t", u, op=op, session="pam-h-%d" % i if op != "check" else "",
+                                   via="pam", host="h", pid=i, pstart=2, lease=43200)
+    return [
+        ("named renewal", "decide", [helpers.decide_call("t", "nm")] * N),
+        ("PAM account check", "decide", [pam(u, i, "check") for i, u in enumerate(users)]),
+        ("PAM session open", "decide", [pam(u, i) for i, u in enumerate(users)]),
+        ("PAM session renewal", "decide", [pam(u, i) for i, u in enumerate(users)]),
+        ("portal grant", "decide", [helpers.decide_call("t", "w" + u, via="nginx", host="h")
+                                    for u in users]),
+        ("portal renewal", "decide", [helpers.decide_call("t", "w" + u, via="nginx", host="h")
+                                      for u in users]),
+        ("PAM session close", "release",
+         [(k, ["pool", "t", "user", u, "session", "pam-h-%d" % i, "via", "pam", "host", "h"])
+          for i, u in enumerate(users)]),
+    ]
+
+
+def measure(name, spec):
+    evalmode = spec.endswith(":eval")
+    d = spec[:-5] if evalmode else spec
+    tmp = tempfile.mkdtemp(prefix="sg-cg-")
+    port = free_port()
+    proc = subprocess.Popen(
+        ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+         "--callgrind-out-file=%s/cg.%%p" % tmp, "redis-server", "--port", str(port),
+         "--save", "", "--appendonly", "no", "--dir", tmp],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    r = redis.Redis(port=port, decode_responses=True)
+    out = {}
+    try:
+        for _ in range(300):
+            try:
+                r.ping()
+                break
+            except redis.exceptions.ConnectionError:
+                time.sleep(0.1)
+        if evalmode:
+            lib = open(os.path.join(d, "lib.lua")).read()
+            names = {s: r.script_load(lib + open(os.path.join(d, s + ".lua")).read())
+                     for s in ("decide", "release")}
+            cmd = "EVALSHA"
+        else:
+            txt, h = library(d, tmp)
+            r.function_load(txt, replace=True)
+            names = {s: "sg_%s_%s" % (h, s) for s in ("decide", "release")}
+            cmd = "FCALL"
+        url = "redis://127.0.0.1:%d" % port
+        for args in (("pool", "set", "t", "--named", "5", "--floating", "1000000",
+                      "--idle-timeout", "1h"), ("assign", "t", "nm")):
+            subprocess.run([SEATCTL, "--redis", url, "--timeout", "60000"] + list(args),
+                           check=True, stdout=subprocess.DEVNULL)
+        ctl = lambda *a: subprocess.run(["callgrind_control"] + list(a) + [str(proc.pid)],  # noqa
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        check=True)
+        for label, script, calls in batches():
+            ctl("-z")
+            ctl("-i", "on")
+            p = r.pipeline(transaction=False)
+            for keys, args in calls:
+                p.execute_command(cmd, names[script], len(keys), *(keys + args))
+            for x in p.execute():
+                assert not isinstance(x, Exception), x
+            ctl("-i", "off")
+            before = set(glob.glob(tmp + "/cg.*"))
+            ctl("-d")
+            total = None
+            for _ in range(50):
+                for f in sorted(set(glob.glob(tmp + "/cg.*")) - before):
+                    for ln in open(f):
+                        if ln.startswith(("summary:", "totals:")):
+                            total = int(ln.split()[1])
+                if total is not None:
+                    break
+                time.sleep(0.1)
+            out[label] = total / len(calls) / 1000.0
+    finally:
+        try:
+            r.execute_command("SHUTDOWN", "NOSAVE")
+        except redis.exceptions.ConnectionError:
+            pass
+        proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def main():
+    specs = [a.split("=", 1) for a in sys.argv[1:]]
+    if not specs or any(len(s) != 2 for s in specs):
+        sys.exit(__doc__)
+    res = {name: measure(name, spec) for name, spec in specs}
+    first = specs[0][0]
+    print("%-22s" % "k instructions a call" + "".join("%16s" % n for n, _ in specs))
+    for label, _, _ in batches():
+        row = "%-22s" % label
+        for n, _ in specs:
+            v = res[n][label]
+            row += "%16s" % ("%.1f" % v if n == first else
+                             "%.1f (%+.0f%%)" % (v, 100 * (v / res[first][label] - 1)))
+        print(row)
+
+
+if __name__ == "__main__":
+    main()
