@@ -714,9 +714,13 @@ static int finish_resource(sg_scim *s, long long created_ms, const char *created
         answer_error(s, 400, "invalidValue", "%s", d);
         return -1;
     }
-    sg_sync_person_row(s->map, p, &s->row, s->rules, sizeof(s->rules), s->named,
-                       sizeof(s->named));
+    int fits = sg_sync_person_row(s->map, p, &s->row, s->rules, sizeof(s->rules), s->named,
+                                  sizeof(s->named), e, sizeof(e));
     sg_sync_people_free(p, 1);
+    if (fits != 0) {
+        answer_error(s, 400, "invalidValue", "%s", e);
+        return -1;
+    }
     /* meta */
     char now[SG_RFC3339_LEN + 1], ver[48], loc[1200];
     sg_fmt_rfc3339(s->now_ms, now, sizeof(now));

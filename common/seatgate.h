@@ -658,9 +658,13 @@ void sg_sync_people_free(sg_sync_person *p, size_t n);
 int sg_sync_rule_matches(const sg_sync_map *m, const sg_sync_rule *r, const sg_sync_person *p);
 /* What the map's rules say about person p: the user record (row), the rules
  * that matched ("r1,r2", cut with "..."), and, when named is given, the
- * pools whose named seats those rules give (",a,b,"; none when inactive). */
-void sg_sync_person_row(const sg_sync_map *m, const sg_sync_person *p, sg_user_row *row,
-                        char *rules, size_t rlen, char *named, size_t nlen);
+ * pools whose named seats those rules give (",a,b,"; none when inactive).
+ * -1 with err when the groups would not fit a user record (as user import:
+ * SG_CSV_GROUPS_MAX groups, SG_CSV_GROUPS_LEN bytes) or the pools not fit
+ * named: refused, never cut. */
+int sg_sync_person_row(const sg_sync_map *m, const sg_sync_person *p, sg_user_row *row,
+                       char *rules, size_t rlen, char *named, size_t nlen, char *err,
+                       size_t errlen);
 /* item in a ",a,b," list */
 int sg_sync_in_list(const char *list, const char *item);
 

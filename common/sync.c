@@ -65,11 +65,15 @@ static void canon_groups(const char *list, char *out, size_t len)
     }
 }
 
-void sg_sync_person_row(const sg_sync_map *m, const sg_sync_person *p, sg_user_row *row,
-                        char *rules, size_t rlen, char *named, size_t nlen)
+int sg_sync_person_row(const sg_sync_map *m, const sg_sync_person *p, sg_user_row *row,
+                       char *rules, size_t rlen, char *named, size_t nlen, char *err,
+                       size_t errlen)
 {
-    char groups[2048] = ",";
-    int service = p->service;
+    /* the union of the matching rules' groups: at most what a user record
+     * holds (SG_CSV_GROUPS_MAX groups, SG_CSV_GROUPS_LEN bytes), as user
+     * import; more is refused, never cut */
+    char groups[SG_CSV_GROUPS_LEN + 2] = ",";
+    int ngroups = 0, service = p->service;
     memset(row, 0, sizeof(*row));
     rules[0] = '\0';
     if (named && nlen)
@@ -87,16 +91,33 @@ void sg_sync_person_row(const sg_sync_map *m, const sg_sync_person *p, sg_user_r
             char one[SG_IDENT_MAX + 3];
             size_t gl = strcspn(g + 1, ",");
             snprintf(one, sizeof(one), "%.*s", (int)gl, g + 1);
-            if (!in_list(groups, one) && strlen(groups) + gl + 2 < sizeof(groups))
-                snprintf(groups + strlen(groups), sizeof(groups) - strlen(groups), "%s,", one);
+            if (in_list(groups, one))
+                continue;
+            if (ngroups == SG_CSV_GROUPS_MAX || strlen(groups) + gl + 2 > sizeof(groups) - 1) {
+                snprintf(err, errlen,
+                         "the map's rules give %s more groups than a user record holds (%d "
+                         "groups, %d bytes); rule %s adds %s",
+                         p->user, SG_CSV_GROUPS_MAX, SG_CSV_GROUPS_LEN - 1, ru->name, one);
+                return -1;
+            }
+            snprintf(groups + strlen(groups), sizeof(groups) - strlen(groups), "%s,", one);
+            ngroups++;
         }
         for (char *q = strchr(ru->named, ','); named && p->active && q && q[1];
              q = strchr(q + 1, ',')) {
             char one[SG_POOL_MAX + 3];
             size_t ql = strcspn(q + 1, ",");
             snprintf(one, sizeof(one), "%.*s", (int)ql, q + 1);
-            if (!in_list(named, one) && strlen(named) + ql + 2 < nlen)
-                snprintf(named + strlen(named), nlen - strlen(named), "%s,", one);
+            if (in_list(named, one))
+                continue;
+            if (strlen(named) + ql + 2 > nlen - 1) {
+                snprintf(err, errlen,
+                         "the map's rules give %s named seats in more pools than fit (%zu "
+                         "bytes); rule %s adds %s",
+                         p->user, nlen - 1, ru->name, one);
+                return -1;
+            }
+            snprintf(named + strlen(named), nlen - strlen(named), "%s,", one);
         }
         if (ru->service)
             service = 1;
@@ -106,6 +127,7 @@ void sg_sync_person_row(const sg_sync_map *m, const sg_sync_person *p, sg_user_r
     row->disabled = !p->active;
     row->service = service;
     row->line = p->line;
+    return 0;
 }
 
 int sg_sync_plan_make(sg_conn *c, const sg_sync_map *m, const sg_sync_person *people, size_t n,
@@ -133,8 +155,12 @@ int sg_sync_plan_make(sg_conn *c, const sg_sync_map *m, const sg_sync_person *pe
         const sg_sync_person *p = &people[i];
         sg_user_row *row = &pl->rows[i];
         sg_sync_change *ch = &pl->changes[i];
-        char named[1024];
-        sg_sync_person_row(m, p, row, ch->rules, sizeof(ch->rules), named, sizeof(named));
+        char named[1024], e[SG_ERR_MAX];
+        if (sg_sync_person_row(m, p, row, ch->rules, sizeof(ch->rules), named, sizeof(named), e,
+                               sizeof(e)) != 0) {
+            rc = seterr(err, errlen, SG_EINPUT, "%s", e);
+            break;
+        }
         if (strcmp(named, ",") != 0 && (ch->named = strdup(named)) == NULL)
             rc = seterr(err, errlen, SG_EBACKEND, "out of memory");
         snprintf(ch->user, sizeof(ch->user), "%s", p->user);

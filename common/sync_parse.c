@@ -42,6 +42,15 @@ static int in_list(const char *list, const char *item)
     return 0;
 }
 
+/* the same for an item given as n bytes at item (not NUL-terminated) */
+static int in_list_n(const char *list, const char *item, size_t n)
+{
+    for (const char *p = list; p && (p = strchr(p, ',')) != NULL && p[1]; p++)
+        if (strncmp(p + 1, item, n) == 0 && p[1 + n] == ',')
+            return 1;
+    return 0;
+}
+
 /* "a, b ,c" -> ",a,b,c," (lowered when low); each item checked by valid.
  * -1 with why set on a bad item or overflow. */
 static int list_of(const char *v, int low, int (*valid)(const char *, char *, size_t), char *out,
@@ -354,6 +363,14 @@ int sg_sync_people_csv(const sg_sync_map *m, const char *buf, size_t len, sg_syn
             break;
         }
         p[i].line = t.lines[i];
+        int vbad = ca >= 0 && strlen(row[ca]) >= sizeof(v) ? ca
+                   : cs >= 0 && strlen(row[cs]) >= sizeof(v) ? cs
+                                                            : -1;
+        if (vbad >= 0) {
+            rc = seterr(err, errlen, -1, "line %ld, field %s: longer than %zu bytes", t.lines[i],
+                        t.cols[vbad], sizeof(v) - 1);
+            break;
+        }
         snprintf(v, sizeof(v), "%s", ca >= 0 ? row[ca] : "active");
         lower(v);
         p[i].active = ca < 0 || in_list(m->active_values, trim(v));
@@ -389,12 +406,22 @@ int sg_sync_people_csv(const sg_sync_map *m, const char *buf, size_t len, sg_syn
  * by ';' (groups): any item matches. */
 static int cond_holds(const sg_sync_cond *c, const char *val)
 {
-    char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s", val ? val : "");
-    for (char *save = NULL, *it = strtok_r(tmp, ";", &save); it; it = strtok_r(NULL, ";", &save))
-        if (in_list(c->values, trim(it)))
+    /* items are compared where they are: a value of any length is read
+     * whole (a copy cut at a buffer's size would lose the last items) */
+    const char *it = val ? val : "";
+    for (;;) {
+        size_t n = strcspn(it, ";");
+        const char *a = it, *b = it + n;
+        while (a < b && (*a == ' ' || *a == '\t'))
+            a++;
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t' || b[-1] == '\r'))
+            b--;
+        if (b > a && in_list_n(c->values, a, (size_t)(b - a)))
             return 1;
-    return 0;
+        if (it[n] == '\0')
+            return 0;
+        it += n + 1;
+    }
 }
 
 int sg_sync_rule_matches(const sg_sync_map *m, const sg_sync_rule *r, const sg_sync_person *p)
@@ -440,7 +467,10 @@ static int scim_attr(json_object *res, const char *name, char *out, size_t len)
             if (d == NULL || !json_object_is_type(d, json_type_string))
                 return -1;
             size_t k = strlen(out);
-            snprintf(out + k, len - k, "%s%s", k ? ";" : "", json_object_get_string(d));
+            const char *gs = json_object_get_string(d);
+            if (k + strlen(gs) + 2 > len)
+                return -2;
+            snprintf(out + k, len - k, "%s%s", k ? ";" : "", gs);
         }
         return 0;
     }
@@ -452,6 +482,8 @@ static int scim_attr(json_object *res, const char *name, char *out, size_t len)
         return 0;
     if (!json_object_is_type(v, json_type_string))
         return -1;
+    if ((size_t)json_object_get_string_len(v) >= len)
+        return -2;
     snprintf(out, len, "%s", json_object_get_string(v));
     return 0;
 }
@@ -482,7 +514,11 @@ int sg_sync_scim_person(const sg_sync_map *m, json_object *res, long no, sg_sync
         return seterr(err, errlen, -1, "out of memory");
     for (size_t a = 0; a < m->nattrs; a++) {
         const char *name = m->attrs[a].scim[0] ? m->attrs[a].scim : m->attrs[a].name;
-        if (scim_attr(res, name, v, sizeof(v)) != 0)
+        int got = scim_attr(res, name, v, sizeof(v));
+        if (got == -2)
+            return seterr(err, errlen, -1, "resource %ld, field %s: longer than %zu bytes", no,
+                          name, sizeof(v) - 1);
+        if (got != 0)
             return seterr(err, errlen, -1, "resource %ld, field %s: not a string%s", no, name,
                           strcmp(name, "groups") == 0 ? " list of groups" : "");
         if ((p->vals[a] = strdup(v)) == NULL)

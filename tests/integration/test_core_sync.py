@@ -182,3 +182,33 @@ def test_sync_from_scim_resources(seatctl, seatctl_json, rdb, tmp_path):
         g = write(tmp_path, "bad.json", bad)
         r = seatctl("sync", "--from", g, "--map", MAP, "--format", "scim")
         assert r.rc == 2 and why in r.err, (bad, r)
+
+
+def test_long_values_are_read_whole_or_refused_never_cut(seatctl, seatctl_json, rdb,
+                                                           redis_server, tmp_path):
+    """A list value longer than any buffer is matched whole (the matching
+    group at its end counts); more groups than a user record holds, or an
+    over-long status, refuse the whole file with the person and the field
+    named, and change nothing."""
+    seatctl("pool", "set", "technicians", "--named", "3", "--floating", "5", check=EX_OK)
+    many = ";".join("Team-%04d-%s" % (i, "x" * 40) for i in range(120)) + ";CMDB-Admins"
+    assert len(many) > 5000
+    export = write(tmp_path, "long.csv", HEADER + "ana,active,person,ITSM-L1,IT,%s\n" % many)
+    res = seatctl_json("sync", "--from", export, "--map", MAP, "--dry-run", check=EX_OK)
+    [rec] = res.out["records"]
+    assert rec["groups"] == "cmdb,technicians", rec
+    # a map whose rules give one person more groups than a record holds
+    rules = "".join("[rule r%d]\nif job = ITSM-L1\ngroups = %s\n" % (
+        i, ", ".join("g%d_%d" % (i, k) for k in range(10))) for i in range(7))
+    big_map = write(tmp_path, "big.map", open(MAP).read() + rules)
+    before = helpers.db_snapshot(redis_server.client())
+    res = seatctl("sync", "--from", export, "--map", big_map)
+    assert res.rc == helpers.EX_USAGE, res
+    assert "ana" in res.err and "more groups than a user record holds" in res.err, res.err
+    # an over-long status value
+    long_status = write(tmp_path, "status.csv",
+                        HEADER + "bo,%s,person,ITSM-L1,IT,Staff\n" % ("active" + "y" * 300))
+    res = seatctl("sync", "--from", long_status, "--map", MAP)
+    assert res.rc == helpers.EX_USAGE and \
+        "line 2, field employment_status: longer than" in res.err, res.err
+    assert helpers.db_snapshot(redis_server.client()) == before

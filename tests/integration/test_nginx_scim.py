@@ -563,3 +563,20 @@ def test_redis_down_is_503_and_config_is_checked(nginx, redis_server, tmp_path, 
              "needs one of token_file=FILE or auth=nginx")):
         rc, out = nginx(conf, start=False).test_config()
         assert rc != 0 and why in out, out
+
+
+def test_an_attribute_too_long_to_read_whole_is_refused(scim, rdb):
+    """A mapped attribute is read whole or refused (400 invalidValue), never
+    cut: a cut list of groups could drop the one a rule matches."""
+    c = scim
+    before = helpers.db_snapshot(rdb)
+    body = okta_user("longtitle", "ITSM-L3" + " " * 5000)
+    e = check_error(c.post(body), 400, "invalidValue")
+    assert "title" in e["detail"] and "longer than" in e["detail"], e
+    body = okta_user("manygroups", "ITSM-L1")
+    body["groups"] = [{"value": "g%d" % i, "display": "Group-%04d-%s" % (i, "x" * 60)}
+                      for i in range(80)]
+    e = check_error(c.post(body), 400, "invalidValue")
+    assert "groups" in e["detail"] and "longer than" in e["detail"], e
+    assert helpers.db_snapshot(rdb) == before
+    check_list(c.find("longtitle"), 0)
