@@ -166,13 +166,27 @@ int cmd_sync(opts_t *o, sg_conn *c)
     char by[64];
     struct passwd *pw = getpwuid(getuid());
     snprintf(by, sizeof(by), "%s", pw ? pw->pw_name : "?");
-    int applied = 0;
+    int applied = 0, done = 0;
     if (!o->dry_run) {
-        rc = sg_sync_apply(c, &pl, "sync", err, sizeof(err));
+        rc = sg_sync_apply(c, &pl, "sync", &done, err, sizeof(err));
         applied = rc == SG_OK;
     }
-    if (rc == SG_OK)
-        rc = sg_sync_log(c, &pl, applied, by, err, sizeof(err));
+    /* the change log, also of a sync that stopped part way: what was
+     * applied, and what was not ("not_applied") */
+    char lerr[SG_ERR_MAX];
+    int lrc = sg_sync_log(c, &pl, done, !o->dry_run, by, lerr, sizeof(lerr));
+    if (rc == SG_OK && lrc != SG_OK) {
+        rc = lrc;
+        snprintf(err, sizeof(err), "%s", lerr);
+    } else if (rc != SG_OK && done) {
+        fprintf(stderr, "seatctl: sync stopped part way: %s%s%s were applied (each whole); "
+                        "run it again to finish%s%s\n",
+                done & SG_SYNC_RECORDS ? "user records" : "",
+                done & SG_SYNC_UNASSIGN ? ", seats taken back" : "",
+                done & SG_SYNC_ASSIGN ? ", seats given" : "",
+                lrc == SG_OK ? "" : "; the change log could not be written: ",
+                lrc == SG_OK ? "" : lerr);
+    }
     if (json_out)
         print_json(plan_json(&pl, applied));
     else {

@@ -692,21 +692,35 @@ typedef struct {
     size_t nrows, nrecords;  /* nrecords: records that change */
     sg_sync_pool *pools;     /* named seats of each pool a rule names */
     size_t npools;
-    char **disable;          /* --full: managed people absent from the export */
+    char **disable;          /* --full: managed people absent from the export, */
+    char **disable_was;      /* not disabled yet, and their records now */
     size_t ndisable;
 } sg_sync_plan;
+
+/* What sg_sync_apply has done, stage by stage (it stops at the first
+ * failure; each stage is all or nothing, and running the sync again
+ * finishes the rest). */
+#define SG_SYNC_RECORDS 1  /* user records, the --full disables included */
+#define SG_SYNC_UNASSIGN 2 /* named seats taken back */
+#define SG_SYNC_ASSIGN 4   /* named seats given */
+#define SG_SYNC_ALL 7
 
 /* SG_OK, SG_EDENIED (more named seats than bought; err says where), or an
  * error; nothing is written. */
 int sg_sync_plan_make(sg_conn *c, const sg_sync_map *m, const sg_sync_person *people, size_t n,
                       int full, sg_sync_plan *pl, char *err, size_t errlen);
-int sg_sync_apply(sg_conn *c, const sg_sync_plan *pl, const char *via, char *err, size_t errlen);
+/* *done: the SG_SYNC_* stages applied, also when it fails part way. */
+int sg_sync_apply(sg_conn *c, const sg_sync_plan *pl, const char *via, int *done, char *err,
+                  size_t errlen);
 void sg_sync_plan_free(sg_sync_plan *pl);
 /* The plan as a reviewable change log in the registry's audit stream (pool
- * "_"): one entry per change, ev "sync_plan" (a dry run) or "sync" (applied),
- * with who asked (by), the rules (reason), before and after. */
-int sg_sync_log(sg_conn *c, const sg_sync_plan *pl, int applied, const char *by, char *err,
-                size_t errlen);
+ * "_"): one entry per change, the --full disables included, with who asked
+ * (by), the rules (reason), before and after; ev "sync" for a change of a
+ * stage in done (SG_SYNC_*), else "sync_plan" (a dry run: done 0), with
+ * result "not_applied" when a sync that was to apply stopped before it
+ * (attempted). */
+int sg_sync_log(sg_conn *c, const sg_sync_plan *pl, int done, int attempted, const char *by,
+                char *err, size_t errlen);
 
 /* ---- the SCIM 2.0 endpoint (nginx seatgate_scim) ----------------------------
  * One request is a state machine: sg_scim_new answers at once (discovery

@@ -28,6 +28,7 @@ void sg_sync_plan_free(sg_sync_plan *pl)
     }
     free(pl->changes);
     sg_strv_free(pl->disable, pl->ndisable);
+    sg_strv_free(pl->disable_was, pl->ndisable);
     memset(pl, 0, sizeof(*pl));
 }
 
@@ -274,13 +275,45 @@ int sg_sync_plan_make(sg_conn *c, const sg_sync_map *m, const sg_sync_person *pe
                         "(%ld assigned now, %zu to assign, %zu to take back); nothing applied",
                         pool, sp->after, sp->bought, sp->before, sp->nassign, sp->nunassign);
     }
-    /* --full: people the sync managed who are absent now are disabled */
+    /* --full: people the sync managed who are absent now are disabled (those
+     * disabled already are not listed again, run after run) */
+    char **gone = NULL;
+    size_t ngone = 0;
     for (size_t j = 0; rc == SG_OK && full && managed && j < managed->elements; j++) {
         const char *u = managed->element[j]->str;
-        int present = sg_strset_get(&who, u) >= 0;
-        if (!present && push(&pl->disable, &pl->ndisable, u) != 0)
+        if (sg_strset_get(&who, u) < 0 && push(&gone, &ngone, u) != 0)
             rc = seterr(err, errlen, SG_EBACKEND, "out of memory");
     }
+    char **was = ngone ? calloc(ngone, sizeof(char *)) : NULL;
+    if (rc == SG_OK && ngone && was == NULL)
+        rc = seterr(err, errlen, SG_EBACKEND, "out of memory");
+    if (rc == SG_OK && ngone)
+        rc = sg_registry_records(c, gone, ngone, was, err, errlen);
+    for (size_t j = 0; rc == SG_OK && j < ngone; j++) {
+        if (was[j] && was[j][0] == '1')
+            continue; /* disabled already */
+        char text[1300] = "-";
+        if (was[j]) {
+            char groups[SG_CSV_GROUPS_LEN + 8];
+            const char *comma = strlen(was[j]) >= 2 ? strchr(was[j] + 2, ',') : NULL;
+            canon_groups(comma ? comma : "", groups, sizeof(groups));
+            snprintf(text, sizeof(text), "disabled=0 service_account=%d groups=%s",
+                     was[j][1] == '1', groups[0] ? groups : "-");
+        }
+        size_t k = pl->ndisable;
+        if (push(&pl->disable, &pl->ndisable, gone[j]) != 0)
+            rc = seterr(err, errlen, SG_EBACKEND, "out of memory");
+        else {
+            size_t kk = k;
+            if (push(&pl->disable_was, &kk, text) != 0) {
+                free(pl->disable[k]);
+                pl->ndisable = k;
+                rc = seterr(err, errlen, SG_EBACKEND, "out of memory");
+            }
+        }
+    }
+    sg_strv_free(was, ngone);
+    sg_strv_free(gone, ngone);
     sg_strset_free(&mset);
     if (managed)
         freeReplyObject(managed);
@@ -290,10 +323,12 @@ int sg_sync_plan_make(sg_conn *c, const sg_sync_map *m, const sg_sync_person *pe
     return rc;
 }
 
-int sg_sync_apply(sg_conn *c, const sg_sync_plan *pl, const char *via, char *err, size_t errlen)
+int sg_sync_apply(sg_conn *c, const sg_sync_plan *pl, const char *via, int *done, char *err,
+                  size_t errlen)
 {
     long changed = 0, same = 0;
     int rc = SG_OK;
+    *done = 0;
     /* the records that change, then seats taken back, then seats given */
     sg_user_row *rows = calloc(pl->nrows + pl->ndisable + 1, sizeof(*rows));
     size_t k = 0;
@@ -310,14 +345,20 @@ int sg_sync_apply(sg_conn *c, const sg_sync_plan *pl, const char *via, char *err
     if (k)
         rc = sg_user_import(c, rows, k, via, &changed, &same, err, errlen);
     free(rows);
+    if (rc == SG_OK)
+        *done |= SG_SYNC_RECORDS;
     for (size_t i = 0; rc == SG_OK && i < pl->npools; i++)
         if (pl->pools[i].nunassign)
             rc = sg_assign(c, pl->pools[i].pool, 0, (const char **)pl->pools[i].unassign,
                            pl->pools[i].nunassign, via, NULL, err, errlen);
+    if (rc == SG_OK)
+        *done |= SG_SYNC_UNASSIGN;
     for (size_t i = 0; rc == SG_OK && i < pl->npools; i++)
         if (pl->pools[i].nassign)
             rc = sg_assign(c, pl->pools[i].pool, 1, (const char **)pl->pools[i].assign,
                            pl->pools[i].nassign, via, NULL, err, errlen);
+    if (rc == SG_OK)
+        *done |= SG_SYNC_ASSIGN;
     /* the people it manages from now on (only the new ones: a run that
      * changes nothing writes nothing) */
     const char **av = rc == SG_OK ? malloc((pl->nrows + 2) * sizeof(char *)) : NULL;
@@ -373,8 +414,8 @@ static int log_append(sg_conn *c, int argc, const char **argv, size_t *queued, c
     return SG_OK;
 }
 
-int sg_sync_log(sg_conn *c, const sg_sync_plan *pl, int applied, const char *by, char *err,
-                size_t errlen)
+int sg_sync_log(sg_conn *c, const sg_sync_plan *pl, int done, int attempted, const char *by,
+                char *err, size_t errlen)
 {
     size_t queued = 0;
     /* one entry per change in the registry's audit stream (pool "_"): what
@@ -386,7 +427,8 @@ int sg_sync_log(sg_conn *c, const sg_sync_plan *pl, int applied, const char *by,
         return seterr(err, errlen, SG_EBACKEND, "redis: TIME failed");
     snprintf(at, sizeof(at), "%lld", now);
     snprintf(minid, sizeof(minid), "%lld", now - 400LL * 86400000);
-    const char *ev = applied ? "sync" : "sync_plan";
+#define EV(stage) ((done & (stage)) ? "sync" : "sync_plan")
+#define RESULT(stage) ((done & (stage)) || !attempted ? "ok" : "not_applied")
     int rc = SG_OK;
     for (size_t i = 0; rc == SG_OK && i < pl->nrows; i++) {
         const sg_sync_change *ch = &pl->changes[i];
@@ -397,11 +439,26 @@ int sg_sync_log(sg_conn *c, const sg_sync_plan *pl, int applied, const char *by,
         if (ch->existed)
             rec_text(ch->was_disabled, ch->was_service, ch->old_groups ? ch->old_groups : "", before, sizeof(before));
         rec_text(row->disabled, row->service, row->groups, after, sizeof(after));
-        const char *av[] = {"XADD", SG_KEY_REGISTRY_AUDIT, "MINID", "~", minid, "*", "ev", ev,
-                            "at", at, "pool", "_", "user", row->user, "via", "sync", "host",
-                            host, "by", by ? by : "", "result", "ok", "reason",
+        const char *av[] = {"XADD", SG_KEY_REGISTRY_AUDIT, "MINID", "~", minid, "*", "ev",
+                            EV(SG_SYNC_RECORDS), "at", at, "pool", "_", "user", row->user,
+                            "via", "sync", "host", host, "by", by ? by : "", "result",
+                            RESULT(SG_SYNC_RECORDS), "reason",
                             ch->rules[0] ? ch->rules : "no_rule", "seat", "none", "before",
                             before, "after", after};
+        rc = log_append(c, (int)(sizeof(av) / sizeof(av[0])), av, &queued, err, errlen);
+    }
+    /* --full: absent from the export, so disabled */
+    for (size_t i = 0; rc == SG_OK && i < pl->ndisable; i++) {
+        const char *was = pl->disable_was ? pl->disable_was[i] : "-";
+        char after[1300] = "disabled=1";
+        const char *g = was ? strstr(was, " service_account=") : NULL;
+        if (g)
+            snprintf(after, sizeof(after), "disabled=1%s", g);
+        const char *av[] = {"XADD", SG_KEY_REGISTRY_AUDIT, "MINID", "~", minid, "*", "ev",
+                            EV(SG_SYNC_RECORDS), "at", at, "pool", "_", "user", pl->disable[i],
+                            "via", "sync", "host", host, "by", by ? by : "", "result",
+                            RESULT(SG_SYNC_RECORDS), "reason", "absent_from_export", "seat",
+                            "none", "before", was ? was : "-", "after", after};
         rc = log_append(c, (int)(sizeof(av) / sizeof(av[0])), av, &queued, err, errlen);
     }
     sg_strset who = {0};
@@ -419,9 +476,11 @@ int sg_sync_log(sg_conn *c, const sg_sync_plan *pl, int applied, const char *by,
             const char *rules = j >= 0 ? pl->changes[j].rules : "";
             char what[SG_POOL_MAX + 32];
             snprintf(what, sizeof(what), "named seat of %s", sp->pool);
-            const char *av[] = {"XADD", SG_KEY_REGISTRY_AUDIT, "MINID", "~", minid, "*", "ev", ev,
-                                "at", at, "pool", "_", "user", u, "via", "sync", "host", host,
-                                "by", by ? by : "", "result", "ok", "reason",
+            int stage = give ? SG_SYNC_ASSIGN : SG_SYNC_UNASSIGN;
+            const char *av[] = {"XADD", SG_KEY_REGISTRY_AUDIT, "MINID", "~", minid, "*", "ev",
+                                EV(stage), "at", at, "pool", "_", "user", u, "via", "sync",
+                                "host", host, "by", by ? by : "", "result", RESULT(stage),
+                                "reason",
                                 give ? (rules[0] ? rules : "no_rule")
                                      : (rules[0] ? "no_rule_names_the_pool" : "left_or_inactive"),
                                 "seat", "named", "before", give ? "-" : what, "after",
@@ -433,4 +492,6 @@ int sg_sync_log(sg_conn *c, const sg_sync_plan *pl, int applied, const char *by,
     if (log_drain(c, &queued, err, errlen) != SG_OK && rc == SG_OK)
         rc = SG_EBACKEND;
     return rc;
+#undef EV
+#undef RESULT
 }

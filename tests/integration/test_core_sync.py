@@ -104,6 +104,52 @@ def test_sync_plan_apply_and_rerun(seatctl, seatctl_json, rdb, redis_server, tmp
     assert res.out["disable"] == ["bo"]
     assert set(rdb.smembers("sg:{technicians}:named")) == {"zed", "ana"}
     assert seatctl_json("user", "show", "bo", check=EX_OK).out["disabled"] is True
+    # the disable is in the change log, with the record before it
+    [gone] = [e for e in helpers.audit_entries(rdb, "_")
+              if e["ev"] == "sync" and e["user"] == "bo" and e["reason"] == "absent_from_export"]
+    assert gone["before"] == "disabled=0 service_account=0 groups=technicians", gone
+    assert gone["after"] == "disabled=1 service_account=0 groups=technicians", gone
+    # and bo, disabled already, is not listed (or logged) again run after run
+    n = len(helpers.audit_entries(rdb, "_"))
+    res = seatctl_json("sync", "--from", export2, "--map", MAP, "--full", check=EX_OK)
+    assert res.out["disable"] == [] and res.out["records"] == []
+    assert len(helpers.audit_entries(rdb, "_")) == n
+
+
+def test_a_sync_that_stops_part_way_logs_what_it_applied(seatctl, seatctl_json, rdb,
+                                                          redis_server, tmp_path):
+    """The records are applied, the named seats are refused (a role that may
+    not write them): the change log has the records as applied and the seats
+    as not applied, the error says so, and a second run finishes the rest."""
+    seatctl("pool", "set", "technicians", "--named", "3", "--floating", "5", check=EX_OK)
+    acl = open(os.path.join(helpers.REPO, "conf", "redis-acl.conf")).read()
+    line = [ln for ln in acl.splitlines() if ln.startswith("user seatgate-sync ")][0]
+    rules = line.split(" ", 2)[2].replace(">CHANGE-ME-sync", ">partial-pw").replace(
+        " ~sg:{[^_]*}:named", " %R~sg:{[^_]*}:named")
+    rdb.execute_command("ACL", "SETUSER", "partial", "reset", *rules.split())
+    try:
+        url = "redis://partial:partial-pw@127.0.0.1:%d" % redis_server.port
+        export = write(tmp_path, "hr.csv", EXPORT)
+        res = helpers.run_seatctl(url, "sync", "--from", export, "--map", MAP,
+                                  env=helpers.seatctl_env())
+        assert res.rc == helpers.EX_BACKEND, res
+        assert "sync stopped part way: user records, seats taken back were applied" in res.err, \
+            res.err
+        assert "NOPERM" in res.err or "no permissions" in res.err, res.err
+        log = [e for e in helpers.audit_entries(rdb, "_") if e["ev"] in ("sync", "sync_plan")]
+        recs = [e for e in log if e["seat"] == "none"]
+        seats = [e for e in log if e["seat"] == "named"]
+        assert {e["user"] for e in recs} == {"ana", "bo", "cy", "dee", "bridge", "eve"}
+        assert all(e["ev"] == "sync" and e["result"] == "ok" for e in recs), recs
+        assert sorted(e["user"] for e in seats) == ["ana", "dee"]
+        assert all(e["ev"] == "sync_plan" and e["result"] == "not_applied" for e in seats)
+        assert rdb.scard("sg:{technicians}:named") == 0
+        assert seatctl_json("user", "show", "cy", check=EX_OK).out["disabled"] is True
+    finally:
+        rdb.execute_command("ACL", "DELUSER", "partial")
+    res = seatctl_json("sync", "--from", export, "--map", MAP, check=EX_OK)
+    assert res.out["records"] == [] and res.out["named"][0]["assign"] == ["ana", "dee"]
+    assert set(rdb.smembers("sg:{technicians}:named")) == {"ana", "dee"}
 
 
 def test_sync_refuses_more_named_seats_than_bought(seatctl, rdb, redis_server, tmp_path):
