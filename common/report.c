@@ -787,7 +787,10 @@ int sg_report_pool(sg_conn *c, const char *pool, const sg_report_query *q, sg_re
     x.nb = (long)(DAY_MS / x.bs_ms);
     x.day0 = since / DAY_MS;
     x.ndays = (long)((until - 1) / DAY_MS - x.day0 + 1);
-    out->nbuckets = (long)((until - since + x.bs_ms - 1) / x.bs_ms);
+    /* the buckets the range touches (days start on a bucket boundary): a
+     * range that starts or ends inside a bucket counts it, as the figures
+     * that read the buckets do */
+    out->nbuckets = (long)((until + x.bs_ms - 1) / x.bs_ms - since / x.bs_ms);
     out->ndays = (size_t)x.ndays;
     out->days = calloc(out->ndays, sizeof(*out->days));
     if (out->days == NULL)

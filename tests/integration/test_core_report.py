@@ -159,6 +159,13 @@ def test_a_shortage_counts_who_was_refused(seatctl, seatctl_json):
     assert round(r["today"]["denied_share"], 6) == round(1 / 24, 6)
     # no denied time allowed: two seats (two floating cost 4, two named 2)
     assert (r["recommendation"]["named"], r["recommendation"]["floating"]) == (2, 0)
+    # a range from inside one slot to inside another (08:45-10:15) touches
+    # three slots (08, 09, 10), and the share is of those: 1/3 (the count
+    # of slots was the range's length rounded up, 2, and gave 1/2)
+    r = seatctl_json("report", "--pool", P, "--since", "2026-11-03T08:45:00Z",
+                     "--until", "2026-11-03T10:15:00Z", "--denial-budget", "0",
+                     check=EX_OK).out["pools"][0]
+    assert round(r["today"]["denied_share"], 6) == round(1 / 3, 6), r["today"]
 
 
 def test_multiplexing_findings(seatctl, seatctl_json, rdb):
