@@ -141,10 +141,15 @@ static void jdel_ci(json_object *o, const char *k)
 }
 
 /* set o.k, replacing a member of the same name in another case */
+/* set member k, keeping the spelling of a member there already ("title"
+ * stays "title" when a PATCH says "Title") */
 static void jset_ci(json_object *o, const char *k, json_object *v)
 {
+    const char *key = NULL;
+    char *keep = jget_ci(o, k, &key) && key ? strdup(key) : NULL;
     jdel_ci(o, k);
-    json_object_object_add(o, k, v);
+    json_object_object_add(o, keep ? keep : k, v);
+    free(keep);
 }
 
 static json_object *jcopy(json_object *v)

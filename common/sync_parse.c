@@ -443,6 +443,25 @@ int sg_sync_in_list(const char *list, const char *item)
 
 #define SCIM_ENTERPRISE "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 
+/* member k of object o, its name compared without case (RFC 7643 2.1:
+ * attribute names are case-insensitive) */
+static int get_ci(json_object *o, const char *k, json_object **v)
+{
+    *v = NULL;
+    if (o == NULL || !json_object_is_type(o, json_type_object))
+        return 0;
+    if (json_object_object_get_ex(o, k, v))
+        return 1;
+    json_object_object_foreach(o, name, val)
+    {
+        if (strcasecmp(name, k) == 0) {
+            *v = val;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* The string of attribute `name` of a User resource: a core attribute
  * (userName, displayName, title, userType, externalId, ...), an attribute of
  * the enterprise extension (employeeNumber, department, costCenter,
@@ -453,8 +472,8 @@ static int scim_attr(json_object *res, const char *name, char *out, size_t len)
 {
     json_object *v = NULL, *ext = NULL;
     out[0] = '\0';
-    if (strcmp(name, "groups") == 0) {
-        if (!json_object_object_get_ex(res, "groups", &v) || v == NULL)
+    if (strcasecmp(name, "groups") == 0) {
+        if (!get_ci(res, "groups", &v) || v == NULL)
             return 0;
         if (!json_object_is_type(v, json_type_array))
             return -1;
@@ -462,8 +481,8 @@ static int scim_attr(json_object *res, const char *name, char *out, size_t len)
             json_object *g = json_object_array_get_idx(v, i), *d = NULL;
             if (!json_object_is_type(g, json_type_object))
                 return -1;
-            if (!json_object_object_get_ex(g, "display", &d) || !json_object_is_type(d, json_type_string))
-                json_object_object_get_ex(g, "value", &d);
+            if (!get_ci(g, "display", &d) || !json_object_is_type(d, json_type_string))
+                get_ci(g, "value", &d);
             if (d == NULL || !json_object_is_type(d, json_type_string))
                 return -1;
             size_t k = strlen(out);
@@ -474,10 +493,8 @@ static int scim_attr(json_object *res, const char *name, char *out, size_t len)
         }
         return 0;
     }
-    if (!json_object_object_get_ex(res, name, &v) &&
-        json_object_object_get_ex(res, SCIM_ENTERPRISE, &ext) &&
-        json_object_is_type(ext, json_type_object))
-        json_object_object_get_ex(ext, name, &v);
+    if (!get_ci(res, name, &v) && get_ci(res, SCIM_ENTERPRISE, &ext))
+        get_ci(ext, name, &v);
     if (v == NULL)
         return 0;
     if (!json_object_is_type(v, json_type_string))
@@ -496,7 +513,7 @@ int sg_sync_scim_person(const sg_sync_map *m, json_object *res, long no, sg_sync
     json_object *x = NULL;
     if (!json_object_is_type(res, json_type_object))
         return seterr(err, errlen, -1, "resource %ld: not a JSON object", no);
-    if (!json_object_object_get_ex(res, "userName", &x) || !json_object_is_type(x, json_type_string))
+    if (!get_ci(res, "userName", &x) || !json_object_is_type(x, json_type_string))
         return seterr(err, errlen, -1, "resource %ld, field userName: missing or not a string",
                       no);
     if (sg_valid_ident(json_object_get_string(x), e, sizeof(e)) != 0)
@@ -504,7 +521,7 @@ int sg_sync_scim_person(const sg_sync_map *m, json_object *res, long no, sg_sync
     snprintf(p->user, sizeof(p->user), "%s", json_object_get_string(x));
     p->line = no;
     p->active = 1;
-    if (json_object_object_get_ex(res, "active", &x) && x != NULL) {
+    if (get_ci(res, "active", &x) && x != NULL) {
         if (!json_object_is_type(x, json_type_boolean))
             return seterr(err, errlen, -1, "resource %ld, field active: not true or false", no);
         p->active = json_object_get_boolean(x);

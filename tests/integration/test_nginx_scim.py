@@ -580,3 +580,22 @@ def test_an_attribute_too_long_to_read_whole_is_refused(scim, rdb):
     assert "groups" in e["detail"] and "longer than" in e["detail"], e
     assert helpers.db_snapshot(rdb) == before
     check_list(c.find("longtitle"), 0)
+
+
+def test_attribute_names_are_case_insensitive(scim, rdb):
+    """RFC 7643 2.1: "Title" is title. A POST that spells it so, and a PATCH
+    without a path that does, reach the map (the rule on job titles), and
+    the stored resource keeps one spelling."""
+    c = scim
+    body = okta_user("casey", "x")
+    del body["title"]
+    body["Title"] = "ITSM-L3"
+    uid = check_user(c.post(body), 201, c.base, "casey")["id"]
+    assert record(rdb, "casey") == (False, False, ["senior", "technicians"])
+    assert "casey" in named(rdb)
+    u = check_user(c.patch(uid, [{"op": "replace", "value": {"TITLE": "ITSM-L1"}}]), 200,
+                   c.base, "casey")
+    assert record(rdb, "casey") == (False, False, ["technicians"])
+    assert "casey" not in named(rdb)
+    titles = [k for k in u if k.lower() == "title"]
+    assert titles == ["Title"] and u["Title"] == "ITSM-L1", u
