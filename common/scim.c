@@ -141,15 +141,10 @@ static void jdel_ci(json_object *o, const char *k)
 }
 
 /* set o.k, replacing a member of the same name in another case */
-/* set member k, keeping the spelling of a member there already ("title"
- * stays "title" when a PATCH says "Title") */
 static void jset_ci(json_object *o, const char *k, json_object *v)
 {
-    const char *key = NULL;
-    char *keep = jget_ci(o, k, &key) && key ? strdup(key) : NULL;
     jdel_ci(o, k);
-    json_object_object_add(o, keep ? keep : k, v);
-    free(keep);
+    json_object_object_add(o, k, v);
 }
 
 static json_object *jcopy(json_object *v)
@@ -645,6 +640,25 @@ static int normalize_active(json_object *res)
     return -1;
 }
 
+/* The attributes of RFC 7643 (User, and the enterprise extension) under
+ * their own spelling: names are case-insensitive (2.1), so "Title" or a
+ * PATCH's "TITLE" is stored as "title", where the map and clients look. */
+static void canon_names(json_object *o)
+{
+    static const char *const names[] = {
+        "schemas", "id", "externalId", "meta", "userName", "name", "displayName", "nickName",
+        "profileUrl", "title", "userType", "preferredLanguage", "locale", "timezone", "active",
+        "password", "emails", "phoneNumbers", "ims", "photos", "addresses", "groups",
+        "entitlements", "roles", "x509Certificates", "employeeNumber", "costCenter",
+        "organization", "division", "department", "manager", SCIM_ENT};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        const char *key = NULL;
+        json_object *v = jget_ci(o, names[i], &key);
+        if (v && key && strcmp(key, names[i]) != 0)
+            jset_ci(o, names[i], json_object_get(v));
+    }
+}
+
 /* A resource the client sent or patched, made whole: it is checked (400
  * answered on error), its userName, externalId and active read, meta set.
  * created: the first creation time (ms), 0 for now. */
@@ -660,6 +674,10 @@ static int finish_resource(sg_scim *s, long long created_ms, const char *created
         answer_error(s, 400, "invalidSyntax", "schemas must list %s", SCIM_USER);
         return -1;
     }
+    canon_names(res);
+    json_object *ent0 = jget(res, SCIM_ENT);
+    if (ent0 && json_object_is_type(ent0, json_type_object))
+        canon_names(ent0);
     const char *key = NULL;
     json_object *un = jget_ci(res, "userName", &key);
     if (un == NULL || !json_object_is_type(un, json_type_string)) {
