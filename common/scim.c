@@ -39,6 +39,7 @@ enum {
     ST_PUT,      /* resource, record and change log, atomically */
     ST_WATCH,    /* the groups each pool watches */
     ST_APPLY,    /* the record into the pools it matters to */
+    ST_ROLLBACK, /* the seats given or taken go back: the change was refused */
     ST_DONE
 };
 
@@ -75,6 +76,11 @@ struct sg_scim {
     size_t nmpools;
     int *gave, *took, *took_old; /* per map pool: this request changed it */
     char refused[SG_ERR_MAX];
+    /* the answer of a change refused after its seats changed, given once
+     * they are back (ST_ROLLBACK); rollback_bad: some could not be */
+    int pend_status, rollback_bad;
+    const char *pend_type;
+    char pend_detail[1024];
     /* the records the put changed, the pools, what each watches */
     scim_change *changes;
     size_t nchanges;
@@ -1451,11 +1457,70 @@ static void after_assign(sg_scim *s)
         answer_error(s, 409, NULL, "%s; nothing was changed", s->refused);
 }
 
+/* A change refused after this request gave or took named seats (the put
+ * found the User gone or its userName taken, or other requests kept
+ * changing it): the seats go back first, then the refusal is answered, so a
+ * refused request changes nothing. refuse() keeps the answer; the rollback
+ * starts from sg_scim_step, once the batch that refused is done with. */
+static void refuse(sg_scim *s, int status, const char *scim_type, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void refuse(sg_scim *s, int status, const char *scim_type, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->pend_detail, sizeof(s->pend_detail), fmt, ap);
+    va_end(ap);
+    s->pend_status = status;
+    s->pend_type = scim_type;
+}
+
+static void start_rollback(sg_scim *s)
+{
+    s->stage = ST_ROLLBACK;
+    for (size_t i = 0; s->gave && i < s->nmpools; i++) {
+        /* tag: pool * 4 + what (0 give back, 1 take again, 2 the old name's) */
+        if ((s->gave[i] && seat_cmd(s, i, "unassign", s->user, (int)i * 4) != 0) ||
+            (s->took[i] && seat_cmd(s, i, "assign", s->user, (int)i * 4 + 1) != 0) ||
+            (s->took_old[i] && seat_cmd(s, i, "assign", s->old_user, (int)i * 4 + 2) != 0))
+            return;
+    }
+    if (s->ncmds == 0)
+        answer_error(s, s->pend_status, s->pend_type, "%s", s->pend_detail);
+}
+
+static void on_rollback(sg_scim *s, const scim_cmd *c, const redisReply *r)
+{
+    size_t i = (size_t)c->tag / 4;
+    if (i >= s->nmpools || strcmp(rfield(r, "status"), "ok") != 0) {
+        s->rollback_bad = 1;
+        return;
+    }
+    if (sg_reply_ll(r, "changed") > 0) {
+        if (c->tag % 4 == 0)
+            s->gave[i] = 0;
+        else if (c->tag % 4 == 1)
+            s->took[i] = 0;
+        else
+            s->took_old[i] = 0;
+    }
+}
+
+static void after_rollback(sg_scim *s)
+{
+    if (s->rollback_bad)
+        snprintf(s->log, sizeof(s->log), "putting back the named seats of a refused change "
+                 "failed; the next change of the User or seatctl sync mends them");
+    answer_error(s, s->pend_status, s->pend_type, "%s%s", s->pend_detail,
+                 s->rollback_bad ? "; the named seats it had changed could not all be put "
+                                   "back (the next change mends them)"
+                                 : "");
+}
+
 static void on_put(sg_scim *s, const redisReply *r)
 {
     const char *st = rfield(r, "status");
     if (strcmp(st, "missing") == 0) {
-        answer_error(s, 404, NULL, "no User %s", s->id);
+        refuse(s, 404, NULL, "no User %s", s->id);
         return;
     }
     if (strcmp(st, "retry") == 0) {
@@ -1463,7 +1528,7 @@ static void on_put(sg_scim *s, const redisReply *r)
         return;
     }
     if (strcmp(st, "conflict") == 0) {
-        answer_error(s, 409, "uniqueness", "userName %s is taken", s->user);
+        refuse(s, 409, "uniqueness", "userName %s is taken", s->user);
         return;
     }
     if (strcmp(st, "ok") != 0) {
@@ -1556,8 +1621,9 @@ static void queue_get(sg_scim *s)
 static void restart(sg_scim *s)
 {
     if (++s->retries > 3) {
-        answer_error(s, 409, NULL, "User %s was changed by other requests meanwhile; "
-                     "try again", s->id);
+        refuse(s, 409, NULL, "User %s was changed by other requests meanwhile; try again",
+               s->id);
+        start_rollback(s);
         return;
     }
     if (s->res)
@@ -1777,6 +1843,9 @@ void sg_scim_reply(sg_scim *s, int i, const struct redisReply *r)
     case ST_WATCH:
         on_watch(s, c, r);
         break;
+    case ST_ROLLBACK:
+        on_rollback(s, c, r);
+        break;
     default:
         break;
     }
@@ -1819,6 +1888,15 @@ int sg_scim_step(sg_scim *s)
     }
     int stage = s->stage;
     free_cmds(s);
+    if (stage == ST_ROLLBACK) { /* the refusal, whatever the rollback met */
+        s->rollback_bad |= s->failed || s->redis_err[0];
+        after_rollback(s);
+        return 0;
+    }
+    if (s->pend_status && !s->failed && !s->redis_err[0]) { /* refused by the put */
+        start_rollback(s);
+        return s->stage == ST_DONE ? 0 : (int)s->ncmds;
+    }
     if (s->failed || s->redis_err[0]) {
         if (stage == ST_WATCH || stage == ST_APPLY) {
             /* the resource, record and seats are in place; a pool that did
