@@ -68,6 +68,7 @@ ngx_int_t
 ngx_http_seatgate_scim_handler(ngx_http_request_t *r)
 {
     ngx_int_t                       rc;
+    ngx_http_core_loc_conf_t       *clcf;
     ngx_http_seatgate_loc_conf_t   *slcf;
 
     slcf = ngx_http_get_module_loc_conf(r, ngx_http_seatgate_module);
@@ -87,6 +88,26 @@ ngx_http_seatgate_scim_handler(ngx_http_request_t *r)
                                             ? "a bearer token is required"
                                             : "the bearer token is not valid");
     }
+
+    /* the body is read from memory only: one that would not fit in
+     * client_body_buffer_size would go to a temporary file, and reading it
+     * back would block the worker */
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (r->headers_in.content_length_n > (off_t) clcf->client_body_buffer_size) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "seatgate: SCIM body of %O bytes refused: larger than "
+                      "client_body_buffer_size (%uz)",
+                      r->headers_in.content_length_n,
+                      clcf->client_body_buffer_size);
+        return ngx_http_seatgate_scim_error(r,
+                   NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                   "the body is larger than this endpoint reads "
+                   "(client_body_buffer_size)");
+    }
+
+    r->request_body_in_single_buf = 1;
 
     rc = ngx_http_read_client_request_body(r, ngx_http_seatgate_scim_body);
 
@@ -192,7 +213,6 @@ ngx_http_seatgate_scim_body(ngx_http_request_t *r)
 {
     u_char                         *body, *p;
     size_t                          len;
-    ssize_t                         n;
     ngx_buf_t                      *b;
     ngx_str_t                       base;
     ngx_chain_t                    *cl;
@@ -206,7 +226,8 @@ ngx_http_seatgate_scim_body(ngx_http_request_t *r)
 
     slcf = ngx_http_get_module_loc_conf(r, ngx_http_seatgate_module);
 
-    /* the body, from memory or the temporary file */
+    /* the body, from memory (a chunked body that went to a temporary file
+     * is refused, as one announced too large is by the handler) */
 
     len = 0;
 
@@ -233,20 +254,19 @@ ngx_http_seatgate_scim_body(ngx_http_request_t *r)
             continue;
         }
 
-        if (ngx_buf_in_memory(b)) {
-            p = ngx_cpymem(p, b->pos, b->last - b->pos);
-            continue;
-        }
-
-        n = ngx_read_file(b->file, p, b->file_last - b->file_pos,
-                          b->file_pos);
-
-        if (n != b->file_last - b->file_pos) {
-            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        if (!ngx_buf_in_memory(b)) {
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "seatgate: SCIM body refused: larger than "
+                          "client_body_buffer_size");
+            ngx_http_finalize_request(r,
+                ngx_http_seatgate_scim_error(r,
+                    NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                    "the body is larger than this endpoint reads "
+                    "(client_body_buffer_size)"));
             return;
         }
 
-        p += n;
+        p = ngx_cpymem(p, b->pos, b->last - b->pos);
     }
 
     *p = '\0';

@@ -34,6 +34,7 @@ SCIM_SERVER = """
 server {
     listen 127.0.0.1:{port};
     location /scim/v2/ {
+        client_body_buffer_size 16k;
         seatgate_scim map=%(map)s token_file=%(token)s name=okta timeout=5s;
     }
 }
@@ -599,3 +600,27 @@ def test_attribute_names_are_case_insensitive(scim, rdb):
     assert "casey" not in named(rdb)
     titles = [k for k in u if k.lower() == "title"]
     assert titles == ["title"] and u["title"] == "ITSM-L1", u   # stored as RFC 7643 spells it
+
+
+def test_a_body_larger_than_the_buffer_is_refused_not_read_from_disk(scim, rdb):
+    """The endpoint reads bodies from memory only (reading a temporary file
+    back would block the worker): a body over client_body_buffer_size (16k
+    here) is 413, announced or chunked, and changes nothing."""
+    c = scim
+    before = helpers.db_snapshot(rdb)
+    big = okta_user("bigbody", "ITSM-L1")
+    big["nickName"] = "n" * 20000
+    r = c.post(big)
+    e = check_error(r, 413)
+    assert "client_body_buffer_size" in e["detail"], e
+    data = json.dumps(big).encode()
+    chunks = iter([data[i:i + 4096] for i in range(0, len(data), 4096)])
+    r = requests.post(c.base + "/Users", data=chunks, timeout=10,
+                      headers={"Authorization": "Bearer " + TOKEN,
+                               "Content-Type": "application/scim+json"})
+    check_error(r, 413)
+    assert helpers.db_snapshot(rdb) == before
+    # a body that fits is read as before
+    small = okta_user("smallbody", "ITSM-L1")
+    small["nickName"] = "n" * 8000
+    check_user(c.post(small), 201, c.base, "smallbody")
