@@ -53,7 +53,6 @@ int cmd_explain(opts_t *o, sg_conn *c);
 /* cli/seatctl_audit.c */
 int cmd_audit(opts_t *o, sg_conn *c);
 /* the value of field name of an audit entry, "" when absent */
-const char *audit_field(const sg_audit_entry *e, const char *name);
 /* cli/seatctl_report.c */
 int cmd_report(opts_t *o, sg_conn *c);
 /* cli/seatctl_sync.c */

@@ -19,26 +19,18 @@ struct audit_out {
     long n;
 };
 
-const char *audit_field(const sg_audit_entry *e, const char *name)
-{
-    for (int i = 0; i < e->nfields; i++)
-        if (strcmp(e->name[i], name) == 0)
-            return e->value[i];
-    return "";
-}
-
 static int audit_entry(void *ud, const sg_audit_entry *e)
 {
     struct audit_out *ao = ud;
     char tw[40], ta[40], ts[40] = "";
     sg_fmt_rfc3339(strtoll(e->id, NULL, 10), tw, sizeof(tw));
     sg_fmt_rfc3339(e->at_ms, ta, sizeof(ta));
-    const char *since = audit_field(e, "since");
+    const char *since = sg_audit_field(e, "since");
     if (*since)
         sg_fmt_rfc3339(strtoll(since, NULL, 10), ts, sizeof(ts));
     const char *vals[NCOLUMNS];
     for (size_t i = 0; i < NCOLUMNS; i++)
-        vals[i] = audit_field(e, columns[i]);
+        vals[i] = sg_audit_field(e, columns[i]);
     vals[0] = tw;
     vals[1] = ta;
     vals[2] = e->pool;

@@ -162,58 +162,25 @@ int cmd_doctor(opts_t *o, sg_conn *c)
 
 /* ---- explain: why this person has what they have ------------------------------ */
 
-#define EXPLAIN_LAST 10
-
-struct explain {
-    json_object *sync;     /* the last sync entries: the record, each named seat */
-    json_object *last;     /* the last decisions (a ring of EXPLAIN_LAST) */
-    size_t nlast;
-};
-
-static json_object *entry_json(const sg_audit_entry *e)
+static json_object *event_json(const sg_explain_event *ev)
 {
-    static const char *const keep[] = {"ev",     "pool",   "user", "obo",    "via",   "host",
-                                       "result", "reason", "seat", "by",     "before", "after"};
     char t[40];
     json_object *o = json_object_new_object();
-    sg_fmt_rfc3339(e->at_ms, t, sizeof(t));
+    sg_fmt_rfc3339(ev->at_ms, t, sizeof(t));
     json_object_object_add(o, "at", json_object_new_string(t));
-    for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
-        const char *v = strcmp(keep[i], "pool") == 0 ? e->pool : audit_field(e, keep[i]);
-        if (v && *v)
-            json_object_object_add(o, keep[i], json_object_new_string(v));
-    }
+    for (int i = 0; i < SG_EXPLAIN_KEEP; i++)
+        if (ev->field[i] && ev->field[i][0])
+            json_object_object_add(o, sg_explain_fields[i], json_object_new_string(ev->field[i]));
     return o;
 }
 
-static int explain_entry(void *ud, const sg_audit_entry *e)
+static void print_change(const char *what, const sg_explain_event *ev)
 {
-    struct explain *x = ud;
-    const char *ev = audit_field(e, "ev");
-    if (strcmp(ev, "sync") == 0 || strcmp(ev, "scim") == 0) { /* a file, or live SCIM */
-        /* the latest of each: the record, and each pool's named seat */
-        const char *after = audit_field(e, "after"), *before = audit_field(e, "before");
-        char key[SG_POOL_MAX + 32];
-        const char *seat = strncmp(after, "named seat of ", 14) == 0    ? after + 14
-                           : strncmp(before, "named seat of ", 14) == 0 ? before + 14
-                                                                          : NULL;
-        snprintf(key, sizeof(key), "%s%s", seat ? "named:" : "record", seat ? seat : "");
-        json_object_object_add(x->sync, key, entry_json(e));
-        return 0;
-    }
-    static const char *const decisions[] = {"grant", "join",   "deny",    "deny_repeat",
-                                            "expire", "release", "revoke", "convert",
-                                            "assign", "unassign", "user_set", "mux_finding"};
-    for (size_t i = 0; i < sizeof(decisions) / sizeof(decisions[0]); i++)
-        if (strcmp(ev, decisions[i]) == 0) {
-            if (x->nlast == EXPLAIN_LAST)
-                json_object_array_del_idx(x->last, 0, 1);
-            else
-                x->nlast++;
-            json_object_array_add(x->last, entry_json(e));
-            break;
-        }
-    return 0;
+    char t[40];
+    sg_fmt_rfc3339(ev->at_ms, t, sizeof(t));
+    const char *by = sg_explain_field(ev, "by"), *rules = sg_explain_field(ev, "reason");
+    printf("%s %s at %s by %s, rules %s", what, sg_explain_field(ev, "ev"), t, by[0] ? by : "?",
+           rules[0] ? rules : "?");
 }
 
 int cmd_explain(opts_t *o, sg_conn *c)
@@ -222,88 +189,74 @@ int cmd_explain(opts_t *o, sg_conn *c)
     const char *user = o->pos[0];
     if (sg_valid_ident(user, err, sizeof(err)) != 0)
         die_usage("user: %s", err);
-    sg_user_info u;
-    int rc = sg_user_get(c, user, &u, err, sizeof(err));
+    sg_explain x;
+    int rc = sg_explain_get(c, user, &x, err, sizeof(err));
     if (rc != SG_OK)
         return report_err(rc, err);
-    struct explain x = {json_object_new_object(), json_object_new_array(), 0};
-    sg_audit_query q = {.user = user};
-    rc = sg_audit_read(c, &q, explain_entry, &x, err, sizeof(err));
-    if (rc != SG_OK) {
-        json_object_put(x.sync);
-        json_object_put(x.last);
-        sg_user_info_free(&u);
-        return report_err(rc, err);
-    }
-    json_object *j = user_json(&u);
-    json_object_object_add(j, "groups", json_object_new_string(u.groups));
-    json_object *rec = NULL;
-    json_object_object_get_ex(x.sync, "record", &rec);
-    json_object_object_add(j, "record_from_sync", rec ? json_object_get(rec) : NULL);
-    json_object *pools = json_object_new_array();
-    for (size_t i = 0; i < u.npools; i++) {
-        const sg_user_pool *p = &u.pools[i];
-        if (!p->named && !p->lease_ms && !p->sessions)
-            continue;
-        json_object *po = json_object_new_object();
-        json_object_object_add(po, "pool", json_object_new_string(p->pool));
-        json_object_object_add(po, "seat", json_object_new_string(p->named ? "named"
-                                                                  : p->lease_ms ? "floating"
-                                                                                : "none"));
-        json_object_object_add(po, "sessions", json_object_new_int64(p->sessions));
-        char key[SG_POOL_MAX + 16];
-        snprintf(key, sizeof(key), "named:%s", p->pool);
-        json_object *why = NULL;
-        if (p->named && json_object_object_get_ex(x.sync, key, &why))
-            json_object_object_add(po, "given_by_sync", json_object_get(why));
-        json_object_array_add(pools, po);
-    }
-    json_object_object_add(j, "holds", pools);
-    json_object_object_add(j, "last", json_object_get(x.last));
+    const sg_user_info *u = &x.user;
     if (json_out) {
+        json_object *j = user_json(u);
+        json_object_object_add(j, "groups", json_object_new_string(u->groups));
+        json_object_object_add(j, "record_from_sync",
+                               x.record.at_ms ? event_json(&x.record) : NULL);
+        json_object *pools = json_object_new_array();
+        for (size_t i = 0; i < u->npools; i++) {
+            const sg_user_pool *p = &u->pools[i];
+            if (!p->named && !p->lease_ms && !p->sessions)
+                continue;
+            json_object *po = json_object_new_object();
+            json_object_object_add(po, "pool", json_object_new_string(p->pool));
+            json_object_object_add(po, "seat",
+                                   json_object_new_string(p->named      ? "named"
+                                                          : p->lease_ms ? "floating"
+                                                                        : "none"));
+            json_object_object_add(po, "sessions", json_object_new_int64(p->sessions));
+            if (p->named && x.named[i].at_ms)
+                json_object_object_add(po, "given_by_sync", event_json(&x.named[i]));
+            json_object_array_add(pools, po);
+        }
+        json_object_object_add(j, "holds", pools);
+        json_object *last = json_object_new_array();
+        for (size_t i = 0; i < x.nlast; i++)
+            json_object_array_add(last, event_json(&x.last[i]));
+        json_object_object_add(j, "last", last);
         print_json(j);
     } else {
-        printf("%s: %s%s, groups %s\n", u.user, u.disabled ? "disabled" : "enabled",
-               u.service ? ", service account" : "", u.groups[0] ? u.groups : "-");
-        if (rec) {
-            json_object *v;
-            printf("  record from %s at %s by %s, rules %s\n",
-                   json_object_object_get_ex(rec, "ev", &v) ? json_object_get_string(v) : "sync",
-                   json_object_object_get_ex(rec, "at", &v) ? json_object_get_string(v) : "?",
-                   json_object_object_get_ex(rec, "by", &v) ? json_object_get_string(v) : "?",
-                   json_object_object_get_ex(rec, "reason", &v) ? json_object_get_string(v) : "?");
+        printf("%s: %s%s, groups %s\n", u->user, u->disabled ? "disabled" : "enabled",
+               u->service ? ", service account" : "", u->groups[0] ? u->groups : "-");
+        if (x.record.at_ms) {
+            print_change("  record from", &x.record);
+            putchar('\n');
         } else {
             printf("  record set by hand (no sync changed it)\n");
         }
-        size_t np = json_object_array_length(pools);
+        size_t np = 0;
+        for (size_t i = 0; i < u->npools; i++)
+            np += u->pools[i].named || u->pools[i].lease_ms || u->pools[i].sessions;
         printf("holds: %s\n", np ? "" : "nothing");
-        for (size_t i = 0; i < np; i++) {
-            json_object *po = json_object_array_get_idx(pools, i), *v, *why;
-            printf("  %-20s %-9s", json_object_get_string(json_object_object_get(po, "pool")),
-                   json_object_get_string(json_object_object_get(po, "seat")));
-            if (json_object_object_get_ex(po, "given_by_sync", &why))
-                printf(" given by %s at %s, rules %s",
-                       json_object_object_get_ex(why, "ev", &v) ? json_object_get_string(v)
-                                                                 : "sync",
-                       json_object_object_get_ex(why, "at", &v) ? json_object_get_string(v) : "?",
-                       json_object_object_get_ex(why, "reason", &v) ? json_object_get_string(v)
-                                                                    : "?");
+        for (size_t i = 0; i < u->npools; i++) {
+            const sg_user_pool *p = &u->pools[i];
+            if (!p->named && !p->lease_ms && !p->sessions)
+                continue;
+            printf("  %-20s %-9s", p->pool, p->named ? "named" : p->lease_ms ? "floating" : "none");
+            if (p->named && x.named[i].at_ms)
+                print_change(" given by", &x.named[i]);
             putchar('\n');
         }
         printf("last events (%zu):\n", x.nlast);
         for (size_t i = 0; i < x.nlast; i++) {
-            json_object *e = json_object_array_get_idx(x.last, i), *v;
-            printf("  %s", json_object_get_string(json_object_object_get(e, "at")));
+            char t[40];
+            sg_fmt_rfc3339(x.last[i].at_ms, t, sizeof(t));
+            printf("  %s", t);
             static const char *const show[] = {"pool", "ev", "result", "reason", "via"};
-            for (size_t k = 0; k < sizeof(show) / sizeof(show[0]); k++)
-                if (json_object_object_get_ex(e, show[k], &v))
-                    printf(" %s", json_object_get_string(v));
+            for (size_t k = 0; k < sizeof(show) / sizeof(show[0]); k++) {
+                const char *v = sg_explain_field(&x.last[i], show[k]);
+                if (v[0])
+                    printf(" %s", v);
+            }
             putchar('\n');
         }
-        json_object_put(j);
     }
-    json_object_put(x.sync);
-    json_object_put(x.last);
-    sg_user_info_free(&u);
+    sg_explain_free(&x);
     return EX_OK;
 }

@@ -268,3 +268,121 @@ int sg_audit_read(sg_conn *c, const sg_audit_query *q, sg_audit_fn fn, void *ud,
     free(s);
     return rc;
 }
+
+const char *sg_audit_field(const sg_audit_entry *e, const char *name)
+{
+    for (int i = 0; i < e->nfields; i++)
+        if (strcmp(e->name[i], name) == 0)
+            return e->value[i];
+    return "";
+}
+
+/* ---- explain ------------------------------------------------------------------- */
+
+const char *const sg_explain_fields[SG_EXPLAIN_KEEP] = {
+    "ev", "pool", "user", "obo", "via", "host", "result", "reason", "seat", "by", "before",
+    "after"};
+
+/* the events that say what happened to a person's seats and record */
+static const char *const explain_events[] = {"grant",  "join",    "deny",   "deny_repeat",
+                                             "expire", "release", "revoke", "convert",
+                                             "assign", "unassign", "user_set", "mux_finding"};
+
+static void event_clear(sg_explain_event *ev)
+{
+    for (int i = 0; i < SG_EXPLAIN_KEEP; i++)
+        free(ev->field[i]);
+    memset(ev, 0, sizeof(*ev));
+}
+
+static int event_set(sg_explain_event *ev, const sg_audit_entry *e)
+{
+    event_clear(ev);
+    ev->at_ms = e->at_ms;
+    for (int i = 0; i < SG_EXPLAIN_KEEP; i++) {
+        const char *v = i == 1 ? (e->pool ? e->pool : "") : sg_audit_field(e, sg_explain_fields[i]);
+        if ((ev->field[i] = strdup(v)) == NULL)
+            return -1;
+    }
+    return 0;
+}
+
+const char *sg_explain_field(const sg_explain_event *ev, const char *name)
+{
+    for (int i = 0; i < SG_EXPLAIN_KEEP; i++)
+        if (strcmp(sg_explain_fields[i], name) == 0)
+            return ev->field[i] ? ev->field[i] : "";
+    return "";
+}
+
+struct explain_scan {
+    sg_explain *x;
+    int oom;
+};
+
+static int explain_entry(void *ud, const sg_audit_entry *e)
+{
+    struct explain_scan *sc = ud;
+    sg_explain *x = sc->x;
+    const char *ev = sg_audit_field(e, "ev");
+    if (strcmp(ev, "sync") == 0 || strcmp(ev, "scim") == 0) { /* a file, or live SCIM */
+        /* the latest of each: the record, and each pool's named seat */
+        const char *after = sg_audit_field(e, "after"), *before = sg_audit_field(e, "before");
+        const char *seat = strncmp(after, "named seat of ", 14) == 0    ? after + 14
+                           : strncmp(before, "named seat of ", 14) == 0 ? before + 14
+                                                                          : NULL;
+        if (seat == NULL) {
+            sc->oom |= event_set(&x->record, e);
+            return 0;
+        }
+        for (size_t i = 0; i < x->user.npools; i++)
+            if (strcmp(x->user.pools[i].pool, seat) == 0)
+                sc->oom |= event_set(&x->named[i], e);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(explain_events) / sizeof(explain_events[0]); i++)
+        if (strcmp(ev, explain_events[i]) == 0) {
+            if (x->nlast == SG_EXPLAIN_LAST) { /* a ring: the oldest goes */
+                event_clear(&x->last[0]);
+                memmove(&x->last[0], &x->last[1], sizeof(x->last[0]) * (SG_EXPLAIN_LAST - 1));
+                memset(&x->last[SG_EXPLAIN_LAST - 1], 0, sizeof(x->last[0]));
+                x->nlast--;
+            }
+            sc->oom |= event_set(&x->last[x->nlast++], e);
+            break;
+        }
+    return 0;
+}
+
+int sg_explain_get(sg_conn *c, const char *user, sg_explain *x, char *err, size_t errlen)
+{
+    memset(x, 0, sizeof(*x));
+    int rc = sg_user_get(c, user, &x->user, err, errlen);
+    if (rc != SG_OK)
+        return rc;
+    x->named = calloc(x->user.npools + 1, sizeof(*x->named));
+    if (x->named == NULL) {
+        sg_explain_free(x);
+        return seterr(err, errlen, SG_EBACKEND, "out of memory");
+    }
+    struct explain_scan sc = {x, 0};
+    sg_audit_query q = {.user = user};
+    rc = sg_audit_read(c, &q, explain_entry, &sc, err, errlen);
+    if (rc == SG_OK && sc.oom)
+        rc = seterr(err, errlen, SG_EBACKEND, "out of memory");
+    if (rc != SG_OK)
+        sg_explain_free(x);
+    return rc;
+}
+
+void sg_explain_free(sg_explain *x)
+{
+    event_clear(&x->record);
+    for (size_t i = 0; x->named && i < x->user.npools; i++)
+        event_clear(&x->named[i]);
+    free(x->named);
+    for (size_t i = 0; i < x->nlast; i++)
+        event_clear(&x->last[i]);
+    sg_user_info_free(&x->user);
+    memset(x, 0, sizeof(*x));
+}

@@ -628,29 +628,86 @@ static redisContext *node_ctx(sg_conn *c, int i, char *err, size_t errlen)
     return ctx;
 }
 
+int sg_cluster_redirect(const char *msg, int *ask, int *slot, char *host, size_t hostlen,
+                        int *port)
+{
+    if (msg == NULL)
+        return -1;
+    if (strncmp(msg, "ASK ", 4) == 0)
+        *ask = 1;
+    else if (strncmp(msg, "MOVED ", 6) == 0)
+        *ask = 0;
+    else
+        return -1;
+    const char *sp = strchr(msg, ' ');
+    char *end;
+    long sl = strtol(sp + 1, &end, 10), pt;
+    if (end == sp + 1 || *end != ' ' || sl < 0 || sl >= CLUSTER_SLOTS)
+        return -1;
+    const char *addr = end + 1, *colon = strrchr(addr, ':');
+    if (colon == NULL || colon == addr || (size_t)(colon - addr) >= hostlen)
+        return -1; /* an empty host: a node that does not know its own address */
+    if (sg_parse_long(colon + 1, 1, 65535, &pt) != 0)
+        return -1;
+    snprintf(host, hostlen, "%.*s", (int)(colon - addr), addr);
+    *slot = (int)sl;
+    *port = (int)pt;
+    return 0;
+}
+
+int sg_cluster_slots_each(const redisReply *r, sg_slots_fn fn, void *ud)
+{
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements == 0)
+        return -1;
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
+            e->element[0]->type != REDIS_REPLY_INTEGER ||
+            e->element[1]->type != REDIS_REPLY_INTEGER ||
+            e->element[2]->type != REDIS_REPLY_ARRAY || e->element[2]->elements < 2)
+            continue;
+        const redisReply *m = e->element[2];
+        if (m->element[0]->type != REDIS_REPLY_STRING ||
+            m->element[1]->type != REDIS_REPLY_INTEGER || m->element[1]->integer < 1 ||
+            m->element[1]->integer > 65535)
+            continue;
+        long long lo = e->element[0]->integer, hi = e->element[1]->integer;
+        if (lo < 0)
+            lo = 0;
+        if (hi >= CLUSTER_SLOTS)
+            hi = CLUSTER_SLOTS - 1;
+        if (lo > hi)
+            continue;
+        fn(ud, (int)lo, (int)hi, m->element[0]->str, m->element[0]->len,
+           (int)m->element[1]->integer);
+    }
+    return 0;
+}
+
 /* "MOVED 3999 127.0.0.1:6381" / "ASK ...": slot and node, or -1 */
 static int parse_redirect(cluster_t *cl, const char *msg, int *slot, int *node)
 {
     char host[256];
-    long sl, port;
-    const char *sp = strchr(msg, ' ');
-    if (sp == NULL)
+    int ask, port;
+    if (sg_cluster_redirect(msg, &ask, slot, host, sizeof(host), &port) != 0)
         return -1;
-    char *end;
-    sl = strtol(sp + 1, &end, 10);
-    if (*end != ' ' || sl < 0 || sl >= CLUSTER_SLOTS)
-        return -1;
-    const char *addr = end + 1, *colon = strrchr(addr, ':');
-    if (colon == NULL || (size_t)(colon - addr) >= sizeof(host))
-        return -1;
-    snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
-    if (sg_parse_long(colon + 1, 1, 65535, &port) != 0)
-        return -1;
-    if (host[0] == '\0') /* a node that does not know its own address */
-        return -1;
-    *slot = (int)sl;
-    *node = node_index(cl, host, (int)port);
+    *node = node_index(cl, host, port);
     return *node < 0 ? -1 : 0;
+}
+
+struct slots_into {
+    cluster_t *cl;
+    const char *asked; /* the node that answered: an empty address is it */
+};
+
+static void slots_into(void *ud, int lo, int hi, const char *host, size_t hostlen, int port)
+{
+    struct slots_into *si = ud;
+    char h[256];
+    snprintf(h, sizeof(h), "%.*s", (int)hostlen, host);
+    int n = node_index(si->cl, hostlen ? h : si->asked, port);
+    for (int s2 = lo; n >= 0 && s2 <= hi; s2++)
+        si->cl->slots[s2] = (short)n;
 }
 
 /* Read the slot map from any node that answers (the known nodes, then the
@@ -677,25 +734,10 @@ static int refresh_slots(sg_conn *c, char *err, size_t errlen)
         }
         for (int i = 0; i < CLUSTER_SLOTS; i++)
             cl->slots[i] = -1;
-        for (size_t i = 0; i < r->elements; i++) {
-            redisReply *e = r->element[i];
-            if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
-                e->element[0]->type != REDIS_REPLY_INTEGER ||
-                e->element[1]->type != REDIS_REPLY_INTEGER ||
-                e->element[2]->type != REDIS_REPLY_ARRAY || e->element[2]->elements < 2)
-                continue;
-            redisReply *m = e->element[2];
-            if (m->element[0]->type != REDIS_REPLY_STRING ||
-                m->element[1]->type != REDIS_REPLY_INTEGER)
-                continue;
-            /* an empty address: the node asked */
-            const char *host = m->element[0]->len ? m->element[0]->str : cl->nodes[k].host;
-            int n = node_index(cl, host, (int)m->element[1]->integer);
-            long long lo = e->element[0]->integer, hi = e->element[1]->integer;
-            for (long long s2 = lo; n >= 0 && s2 <= hi && s2 < CLUSTER_SLOTS; s2++)
-                if (s2 >= 0)
-                    cl->slots[s2] = (short)n;
-        }
+        char asked[256];
+        snprintf(asked, sizeof(asked), "%s", cl->nodes[k].host);
+        struct slots_into si = {cl, asked};
+        sg_cluster_slots_each(r, slots_into, &si);
         freeReplyObject(r);
         cl->mapped = 1;
         return 0;

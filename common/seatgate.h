@@ -179,6 +179,18 @@ int sg_cmd_slot(int argc, const char **argv, const size_t *argvlen);
 /* The per-command timeout the connection was opened with (ms). */
 int sg_conn_timeout_ms(const sg_conn *c);
 
+/* ---- Redis Cluster replies (the blocking client and nginx's share them) ---- */
+/* "MOVED 3999 10.0.0.2:6381" or "ASK ...": 0 with *ask, *slot, host and
+ * *port; -1 for anything else (or a node without an address). */
+int sg_cluster_redirect(const char *msg, int *ask, int *slot, char *host, size_t hostlen,
+                        int *port);
+/* Each slot range of a CLUSTER SLOTS reply with its master: fn(ud, lo, hi,
+ * host, hostlen, port), lo..hi within 0..16383; hostlen 0 means the node
+ * that answered. -1 when r is not a slot map. */
+typedef void (*sg_slots_fn)(void *ud, int lo, int hi, const char *host, size_t hostlen,
+                            int port);
+int sg_cluster_slots_each(const struct redisReply *r, sg_slots_fn fn, void *ud);
+
 /* ---- scripts ------------------------------------------------------------- */
 typedef enum {
     SG_SCRIPT_DECIDE = 0,
@@ -792,6 +804,35 @@ typedef struct {
 /* Calls fn for each entry in time order (merged across pools). */
 int sg_audit_read(sg_conn *c, const sg_audit_query *q, sg_audit_fn fn, void *ud, char *err,
                   size_t errlen);
+/* The value of field name of an entry ("" when it has none). */
+const char *sg_audit_field(const sg_audit_entry *e, const char *name);
+
+/* ---- explain: why a person has what they have --------------------------------
+ * The user record and the seats in every pool (sg_user_get), the sync or
+ * SCIM change that set the record and the one that gave each named seat,
+ * and the person's last SG_EXPLAIN_LAST events (grants, denials, releases,
+ * assignments, record changes), all from the audit log. */
+#define SG_EXPLAIN_LAST 10
+#define SG_EXPLAIN_KEEP 12
+typedef struct {
+    long long at_ms; /* 0: none */
+    /* ev pool user obo via host result reason seat by before after (owned;
+     * "" when the entry has none) */
+    char *field[SG_EXPLAIN_KEEP];
+} sg_explain_event;
+extern const char *const sg_explain_fields[SG_EXPLAIN_KEEP];
+
+typedef struct {
+    sg_user_info user;
+    sg_explain_event record;  /* the sync that set the record (at_ms 0: none) */
+    sg_explain_event *named;  /* per user.pools[i]: the sync that gave its named seat */
+    sg_explain_event last[SG_EXPLAIN_LAST]; /* oldest first */
+    size_t nlast;
+} sg_explain;
+int sg_explain_get(sg_conn *c, const char *user, sg_explain *x, char *err, size_t errlen);
+void sg_explain_free(sg_explain *x);
+/* field name of an event ("" when absent) */
+const char *sg_explain_field(const sg_explain_event *ev, const char *name);
 
 /* ---- config file ---------------------------------------------------------
  * key = value lines, '#' comments. Shared by PAM, seatctl and the demo.

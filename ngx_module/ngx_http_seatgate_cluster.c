@@ -46,6 +46,7 @@ struct ngx_http_seatgate_cluster_s {
     int16_t                          slots[NGX_HTTP_SEATGATE_CLUSTER_SLOTS];
     ngx_uint_t                       mapped;
     ngx_uint_t                       asking;     /* a CLUSTER SLOTS on its way */
+    ngx_uint_t                       covered;    /* slots the map gave a node */
     ngx_uint_t                       started;
     ngx_uint_t                       exiting;
     ngx_http_seatgate_redis_op_t     map_op;
@@ -64,6 +65,8 @@ static ngx_int_t ngx_http_seatgate_cluster_map_send(
     ngx_http_seatgate_redis_t *rd, ngx_http_seatgate_redis_op_t *op);
 static void ngx_http_seatgate_cluster_map_done(ngx_http_seatgate_redis_t *rd,
     ngx_http_seatgate_redis_op_t *op, redisReply *reply);
+static void ngx_http_seatgate_cluster_range(void *ud, int lo, int hi,
+    const char *host, size_t hostlen, int port);
 static void ngx_http_seatgate_cluster_node_ready(ngx_http_seatgate_redis_t *rd);
 static void ngx_http_seatgate_cluster_node_down(ngx_http_seatgate_redis_t *rd);
 static void ngx_http_seatgate_cluster_refresh_handler(ngx_event_t *ev);
@@ -292,6 +295,33 @@ ngx_http_seatgate_cluster_ask_map(ngx_http_seatgate_cluster_t *cl)
 }
 
 
+/* one slot range of the map, lo..hi to the master at host:port (an empty
+ * host: the node that answered) */
+
+static void
+ngx_http_seatgate_cluster_range(void *ud, int lo, int hi, const char *host,
+    size_t hostlen, int port)
+{
+    ngx_http_seatgate_cluster_t  *cl = ud;
+
+    int                         s;
+    ngx_http_seatgate_cnode_t  *n;
+
+    n = hostlen ? ngx_http_seatgate_cluster_node(cl, host, hostlen, port)
+                : cl->map_node;
+
+    if (n == NULL) {
+        return;
+    }
+
+    for (s = lo; s <= hi; s++) {
+        cl->slots[s] = (int16_t) (n - cl->nodes);
+    }
+
+    cl->covered += hi - lo + 1;
+}
+
+
 static ngx_int_t
 ngx_http_seatgate_cluster_map_send(ngx_http_seatgate_redis_t *rd,
     ngx_http_seatgate_redis_op_t *op)
@@ -308,11 +338,8 @@ ngx_http_seatgate_cluster_map_done(ngx_http_seatgate_redis_t *rd,
 {
     ngx_http_seatgate_cluster_t  *cl = op->data;
 
-    size_t                      i;
-    long long                   lo, hi, s;
+    ngx_int_t                   s;
     ngx_uint_t                  had, covered, level;
-    redisReply                 *e, *m;
-    ngx_http_seatgate_cnode_t  *n;
 
     cl->asking = 0;
 
@@ -338,53 +365,9 @@ ngx_http_seatgate_cluster_map_done(ngx_http_seatgate_redis_t *rd,
         cl->slots[s] = -1;
     }
 
-    covered = 0;
-
-    for (i = 0; i < reply->elements; i++) {
-        e = reply->element[i];
-
-        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3
-            || e->element[0]->type != REDIS_REPLY_INTEGER
-            || e->element[1]->type != REDIS_REPLY_INTEGER
-            || e->element[2]->type != REDIS_REPLY_ARRAY
-            || e->element[2]->elements < 2)
-        {
-            continue;
-        }
-
-        m = e->element[2];
-
-        if (m->element[0]->type != REDIS_REPLY_STRING
-            || m->element[1]->type != REDIS_REPLY_INTEGER)
-        {
-            continue;
-        }
-
-        /* an empty address: the node that answered */
-
-        if (m->element[0]->len) {
-            n = ngx_http_seatgate_cluster_node(cl, m->element[0]->str,
-                                               m->element[0]->len,
-                                               (int) m->element[1]->integer);
-        } else {
-            n = cl->map_node;
-        }
-
-        if (n == NULL) {
-            continue;
-        }
-
-        lo = e->element[0]->integer;
-        hi = e->element[1]->integer;
-
-        for (s = ngx_max(lo, 0);
-             s <= hi && s < NGX_HTTP_SEATGATE_CLUSTER_SLOTS;
-             s++)
-        {
-            cl->slots[s] = (int16_t) (n - cl->nodes);
-            covered++;
-        }
-    }
+    cl->covered = 0;
+    (void) sg_cluster_slots_each(reply, ngx_http_seatgate_cluster_range, cl);
+    covered = cl->covered;
 
     if (ngx_http_seatgate_stats) {
         (void) ngx_atomic_fetch_add(&ngx_http_seatgate_stats->cluster_maps, 1);
@@ -501,8 +484,8 @@ ngx_int_t
 ngx_http_seatgate_cluster_redirect(ngx_http_seatgate_redis_t *rd,
     ngx_http_seatgate_redis_op_t *op, redisReply *reply)
 {
-    char                         *p, *colon, *sp;
-    ngx_int_t                     slot, port, ask;
+    int                           slot, port, ask;
+    char                          host[256];
     ngx_http_seatgate_cnode_t    *n;
     ngx_http_seatgate_cluster_t  *cl;
 
@@ -538,9 +521,12 @@ ngx_http_seatgate_cluster_redirect(ngx_http_seatgate_redis_t *rd,
         return NGX_OK;
     }
 
-    ask = (ngx_strncmp(reply->str, "ASK ", 4) == 0);
+    /* "MOVED 3999 127.0.0.1:6381", "ASK ..." (parsed as the blocking
+     * client parses them) */
 
-    if (!ask && ngx_strncmp(reply->str, "MOVED ", 6) != 0) {
+    if (sg_cluster_redirect(reply->str, &ask, &slot, host, sizeof(host), &port)
+        != 0)
+    {
         return NGX_DECLINED;
     }
 
@@ -548,34 +534,7 @@ ngx_http_seatgate_cluster_redirect(ngx_http_seatgate_redis_t *rd,
         return NGX_DECLINED;
     }
 
-    /* "MOVED 3999 127.0.0.1:6381" */
-
-    p = reply->str + (ask ? 4 : 6);
-    sp = ngx_strchr(p, ' ');
-
-    if (sp == NULL) {
-        return NGX_DECLINED;
-    }
-
-    for (colon = NULL, p = sp + 1; *p; p++) {
-        if (*p == ':') {
-            colon = p;
-        }
-    }
-
-    if (colon == NULL) {
-        return NGX_DECLINED;
-    }
-
-    slot = ngx_atoi((u_char *) reply->str + (ask ? 4 : 6),
-                    sp - reply->str - (ask ? 4 : 6));
-    port = ngx_atoi((u_char *) colon + 1, ngx_strlen(colon + 1));
-
-    if (slot < 0 || slot >= NGX_HTTP_SEATGATE_CLUSTER_SLOTS || port < 1) {
-        return NGX_DECLINED;
-    }
-
-    n = ngx_http_seatgate_cluster_node(cl, sp + 1, colon - sp - 1, (int) port);
+    n = ngx_http_seatgate_cluster_node(cl, host, ngx_strlen(host), port);
 
     if (n == NULL) {
         return NGX_DECLINED;

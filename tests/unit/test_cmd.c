@@ -998,6 +998,110 @@ static void test_decide_cmd_eval_fallback(void **state)
     assert_int_equal(ev.used, sha.used);
 }
 
+/* MOVED/ASK as both Redis clients read them */
+static void test_cluster_redirect(void **state)
+{
+    (void)state;
+    int ask = -1, slot = -1, port = -1;
+    char host[64];
+    assert_int_equal(sg_cluster_redirect("MOVED 3999 127.0.0.1:6381", &ask, &slot, host,
+                                         sizeof(host), &port), 0);
+    assert_int_equal(ask, 0);
+    assert_int_equal(slot, 3999);
+    assert_string_equal(host, "127.0.0.1");
+    assert_int_equal(port, 6381);
+    assert_int_equal(sg_cluster_redirect("ASK 16383 ::1:7000", &ask, &slot, host, sizeof(host),
+                                         &port), 0);
+    assert_int_equal(ask, 1);
+    assert_int_equal(slot, 16383);
+    assert_string_equal(host, "::1");
+    assert_int_equal(port, 7000);
+    static const char *const bad[] = {
+        "MOVED", "MOVED 1", "MOVED x 1.2.3.4:5", "MOVED 16384 1.2.3.4:5", "MOVED -1 1.2.3.4:5",
+        "MOVED 1 :6379", "MOVED 1 1.2.3.4", "MOVED 1 1.2.3.4:0", "MOVED 1 1.2.3.4:65536",
+        "MOVED 1 1.2.3.4:6379x", "MOVEDX 1 1.2.3.4:5", "TRYAGAIN later", "ERR x", ""};
+    for (size_t i = 0; i < NELEM(bad); i++)
+        if (sg_cluster_redirect(bad[i], &ask, &slot, host, sizeof(host), &port) == 0)
+            fail_msg("'%s' read as a redirect", bad[i]);
+    char tiny[4];
+    assert_int_equal(sg_cluster_redirect("MOVED 1 10.0.0.1:5", &ask, &slot, tiny, sizeof(tiny),
+                                         &port), -1);
+    assert_int_equal(sg_cluster_redirect(NULL, &ask, &slot, host, sizeof(host), &port), -1);
+}
+
+static redisReply *int_reply(long long v)
+{
+    redisReply *r = calloc(1, sizeof(*r));
+    assert_non_null(r);
+    r->type = REDIS_REPLY_INTEGER;
+    r->integer = v;
+    return r;
+}
+
+static redisReply *arr_reply(size_t n)
+{
+    redisReply *r = calloc(1, sizeof(*r));
+    assert_non_null(r);
+    r->type = REDIS_REPLY_ARRAY;
+    r->elements = n;
+    r->element = calloc(n ? n : 1, sizeof(redisReply *));
+    assert_non_null(r->element);
+    return r;
+}
+
+static redisReply *bulk(const char *s)
+{
+    redisReply *r = calloc(1, sizeof(*r));
+    assert_non_null(r);
+    r->type = REDIS_REPLY_STRING;
+    r->str = strdup(s);
+    r->len = strlen(s);
+    return r;
+}
+
+static redisReply *range(long long lo, long long hi, const char *host, long long port)
+{
+    redisReply *e = arr_reply(3), *m = arr_reply(2);
+    e->element[0] = int_reply(lo);
+    e->element[1] = int_reply(hi);
+    m->element[0] = bulk(host);
+    m->element[1] = int_reply(port);
+    e->element[2] = m;
+    return e;
+}
+
+struct ranges {
+    char seen[512];
+};
+
+static void note_range(void *ud, int lo, int hi, const char *host, size_t hostlen, int port)
+{
+    struct ranges *x = ud;
+    size_t k = strlen(x->seen);
+    snprintf(x->seen + k, sizeof(x->seen) - k, "%d-%d %.*s:%d;", lo, hi, (int)hostlen, host,
+             port);
+}
+
+static void test_cluster_slots_each(void **state)
+{
+    (void)state;
+    redisReply *r = arr_reply(5);
+    r->element[0] = range(0, 5460, "10.0.0.1", 7000);
+    r->element[1] = range(5461, 10922, "", 7001);      /* the node that answered */
+    r->element[2] = range(10923, 20000, "10.0.0.3", 7002); /* clipped to the slots */
+    r->element[3] = range(1, 2, "10.0.0.4", 0);         /* no port: skipped */
+    r->element[4] = bulk("junk");                       /* not a range: skipped */
+    struct ranges x = {""};
+    assert_int_equal(sg_cluster_slots_each(r, note_range, &x), 0);
+    assert_string_equal(x.seen, "0-5460 10.0.0.1:7000;5461-10922 :7001;10923-16383 10.0.0.3:7002;");
+    freeReplyObject(r);
+    redisReply *e = bulk("ERR no cluster");
+    e->type = REDIS_REPLY_ERROR;
+    assert_int_equal(sg_cluster_slots_each(e, note_range, &x), -1);
+    freeReplyObject(e);
+    assert_int_equal(sg_cluster_slots_each(NULL, note_range, &x), -1);
+}
+
 /* FCALL: the same keys and arguments, the function named after the sources */
 static void test_decide_cmd_fcall(void **state)
 {
@@ -2062,6 +2166,8 @@ int main(void)
         cmocka_unit_test(test_decide_cmd_on_behalf_of),
         cmocka_unit_test(test_decide_cmd_eval_fallback),
         cmocka_unit_test(test_decide_cmd_fcall),
+        cmocka_unit_test(test_cluster_redirect),
+        cmocka_unit_test(test_cluster_slots_each),
         cmocka_unit_test(test_script_call_ladder),
         cmocka_unit_test(test_decide_cmd_copies_inputs),
         cmocka_unit_test(test_decide_cmd_reuse),
