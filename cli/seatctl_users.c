@@ -45,6 +45,19 @@ int cmd_user_import(opts_t *o, sg_conn *c)
     return EX_OK;
 }
 
+/* what a user holds in one pool, as JSON: the fields user show and explain
+ * share */
+static json_object *pool_seat_json(const sg_user_pool *p)
+{
+    json_object *x = json_object_new_object();
+    json_object_object_add(x, "pool", json_object_new_string(p->pool));
+    json_object_object_add(x, "seat", json_object_new_string(p->named      ? "named"
+                                                             : p->lease_ms ? "floating"
+                                                                           : "none"));
+    json_object_object_add(x, "sessions", json_object_new_int64(p->sessions));
+    return x;
+}
+
 /* a user's record as JSON: the fields user show and explain share */
 static json_object *user_json(const sg_user_info *u)
 {
@@ -77,14 +90,8 @@ int cmd_user_show(opts_t *o, sg_conn *c)
         json_object *pools = json_object_new_array();
         for (size_t i = 0; i < u.npools; i++) {
             const sg_user_pool *p = &u.pools[i];
-            json_object *x = json_object_new_object();
-            json_object_object_add(x, "pool", json_object_new_string(p->pool));
-            json_object_object_add(x, "seat",
-                                   json_object_new_string(p->named      ? "named"
-                                                          : p->lease_ms ? "floating"
-                                                                        : "none"));
+            json_object *x = pool_seat_json(p);
             json_object_object_add(x, "lease_expires_ms", json_object_new_int64(p->lease_ms));
-            json_object_object_add(x, "sessions", json_object_new_int64(p->sessions));
             json_object_object_add(x, "last_used_ms", json_object_new_int64(p->last_used_ms));
             json_object_object_add(x, "pool_record", json_object_new_string(p->projected));
             json_object_array_add(pools, x);
@@ -204,13 +211,7 @@ int cmd_explain(opts_t *o, sg_conn *c)
             const sg_user_pool *p = &u->pools[i];
             if (!p->named && !p->lease_ms && !p->sessions)
                 continue;
-            json_object *po = json_object_new_object();
-            json_object_object_add(po, "pool", json_object_new_string(p->pool));
-            json_object_object_add(po, "seat",
-                                   json_object_new_string(p->named      ? "named"
-                                                          : p->lease_ms ? "floating"
-                                                                        : "none"));
-            json_object_object_add(po, "sessions", json_object_new_int64(p->sessions));
+            json_object *po = pool_seat_json(p);
             if (p->named && x.named[i].at_ms)
                 json_object_object_add(po, "given_by_sync", event_json(&x.named[i]));
             json_object_array_add(pools, po);

@@ -719,30 +719,28 @@ static int library_on(sg_conn *c, int node, char *err, size_t errlen)
     return rc;
 }
 
-int sg_library_loaded(sg_conn *c, char *err, size_t errlen)
+/* fn on the connection's node, or on every master of a Cluster while it
+ * returns ok; its last answer */
+static int each_master(sg_conn *c, int (*fn)(sg_conn *, int, char *, size_t), int ok, char *err,
+                       size_t errlen)
 {
     int *masters = NULL;
     int nm = sg_conn_masters(c, &masters, err, errlen);
     if (nm < 0)
         return -1;
-    int rc = nm == 0 ? library_on(c, -1, err, errlen) : 1;
-    for (int m = 0; rc == 1 && m < nm; m++)
-        rc = library_on(c, masters[m], err, errlen);
+    int rc = fn(c, nm ? masters[0] : -1, err, errlen);
+    for (int m = 1; rc == ok && m < nm; m++)
+        rc = fn(c, masters[m], err, errlen);
     free(masters);
     return rc;
 }
 
+int sg_library_loaded(sg_conn *c, char *err, size_t errlen)
+{
+    return each_master(c, library_on, 1, err, errlen);
+}
+
 int sg_library_load(sg_conn *c, char *err, size_t errlen)
 {
-    int *masters = NULL;
-    int nm = sg_conn_masters(c, &masters, err, errlen);
-    if (nm < 0)
-        return -1;
-    int rc = 0;
-    if (nm == 0)
-        rc = library_load_on(c, -1, err, errlen);
-    for (int m = 0; rc == 0 && m < nm; m++)
-        rc = library_load_on(c, masters[m], err, errlen);
-    free(masters);
-    return rc;
+    return each_master(c, library_load_on, 0, err, errlen);
 }
