@@ -6,6 +6,7 @@
  * Every answer must be a known status with a JSON body (or none for 204),
  * and every resource it would store must be JSON with a valid userName. */
 #include "seatgate.h"
+#include "../fake_reply.h"
 
 #include <hiredis/hiredis.h>
 #include <json.h>
@@ -30,36 +31,7 @@ static const char map_text[] = "[source]\nuser = login\nattr job = job\nscim job
                                "[rule b]\nif dept = svc\nservice_account = yes\n";
 static sg_sync_map map;
 
-static redisReply *str_reply(const char *s)
-{
-    redisReply *r = calloc(1, sizeof(*r));
-    r->type = REDIS_REPLY_STRING;
-    r->str = strdup(s);
-    r->len = strlen(s);
-    return r;
-}
-
 /* a flat name/value array, as the scripts reply */
-static redisReply *kv_reply(const char *const *kv, size_t n)
-{
-    redisReply *r = calloc(1, sizeof(*r));
-    r->type = REDIS_REPLY_ARRAY;
-    r->elements = n;
-    r->element = calloc(n ? n : 1, sizeof(redisReply *));
-    for (size_t i = 0; i < n; i++)
-        r->element[i] = str_reply(kv[i]);
-    return r;
-}
-
-static void reply_free(redisReply *r)
-{
-    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
-        reply_free(r->element[i]);
-    free(r->element);
-    free(r->str);
-    free(r);
-}
-
 static const char *arg(int argc, const char **argv, const size_t *len, const char *name)
 {
     for (int i = 0; i + 1 < argc; i++)
@@ -119,7 +91,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (op && strcmp(op, "get") == 0) {
                 const char *kv[] = {"status", "ok", "resource", parts[2], "user", "u1",
                                     "owner", ""};
-                r = kv_reply(kv, 8);
+                r = fake_kv(kv, 8);
             } else if (op && (strcmp(op, "put") == 0 || strcmp(op, "delete") == 0)) {
                 const char *res = arg(argc, argv, len, "resource");
                 if (strcmp(op, "put") == 0) {
@@ -133,24 +105,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 }
                 const char *kv[] = {"status", "ok", "changed", "u1\t0010,\t0011,g1,",
                                     "pools", "p1\np2"};
-                r = kv_reply(kv, 6);
+                r = fake_kv(kv, 6);
             } else if (op) { /* find, list */
                 const char *kv[] = {"status", "ok", "resource", parts[2], "total", "1",
                                     "resources", parts[2]};
-                r = kv_reply(kv, 8);
+                r = fake_kv(kv, 8);
             } else if (mode) { /* assign, unassign */
                 const char *kv[] = {"status", data[0] & 0x40 ? "refused" : "ok", "changed", "1",
                                     "message", "full"};
-                r = kv_reply(kv, 6);
+                r = fake_kv(kv, 6);
             } else if (strcmp(argv[0], "HMGET") == 0) {
                 const char *kv[] = {",g1,", ","};
-                r = kv_reply(kv, 2);
+                r = fake_kv(kv, 2);
             } else { /* user_apply */
                 const char *kv[] = {"applied", "1", "revoked", "0"};
-                r = kv_reply(kv, 4);
+                r = fake_kv(kv, 4);
             }
             sg_scim_reply(s, i, (data[0] & 0x80) && i == 0 ? NULL : r);
-            reply_free(r);
+            freeReplyObject(r);
         }
     }
     int st = sg_scim_status(s);

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "seatgate.h"
+#include "../fake_reply.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -1029,43 +1030,13 @@ static void test_cluster_redirect(void **state)
     assert_int_equal(sg_cluster_redirect(NULL, &ask, &slot, host, sizeof(host), &port), -1);
 }
 
-static redisReply *int_reply(long long v)
-{
-    redisReply *r = calloc(1, sizeof(*r));
-    assert_non_null(r);
-    r->type = REDIS_REPLY_INTEGER;
-    r->integer = v;
-    return r;
-}
-
-static redisReply *arr_reply(size_t n)
-{
-    redisReply *r = calloc(1, sizeof(*r));
-    assert_non_null(r);
-    r->type = REDIS_REPLY_ARRAY;
-    r->elements = n;
-    r->element = calloc(n ? n : 1, sizeof(redisReply *));
-    assert_non_null(r->element);
-    return r;
-}
-
-static redisReply *bulk(const char *s)
-{
-    redisReply *r = calloc(1, sizeof(*r));
-    assert_non_null(r);
-    r->type = REDIS_REPLY_STRING;
-    r->str = strdup(s);
-    r->len = strlen(s);
-    return r;
-}
-
 static redisReply *range(long long lo, long long hi, const char *host, long long port)
 {
-    redisReply *e = arr_reply(3), *m = arr_reply(2);
-    e->element[0] = int_reply(lo);
-    e->element[1] = int_reply(hi);
-    m->element[0] = bulk(host);
-    m->element[1] = int_reply(port);
+    redisReply *e = fake_array(3), *m = fake_array(2);
+    e->element[0] = fake_int(lo);
+    e->element[1] = fake_int(hi);
+    m->element[0] = fake_text(REDIS_REPLY_STRING, host);
+    m->element[1] = fake_int(port);
     e->element[2] = m;
     return e;
 }
@@ -1085,18 +1056,17 @@ static void note_range(void *ud, int lo, int hi, const char *host, size_t hostle
 static void test_cluster_slots_each(void **state)
 {
     (void)state;
-    redisReply *r = arr_reply(5);
+    redisReply *r = fake_array(5);
     r->element[0] = range(0, 5460, "10.0.0.1", 7000);
     r->element[1] = range(5461, 10922, "", 7001);      /* the node that answered */
     r->element[2] = range(10923, 20000, "10.0.0.3", 7002); /* clipped to the slots */
     r->element[3] = range(1, 2, "10.0.0.4", 0);         /* no port: skipped */
-    r->element[4] = bulk("junk");                       /* not a range: skipped */
+    r->element[4] = fake_text(REDIS_REPLY_STRING, "junk");                       /* not a range: skipped */
     struct ranges x = {""};
     assert_int_equal(sg_cluster_slots_each(r, note_range, &x), 0);
     assert_string_equal(x.seen, "0-5460 10.0.0.1:7000;5461-10922 :7001;10923-16383 10.0.0.3:7002;");
     freeReplyObject(r);
-    redisReply *e = bulk("ERR no cluster");
-    e->type = REDIS_REPLY_ERROR;
+    redisReply *e = fake_text(REDIS_REPLY_ERROR, "ERR no cluster");
     assert_int_equal(sg_cluster_slots_each(e, note_range, &x), -1);
     freeReplyObject(e);
     assert_int_equal(sg_cluster_slots_each(NULL, note_range, &x), -1);
@@ -1139,17 +1109,6 @@ static void test_decide_cmd_fcall(void **state)
     assert_string_equal(sg_script_fname(SG_SCRIPT_COUNT), "");
 }
 
-static redisReply *err_reply(const char *text)
-{
-    redisReply *r = calloc(1, sizeof(*r));
-    assert_non_null(r);
-    r->type = REDIS_REPLY_ERROR;
-    r->str = strdup(text);
-    assert_non_null(r->str);
-    r->len = strlen(text);
-    return r;
-}
-
 /* FCALL -> EVALSHA when the library is missing (not loaded, Redis 6, an
  * ACL without +fcall), EVALSHA -> EVAL on NOSCRIPT; anything else stops */
 static void test_script_call_ladder(void **state)
@@ -1161,12 +1120,12 @@ static void test_script_call_ladder(void **state)
         "ERR unknown command 'FCALL', with args beginning with: 'sg_x_decide' ",
         "NOPERM User seatgate-decide has no permissions to run the 'fcall' command"};
     for (size_t i = 0; i < NELEM(missing); i++) {
-        redisReply *r = err_reply(missing[i]);
+        redisReply *r = fake_text(REDIS_REPLY_ERROR, missing[i]);
         assert_int_equal(sg_script_call_next(r, SG_CALL_FCALL), SG_CALL_EVALSHA);
         assert_int_equal(sg_script_call_next(r, SG_CALL_EVALSHA), -1);
         freeReplyObject(r);
     }
-    redisReply *ns = err_reply("NOSCRIPT No matching script. Please use EVAL.");
+    redisReply *ns = fake_text(REDIS_REPLY_ERROR, "NOSCRIPT No matching script. Please use EVAL.");
     assert_int_equal(sg_script_call_next(ns, SG_CALL_EVALSHA), SG_CALL_EVAL);
     assert_int_equal(sg_script_call_next(ns, SG_CALL_EVAL), -1);
     assert_int_equal(sg_script_call_next(ns, SG_CALL_FCALL), -1);
@@ -1175,7 +1134,7 @@ static void test_script_call_ladder(void **state)
         "ERR user_function:12: Script attempted to access nonexistent global variable 'x'",
         "NOPERM No permissions to access a key", "READONLY You can't write against a replica."};
     for (size_t i = 0; i < NELEM(other); i++) {
-        redisReply *r = err_reply(other[i]);
+        redisReply *r = fake_text(REDIS_REPLY_ERROR, other[i]);
         assert_int_equal(sg_script_call_next(r, SG_CALL_FCALL), -1);
         assert_int_equal(sg_script_call_next(r, SG_CALL_EVALSHA), -1);
         freeReplyObject(r);

@@ -14,31 +14,10 @@
 #include <string.h>
 
 #include "seatgate.h"
+#include "../fake_reply.h"
 
 static const char map_text[] = "[source]\nuser = login\nattr job = job\nscim job = title\n"
                                "[rule a]\nif job = lead\ngroups = g1\nnamed = p1\n";
-
-static redisReply *str_reply(const char *s)
-{
-    redisReply *r = calloc(1, sizeof(*r));
-    assert_non_null(r);
-    r->type = REDIS_REPLY_STRING;
-    r->str = strdup(s);
-    r->len = strlen(s);
-    return r;
-}
-
-static redisReply *kv_reply(const char *const *kv, size_t n)
-{
-    redisReply *r = calloc(1, sizeof(*r));
-    assert_non_null(r);
-    r->type = REDIS_REPLY_ARRAY;
-    r->elements = n;
-    r->element = calloc(n ? n : 1, sizeof(redisReply *));
-    for (size_t i = 0; i < n; i++)
-        r->element[i] = str_reply(kv[i]);
-    return r;
-}
 
 static const char *arg(int argc, const char **argv, const size_t *len, const char *name)
 {
@@ -85,21 +64,21 @@ static sg_scim *run(script_t *t, const char *method, const char *path, const cha
                 t->puts++;
                 snprintf(t->sent + k, sizeof(t->sent) - k, "put\n");
                 const char *kv[] = {"status", t->put_status, "changed", "", "pools", ""};
-                r = kv_reply(kv, 6);
+                r = fake_kv(kv, 6);
             } else if (op) { /* get: no such resource, no owner of the name */
                 snprintf(t->sent + k, sizeof(t->sent) - k, "%s\n", op);
                 const char *kv[] = {"status", "ok", "resource", "", "owner", ""};
-                r = kv_reply(kv, 6);
+                r = fake_kv(kv, 6);
             } else if (mode) {
                 snprintf(t->sent + k, sizeof(t->sent) - k, "%s %s %s\n", mode,
                          arg(argc, argv, len, "pool"), arg(argc, argv, len, "users"));
                 int un = strcmp(mode, "unassign") == 0;
                 const char *kv[] = {"status", "ok", "changed", un && t->took ? t->took : "1"};
-                r = kv_reply(kv, 4);
+                r = fake_kv(kv, 4);
             } else {
                 snprintf(t->sent + k, sizeof(t->sent) - k, "%s\n", argv[0]);
                 const char *kv[] = {"applied", "1", "revoked", "0"};
-                r = kv_reply(kv, 4);
+                r = fake_kv(kv, 4);
             }
             sg_scim_reply(s, i, r);
             freeReplyObject(r);
