@@ -238,13 +238,10 @@ static void urows_free(urow *v, size_t n)
 
 #define APPLY_BATCH 1000
 
-static int hmget_all(sg_conn *c, const char *key, char *const *fields, const size_t *lens,
-                     size_t n, char **values, char *err, size_t errlen);
-
 int sg_registry_records(sg_conn *c, char *const *users, size_t n, char **recs, char *err,
                         size_t errlen)
 {
-    return hmget_all(c, SG_KEY_USERS, users, NULL, n, recs, err, errlen);
+    return sg_hmget_all(c, SG_KEY_USERS, users, NULL, n, recs, err, errlen);
 }
 
 /* Read the registry records of rows[].user into rows[].rec ("" when none). */
@@ -258,7 +255,7 @@ static int read_records(sg_conn *c, urow *rows, size_t n, char *err, size_t errl
     for (size_t i = 0; rc == SG_OK && i < n; i++)
         names[i] = rows[i].user;
     if (rc == SG_OK)
-        rc = hmget_all(c, SG_KEY_USERS, names, NULL, n, recs, err, errlen);
+        rc = sg_hmget_all(c, SG_KEY_USERS, names, NULL, n, recs, err, errlen);
     for (size_t i = 0; rc == SG_OK && i < n; i++) {
         free(rows[i].rec);
         rows[i].rec = recs[i] ? recs[i] : strdup(""); /* an unknown user: "" */
@@ -1302,7 +1299,7 @@ int sg_user_get(sg_conn *c, const char *user, sg_user_info *out, char *err, size
 
 /* HMGET hash fields[] in pipelined batches; values[i] is a malloc'd copy or
  * NULL. lens may be NULL (C strings). */
-static int hmget_all(sg_conn *c, const char *key, char *const *fields, const size_t *lens,
+int sg_hmget_all(sg_conn *c, const char *key, char *const *fields, const size_t *lens,
                      size_t n, char **values, char *err, size_t errlen)
 {
     size_t nb = (n + APPLY_BATCH - 1) / APPLY_BATCH;
@@ -1391,7 +1388,7 @@ int sg_holders(sg_conn *c, const char *pool, sg_holder **out, size_t *n, char *e
         h[k].expires_ms = strtoll(fl->element[i + 1]->str, NULL, 10);
         names[k] = h[k].user;
     }
-    rc = hmget_all(c, ku, names, NULL, k, used, err, errlen);
+    rc = sg_hmget_all(c, ku, names, NULL, k, used, err, errlen);
     for (size_t i = 0; i < k; i++)
         if (used[i])
             h[i].last_used_ms = strtoll(used[i], NULL, 10);
@@ -1470,7 +1467,7 @@ int sg_sessions(sg_conn *c, const char *pool, sg_session_info **out, size_t *n, 
         mlen[k] = m->len;
         k++;
     }
-    rc = hmget_all(c, ki, mem, mlen, k, info, err, errlen);
+    rc = sg_hmget_all(c, ki, mem, mlen, k, info, err, errlen);
     for (size_t i = 0; rc == SG_OK && i < k; i++) {
         if (info[i] == NULL)
             continue;
@@ -1902,7 +1899,7 @@ static int doctor_projection(sg_conn *c, const char *pool, int fix, sg_doctor_fn
     if (rc == SG_OK)
         rc = read_records(c, rows, k, err, errlen);
     if (rc == SG_OK)
-        rc = hmget_all(c, ku, names, NULL, k, have, err, errlen);
+        rc = sg_hmget_all(c, ku, names, NULL, k, have, err, errlen);
     long drift = 0;
     urow **sel = rc == SG_OK ? calloc(k + 1, sizeof(*sel)) : NULL;
     if (rc == SG_OK && sel == NULL)

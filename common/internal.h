@@ -55,6 +55,10 @@ int sg_conn_has_budget(const sg_conn *c);
  * 0 and NULL for one server, -1 on error); a command on one of them. */
 int sg_key_slot(const char *key, size_t len);
 int sg_conn_masters(sg_conn *c, int **out, char *err, size_t errlen);
+/* HMGET key fields[0..n) in pipelined batches; values[i] is a malloc'd
+ * copy or NULL. lens may be NULL (C strings). */
+int sg_hmget_all(sg_conn *c, const char *key, char *const *fields, const size_t *lens, size_t n,
+                 char **values, char *err, size_t errlen);
 struct redisReply *sg_conn_cmd_node(sg_conn *c, int node, int argc, const char **argv,
                                     char *err, size_t errlen);
 

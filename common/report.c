@@ -54,44 +54,17 @@ typedef struct {
 typedef struct {
     user_t *u;
     size_t nu, cap;
-    /* open addressing: name -> index + 1 */
-    size_t *slot;
-    size_t nslot;
+    sg_strset index; /* name -> index into u (the names are u[i].name) */
 } users_t;
 
-static unsigned long hash_str(const char *s)
-{
-    unsigned long h = 5381;
-    while (*s)
-        h = h * 33 + (unsigned char)*s++;
-    return h;
-}
-
+/* the index of a user, added when add and new; -1 absent, -2 out of memory */
 static long user_find(users_t *us, const char *name, int add)
 {
-    if (us->nslot == 0 || (add && us->nu * 2 >= us->nslot)) {
-        size_t n = us->nslot ? us->nslot * 2 : 1024;
-        size_t *s = calloc(n, sizeof(*s));
-        if (s == NULL)
-            return -2;
-        for (size_t i = 0; i < us->nu; i++) {
-            size_t h = hash_str(us->u[i].name) & (n - 1);
-            while (s[h])
-                h = (h + 1) & (n - 1);
-            s[h] = i + 1;
-        }
-        free(us->slot);
-        us->slot = s;
-        us->nslot = n;
-    }
-    size_t h = hash_str(name) & (us->nslot - 1);
-    while (us->slot[h]) {
-        if (strcmp(us->u[us->slot[h] - 1].name, name) == 0)
-            return (long)(us->slot[h] - 1);
-        h = (h + 1) & (us->nslot - 1);
-    }
-    if (!add)
-        return -1;
+    long i = us->index.cap ? sg_strset_get(&us->index, name) : -1;
+    if (i >= 0 || !add)
+        return i;
+    if (us->index.cap == 0 && sg_strset_init(&us->index, 1024) != 0)
+        return -2;
     if (us->nu == us->cap) {
         size_t c = us->cap ? us->cap * 2 : 256;
         user_t *u = realloc(us->u, c * sizeof(*u));
@@ -105,8 +78,11 @@ static long user_find(users_t *us, const char *name, int add)
     u->name = strdup(name);
     if (u->name == NULL)
         return -2;
-    us->slot[h] = ++us->nu;
-    return (long)(us->nu - 1);
+    if (sg_strset_put(&us->index, u->name, (long)us->nu) != 0) {
+        free(u->name);
+        return -2;
+    }
+    return (long)us->nu++;
 }
 
 static void users_free(users_t *us)
@@ -114,7 +90,7 @@ static void users_free(users_t *us)
     for (size_t i = 0; i < us->nu; i++)
         free(us->u[i].name);
     free(us->u);
-    free(us->slot);
+    sg_strset_free(&us->index);
 }
 
 static int cmp_long_desc(const void *a, const void *b)
@@ -407,22 +383,24 @@ static int read_open_sessions(ctx_t *x, long long now, long long since, long lon
     redisReply *m = cmd(x, 5, av);
     if (m == NULL)
         return SG_EBACKEND;
-    int rc = SG_OK;
-    for (size_t i = 0; i + 1 < m->elements && rc == SG_OK; i += 2) {
-        const char *member = m->element[i]->str;
-        size_t mlen = m->element[i]->len, ul = strnlen(member, mlen);
-        long long expiry = atoll(m->element[i + 1]->str);
-        const char *hv[] = {"HGET", ki, member};
-        size_t hl[] = {4, strlen(ki), mlen};
-        redisReply *info = sg_conn_cmd(x->c, 3, hv, hl, x->err, x->errlen);
-        if (info == NULL) {
-            rc = SG_EBACKEND;
-            break;
-        }
-        const char *st = info->type == REDIS_REPLY_STRING ? strstr(info->str, "started=") : NULL;
+    /* their start times, in pipelined batches (not one round trip each) */
+    size_t n = m->elements / 2;
+    char **mem = calloc(n + 1, sizeof(*mem)), **info = calloc(n + 1, sizeof(*info));
+    size_t *mlen = calloc(n + 1, sizeof(*mlen));
+    int rc = mem && info && mlen ? SG_OK : oom(x);
+    for (size_t i = 0; rc == SG_OK && i < n; i++) {
+        mem[i] = m->element[2 * i]->str;
+        mlen[i] = m->element[2 * i]->len;
+    }
+    if (rc == SG_OK)
+        rc = sg_hmget_all(x->c, ki, mem, mlen, n, info, x->err, x->errlen);
+    for (size_t i = 0; rc == SG_OK && i < n; i++) {
+        const char *member = mem[i];
+        size_t ml = mlen[i], ul = strnlen(member, ml);
+        long long expiry = atoll(m->element[2 * i + 1]->str);
+        const char *st = info[i] ? strstr(info[i], "started=") : NULL;
         long long started = st ? atoll(st + 8) : 0;
-        freeReplyObject(info);
-        if (started <= 0 || ul == mlen || ul > SG_IDENT_MAX)
+        if (started <= 0 || ul == ml || ul > SG_IDENT_MAX)
             continue;
         char user[SG_IDENT_MAX + 1];
         snprintf(user, sizeof(user), "%.*s", (int)ul, member);
@@ -440,6 +418,10 @@ static int read_open_sessions(ctx_t *x, long long now, long long since, long lon
         x->open = o;
         o[x->nopen++] = (span_t){.user = u, .t0 = t0, .t1 = t1};
     }
+    if (info)
+        sg_strv_free(info, n);
+    free(mem);
+    free(mlen);
     freeReplyObject(m);
     return rc;
 }
@@ -454,24 +436,26 @@ static int read_named(ctx_t *x)
     redisReply *m = cmd(x, 2, av);
     if (m == NULL)
         return SG_EBACKEND;
-    int rc = SG_OK;
-    for (size_t i = 0; i < m->elements && rc == SG_OK; i++) {
-        long u = user_find(&x->users, m->element[i]->str, 1);
+    size_t n = m->elements;
+    char **names = calloc(n + 1, sizeof(*names)), **used = calloc(n + 1, sizeof(*used));
+    int rc = names && used ? SG_OK : oom(x);
+    for (size_t i = 0; rc == SG_OK && i < n; i++)
+        names[i] = m->element[i]->str;
+    if (rc == SG_OK)
+        rc = sg_hmget_all(x->c, kl, names, NULL, n, used, x->err, x->errlen);
+    for (size_t i = 0; rc == SG_OK && i < n; i++) {
+        long u = user_find(&x->users, names[i], 1);
         if (u < 0) {
             rc = oom(x);
             break;
         }
         x->users.u[u].named_now = 1;
-        const char *lv[] = {"HGET", kl, m->element[i]->str};
-        redisReply *l = cmd(x, 3, lv);
-        if (l == NULL) {
-            rc = SG_EBACKEND;
-            break;
-        }
-        if (l->type == REDIS_REPLY_STRING)
-            x->users.u[u].lastused = atoll(l->str);
-        freeReplyObject(l);
+        if (used[i])
+            x->users.u[u].lastused = atoll(used[i]);
     }
+    if (used)
+        sg_strv_free(used, n);
+    free(names);
     freeReplyObject(m);
     return rc;
 }
