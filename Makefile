@@ -120,7 +120,7 @@ install: all
 	install -m 0644 docs/seatctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/seatctl.1
 	install -m 0644 docs/pam_seatgate.8 $(DESTDIR)$(PREFIX)/share/man/man8/pam_seatgate.8
 	install -m 0644 conf/pam.d/sshd conf/pam.d/login $(DESTDIR)$(PREFIX)/share/doc/seatgate/examples/pam.d/
-	install -m 0644 conf/nginx-seatgate.conf conf/redis-acl.conf conf/seatgate.conf \
+	install -m 0644 conf/nginx-seatgate.conf conf/redis-acl.conf conf/redis-seatgate.conf conf/seatgate.conf \
 	    $(DESTDIR)$(PREFIX)/share/doc/seatgate/examples/
 	# the config may hold a Redis password: root's, 0600, and never overwritten
 	install -d -m 0755 $(OWNER) $(DESTDIR)$(SYSCONFDIR)/security

@@ -15,7 +15,9 @@ cleanup() {
     rm -rf "$DEMO_TMP"
 }
 trap cleanup EXIT INT TERM
+# the listpack limits of conf/redis-seatgate.conf (no persistence: a demo)
 redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$DEMO_TMP" \
+    --hash-max-listpack-entries 16 --zset-max-listpack-entries 16 \
     --daemonize yes --logfile "$DEMO_TMP/redis.log" --pidfile "$DEMO_TMP/redis.pid"
 for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
     redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.1

@@ -6,6 +6,11 @@ repeats to the instruction (server time on a shared machine does not: runs
 of the same code differ by 40%). Used to compare versions of common/lua.
 
 usage: cg_decisions.py NAME=DIR[:eval] [NAME=DIR[:eval] ...]
+       cg_decisions.py --scale
+  --scale: the decisions of this build at 100 and at 100,000 holders and
+  with reserve/cap/include rules (issue 9's "within 1.5x of each other"),
+  counted in instructions, which server time on a shared machine cannot
+  show reliably.
   DIR holds lib.lua and the scripts (common/lua, or an older one:
   mkdir /tmp/v && git archive REV common/lua | tar -x -C /tmp/v, then
   /tmp/v/common/lua). ":eval" calls the scripts with EVALSHA (lib.lua + the
@@ -79,6 +84,128 @@ def batches():
     ]
 
 
+class Grind:
+    """redis-server under callgrind, instrumentation off but around batches."""
+
+    def __init__(self):
+        self.tmp = tempfile.mkdtemp(prefix="sg-cg-")
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+             "--callgrind-out-file=%s/cg.%%p" % self.tmp, "redis-server", "--port",
+             str(self.port), "--save", "", "--appendonly", "no", "--dir", self.tmp]
+            + os.environ.get("CG_REDIS_ARGS", "").split(),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.r = redis.Redis(port=self.port, decode_responses=True)
+        for _ in range(300):
+            try:
+                self.r.ping()
+                break
+            except redis.exceptions.ConnectionError:
+                time.sleep(0.1)
+        self.url = "redis://127.0.0.1:%d" % self.port
+
+    def seatctl(self, *args, stdin=None):
+        subprocess.run([SEATCTL, "--redis", self.url, "--timeout", "60000"] + list(args),
+                       input=stdin, check=True, stdout=subprocess.DEVNULL)
+
+    def ctl(self, *a):
+        subprocess.run(["callgrind_control"] + list(a) + [str(self.proc.pid)],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+
+    def run(self, cmd, name, calls, measure=True):
+        """k instructions per call of the batch (None when not measured)."""
+        if measure:
+            self.ctl("-z")
+            self.ctl("-i", "on")
+        out = []
+        for i in range(0, len(calls), 2000):
+            p = self.r.pipeline(transaction=False)
+            for keys, args in calls[i:i + 2000]:
+                p.execute_command(cmd, name, len(keys), *(keys + args))
+            out += p.execute()
+        for x in out:
+            assert not isinstance(x, Exception), x
+        if not measure:
+            return None, out
+        self.ctl("-i", "off")
+        before = set(glob.glob(self.tmp + "/cg.*"))
+        self.ctl("-d")
+        total = None
+        for _ in range(50):
+            for f in sorted(set(glob.glob(self.tmp + "/cg.*")) - before):
+                for ln in open(f):
+                    if ln.startswith(("summary:", "totals:")):
+                        total = int(ln.split()[1])
+            if total is not None:
+                break
+            time.sleep(0.1)
+        return total / len(calls) / 1000.0, out
+
+    def close(self):
+        try:
+            self.r.execute_command("SHUTDOWN", "NOSAVE")
+        except redis.exceptions.ConnectionError:
+            pass
+        self.proc.wait()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def scale():
+    """Issue 9: the same decisions at 100 and 100,000 holders and with rules."""
+    big = int(os.environ.get("CG_HOLDERS", "100000"))
+    g = Grind()
+    try:
+        g.seatctl("pool", "set", "cg-load", "--floating", "1")   # loads the library
+        libs = [dict(zip(x[::2], x[1::2]))["library_name"] for x in g.r.function_list()]
+        fn = "sg_%s_decide" % [n for n in libs if n.startswith("seatgate_")][0][9:]
+        pools = (("small", 100, ()), ("large", big, ()),
+                 ("ruled", big, ("--reserve", "g1=10", "--cap", "g2=%d" % big,
+                                 "--include", "g1", "--include", "g2", "--include", "all")))
+        res = {}
+        for pool, holders, rules in pools:
+            g.seatctl("pool", "set", pool, "--named", "5", "--floating",
+                      str(holders + 2 * N), "--idle-timeout", "1h", *rules)
+            g.seatctl("assign", pool, "nm")
+            if rules:  # everyone in group all; every tenth in g1 and g2
+                lines = ["user,groups,disabled,service_account"]
+                lines += ["%s%d,all%s,0,0" % (pool, i, ";g1;g2" if i % 10 == 0 else "")
+                          for i in range(holders)]
+                lines += ["n%s%d,all%s,0,0" % (pool, i, ";g2" if i % 2 else "")
+                          for i in range(N)]
+                lines += ["nm,all,0,0", "zz,all,0,0"]
+                g.seatctl("user", "import", "-", stdin=("\n".join(lines) + "\n").encode())
+            g.run("FCALL", fn, [helpers.decide_call(pool, "%s%d" % (pool, i), lease=3600)
+                                for i in range(holders)], measure=False)
+            res[(pool, 0)], _ = g.run("FCALL", fn, [helpers.decide_call(pool, "nm")] * N)
+            res[(pool, 1)], out = g.run("FCALL", fn, [
+                helpers.decide_call(pool, "%s%d" % (pool, (i * 7919) % holders))
+                for i in range(N)])
+            assert helpers.reply_dict(out[-1])["reason"] == "holds_seat", out[-1]
+            res[(pool, 2)], out = g.run("FCALL", fn, [
+                helpers.decide_call(pool, "n%s%d" % (pool, i)) for i in range(N)])
+            assert helpers.reply_dict(out[-1])["result"] == "granted_floating", out[-1]
+            g.seatctl("pool", "set", pool, "--floating", str(holders + N))
+            res[(pool, 3)], out = g.run("FCALL", fn, [helpers.decide_call(pool, "zz")] * N)
+            assert helpers.reply_dict(out[-1])["result"] == "denied_exhausted", out[-1]
+    finally:
+        g.close()
+    print("instructions per decision (redis-server under callgrind, %d calls a batch)" % N)
+    print("%-44s %10s %10s %10s %10s" % ("", "named", "renewal", "grant", "denial"))
+    for pool, holders, rules in pools:
+        print("%-44s %9.1fk %9.1fk %9.1fk %9.1fk" % (
+            "%s: %d holders%s" % (pool, holders, ", reserve+cap+include" if rules else ""),
+            *(res[(pool, k)] for k in range(4))))
+    ok = True
+    for k, what in enumerate(("named renewal", "floating renewal", "new grant", "denial")):
+        vals = [res[(p[0], k)] for p in pools]
+        ratio = max(vals) / min(vals)
+        ok &= ratio <= 1.5
+        print("  %-42s %9.2fx  <= 1.5x %s" % (what + ": largest / smallest", ratio,
+                                             "PASS" if ratio <= 1.5 else "FAIL"))
+    return ok
+
+
 def measure(name, spec):
     evalmode = spec.endswith(":eval")
     d = spec[:-5] if evalmode else spec
@@ -148,6 +275,9 @@ def measure(name, spec):
 
 
 def main():
+    if sys.argv[1:] == ["--scale"]:
+        scale()
+        return
     specs = [a.split("=", 1) for a in sys.argv[1:]]
     if not specs or any(len(s) != 2 for s in specs):
         sys.exit(__doc__)

@@ -40,3 +40,48 @@ def test_make_install_puts_the_config_in_place_as_0600(tmp_path):
     assert conf.read_text() == "pool = mine\n"
     assert mode(conf) == 0o600
     assert "keeping" in res.stdout
+
+
+def test_the_shipped_redis_settings_load(tmp_path):
+    """conf/redis-seatgate.conf, included as its header says (its aclfile the
+    shipped ACL), starts a redis-server with the listpack limits, the roles
+    and persistence it promises; the examples install it."""
+    import redis
+    acl = tmp_path / "seatgate-acl.conf"
+    acl.write_text(open(os.path.join(helpers.REPO, "conf", "redis-acl.conf")).read()
+                   .replace("CHANGE-ME-admin", helpers.ADMIN_PASSWORD)
+                   + "user probe on >probe-pw ~* &* +@all\n")   # the test's, to read CONFIG
+    snippet = tmp_path / "seatgate.conf"
+    snippet.write_text(open(os.path.join(helpers.REPO, "conf", "redis-seatgate.conf")).read()
+                       .replace("/etc/redis/seatgate-acl.conf", str(acl)))
+    port = helpers.free_port()
+    main = tmp_path / "redis.conf"
+    main.write_text("port %d\nbind 127.0.0.1\ndir %s\ninclude %s\n" % (port, tmp_path, snippet))
+    proc = subprocess.Popen(["redis-server", str(main)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        r = redis.Redis(port=port, username="probe", password="probe-pw",
+                        decode_responses=True)
+        for _ in range(100):
+            try:
+                r.ping()
+                break
+            except redis.exceptions.ConnectionError:
+                import time
+                time.sleep(0.05)
+        assert proc.poll() is None, "redis-server did not start with the snippet"
+        cfg = r.config_get("*-max-listpack-entries")
+        assert cfg["hash-max-listpack-entries"] == "16", cfg
+        assert cfg["zset-max-listpack-entries"] == "16", cfg
+        assert r.config_get("appendonly")["appendonly"] == "yes"
+        with __import__("pytest").raises(redis.exceptions.AuthenticationError):
+            redis.Redis(port=port).ping()                 # default is off
+        admin = redis.Redis(port=port, username="seatgate-admin",
+                            password=helpers.ADMIN_PASSWORD)
+        assert admin.ping()
+    finally:
+        proc.terminate()
+        proc.wait()
+    d = tmp_path / "root"
+    assert make_install(d).returncode == 0
+    assert (d / "usr/share/doc/seatgate/examples/redis-seatgate.conf").exists()
