@@ -64,6 +64,18 @@ echo
 echo
 /usr/bin/python3 "$ROOT/tests/bench/bench_scim.py" "$B" || echo "SCIM bench failed"
 
+echo
+# the same decisions at 100 and 100,000 holders in instructions (server time
+# on a shared machine is too noisy for a 1.5x bound), with the Redis
+# settings of conf/redis-seatgate.conf
+if command -v valgrind >/dev/null && command -v callgrind_control >/dev/null; then
+    CG_REDIS_ARGS="--hash-max-listpack-entries 16 --zset-max-listpack-entries 16" \
+        SEATGATE_BUILD=$B /usr/bin/python3 "$ROOT/tests/bench/cg_decisions.py" --scale ||
+        echo "callgrind scale bench failed"
+else
+    echo "callgrind scale bench: valgrind missing; skipped"
+fi
+
 for extra in "$ROOT"/tests/bench/run-*.sh; do
     [ -f "$extra" ] || continue
     echo
