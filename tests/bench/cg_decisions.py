@@ -188,6 +188,9 @@ def scale():
             g.seatctl("pool", "set", pool, "--floating", str(holders + N))
             res[(pool, 3)], out = g.run("FCALL", fn, [helpers.decide_call(pool, "zz")] * N)
             assert helpers.reply_dict(out[-1])["result"] == "denied_exhausted", out[-1]
+        # issue 9's yardstick, in the same Redis: a trivial script, 1 key
+        triv = g.r.script_load("return 1")
+        trivial, _ = g.run("EVALSHA", triv, [(["sg:{small}:leases"], [])] * N)
     finally:
         g.close()
     print("instructions per decision (redis-server under callgrind, %d calls a batch)" % N)
@@ -196,6 +199,13 @@ def scale():
         print("%-44s %9.1fk %9.1fk %9.1fk %9.1fk" % (
             "%s: %d holders%s" % (pool, holders, ", reserve+cap+include" if rules else ""),
             *(res[(pool, k)] for k in range(4))))
+    print("%-44s %9.1fk" % ("trivial 'return 1' (EVALSHA, 1 key)", trivial))
+    for k, (what, bound) in enumerate((("named renewal", 3), ("floating renewal", 3),
+                                       ("new grant", 5), ("denial", 3))):
+        worst = max(res[(p[0], k)] for p in pools)
+        print("  %-42s %9.1fx  <= %dx %s" % (what + ": worst pool / trivial", worst / trivial,
+                                             bound, "PASS" if worst <= bound * trivial
+                                             else "FAIL"))
     ok = True
     for k, what in enumerate(("named renewal", "floating renewal", "new grant", "denial")):
         vals = [res[(p[0], k)] for p in pools]
