@@ -20,6 +20,7 @@
 
 local A, POOL = {}, ''
 local CONF, NOW, NOWS  -- the pool's settings and the time, read once per call
+local COLD  -- settings outside the packed ones, read this call (see conf())
 
 local function begin(argv)
     -- made at the size of a decision's arguments (not grown one by one)
@@ -27,7 +28,7 @@ local function begin(argv)
         lease = nil, via = nil, host = nil, pid = nil, pstart = nil, client = nil}
     for i = 1, #argv - 1, 2 do A[argv[i]] = argv[i + 1] end
     POOL = A.pool or ''
-    CONF, NOW, NOWS = nil, nil, nil
+    CONF, NOW, NOWS, COLD = nil, nil, nil, nil
 end
 -- EVAL: this call's arguments (under FUNCTION LOAD, redis.register_function
 -- exists and each function calls begin itself)
@@ -92,24 +93,40 @@ local CONF_HOT = {'state', 'named', 'floating', 'overdraft', 'idle', 'max_lease'
 local F = '([^\t]*)\t'
 local HOT_PATTERN = '^' .. F .. F .. F .. F .. F .. F .. F .. F .. F .. F .. F .. F .. F ..
     '([^\t]*)$'
--- A setting that is not in the hash reads as false once looked up (so it
--- is not asked for again); the packed ones are all set when read.
+-- The hot settings of a pool, parsed, are kept across calls of a loaded
+-- library (at most CONFC_MAX pools), keyed by the packed string itself: a
+-- call whose HGET returns the same string (Lua compares interned strings by
+-- address) reuses the table. The cached table is never written: a setting
+-- outside the packed ones is looked up once a call into COLD, which begin()
+-- empties, and reads as false when the hash has none.
+local CONFC, CONFC_N, CONFC_MAX = {}, 0, 1024
 local CONF_MT = {__index = function(t, f)
-    local v = redis.call('HGET', K('conf'), f)
-    rawset(t, f, v)
+    if not COLD then COLD = {} end
+    local v = COLD[f]
+    if v == nil then
+        v = redis.call('HGET', K('conf'), f) or false
+        COLD[f] = v
+    end
     return v or nil
 end}
 local function hot(v) return v ~= '' and v end
 local function conf()
     if POOL == '_' then return false end  -- the registry has no settings
     if CONF == nil then
+        COLD = nil
         local packed = redis.call('HGET', K('conf'), 'hot')
+        local e = packed and CONFC[POOL]
+        if e and e[1] == packed then
+            CONF = e[2]
+            return CONF
+        end
         local st, nm, fl, od, id, ml, inc, exc, tc, cg, df, ar, ub, ur
         if packed then
             st, nm, fl, od, id, ml, inc, exc, tc, cg, df, ar, ub, ur =
                 string.match(packed, HOT_PATTERN)
         end
         if not st then
+            packed = nil  -- not packed: read field by field, not kept
             local raw = redis.call('HMGET', K('conf'), unpack(CONF_HOT))
             for i = 1, #CONF_HOT do raw[i] = raw[i] or '' end
             st, nm, fl, od, id, ml, inc, exc, tc, cg, df, ar, ub, ur = unpack(raw)
@@ -123,6 +140,13 @@ local function conf()
                 exclude = hot(exc), test_clock = hot(tc), countg = hot(cg), deny_fold = hot(df),
                 audit_retention = hot(ar), usage_bucket = hot(ub), usage_retention = hot(ur)},
                 CONF_MT)
+            if packed then
+                if not CONFC[POOL] then
+                    if CONFC_N >= CONFC_MAX then CONFC, CONFC_N = {}, 0 end
+                    CONFC_N = CONFC_N + 1
+                end
+                CONFC[POOL] = {packed, CONF}
+            end
         end
     end
     return CONF

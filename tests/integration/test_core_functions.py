@@ -106,3 +106,26 @@ def test_doctor_reports_and_loads_a_missing_library(seatctl, seatctl_json, rdb):
     seatctl("doctor", "--fix", check=EX_OK)
     assert len(lib_names(rdb)) == 1
     assert seatctl("doctor", check=EX_OK).out.strip() == "doctor: no drift found"
+
+
+def test_the_library_sees_every_settings_change_at_once(seatctl, rdb):
+    """The loaded library keeps a pool's parsed hot settings between calls,
+    keyed by their packed string: a pool set changes the string and the next
+    decision sees it; two pools never share theirs; settings outside the
+    packed ones (features here) are read on every call, so even a hand edit
+    of them counts at once."""
+    seatctl("pool", "set", "p", "--floating", "1", check=EX_OK)
+    seatctl("pool", "set", "q", "--floating", "3", check=EX_OK)
+    for u in ("alice", "bob", "carol"):
+        seatctl("acquire", "q", u, check=EX_OK)
+    seatctl("acquire", "p", "alice", check=EX_OK)
+    seatctl("acquire", "p", "bob", check=helpers.EX_DENIED)
+    seatctl("pool", "set", "p", "--floating", "2", check=EX_OK)
+    seatctl("acquire", "p", "bob", check=EX_OK)
+    seatctl("acquire", "q", "dave", check=helpers.EX_DENIED)   # q's own settings
+    seatctl("acquire", "p", "carol", "--feature", "f1", check=helpers.EX_DENIED)
+    rdb.hset("sg:{p}:conf", "features", ",f1,")
+    seatctl("pool", "set", "p", "--floating", "3", check=EX_OK)
+    seatctl("acquire", "p", "carol", "--feature", "f1", check=EX_OK)
+    rdb.hset("sg:{p}:conf", "features", ",")                   # by hand: no repack
+    seatctl("acquire", "p", "dave", "--feature", "f1", check=helpers.EX_DENIED)
