@@ -217,70 +217,29 @@ def scale():
 
 
 def measure(name, spec):
+    """k instructions per call of each batch, with the scripts in spec."""
     evalmode = spec.endswith(":eval")
     d = spec[:-5] if evalmode else spec
-    tmp = tempfile.mkdtemp(prefix="sg-cg-")
-    port = free_port()
-    proc = subprocess.Popen(
-        ["valgrind", "--tool=callgrind", "--instr-atstart=no",
-         "--callgrind-out-file=%s/cg.%%p" % tmp, "redis-server", "--port", str(port),
-         "--save", "", "--appendonly", "no", "--dir", tmp],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    r = redis.Redis(port=port, decode_responses=True)
+    g = Grind()
     out = {}
     try:
-        for _ in range(300):
-            try:
-                r.ping()
-                break
-            except redis.exceptions.ConnectionError:
-                time.sleep(0.1)
         if evalmode:
             lib = open(os.path.join(d, "lib.lua")).read()
-            names = {s: r.script_load(lib + open(os.path.join(d, s + ".lua")).read())
+            names = {s: g.r.script_load(lib + open(os.path.join(d, s + ".lua")).read())
                      for s in ("decide", "release")}
             cmd = "EVALSHA"
         else:
-            txt, h = library(d, tmp)
-            r.function_load(txt, replace=True)
+            txt, h = library(d, g.tmp)
+            g.r.function_load(txt, replace=True)
             names = {s: "sg_%s_%s" % (h, s) for s in ("decide", "release")}
             cmd = "FCALL"
-        url = "redis://127.0.0.1:%d" % port
-        for args in (("pool", "set", "t", "--named", "5", "--floating", "1000000",
-                      "--idle-timeout", "1h"), ("assign", "t", "nm")):
-            subprocess.run([SEATCTL, "--redis", url, "--timeout", "60000"] + list(args),
-                           check=True, stdout=subprocess.DEVNULL)
-        ctl = lambda *a: subprocess.run(["callgrind_control"] + list(a) + [str(proc.pid)],  # noqa
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                        check=True)
+        g.seatctl("pool", "set", "t", "--named", "5", "--floating", "1000000",
+                  "--idle-timeout", "1h")
+        g.seatctl("assign", "t", "nm")
         for label, script, calls in batches():
-            ctl("-z")
-            ctl("-i", "on")
-            p = r.pipeline(transaction=False)
-            for keys, args in calls:
-                p.execute_command(cmd, names[script], len(keys), *(keys + args))
-            for x in p.execute():
-                assert not isinstance(x, Exception), x
-            ctl("-i", "off")
-            before = set(glob.glob(tmp + "/cg.*"))
-            ctl("-d")
-            total = None
-            for _ in range(50):
-                for f in sorted(set(glob.glob(tmp + "/cg.*")) - before):
-                    for ln in open(f):
-                        if ln.startswith(("summary:", "totals:")):
-                            total = int(ln.split()[1])
-                if total is not None:
-                    break
-                time.sleep(0.1)
-            out[label] = total / len(calls) / 1000.0
+            out[label], _ = g.run(cmd, names[script], calls)
     finally:
-        try:
-            r.execute_command("SHUTDOWN", "NOSAVE")
-        except redis.exceptions.ConnectionError:
-            pass
-        proc.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
+        g.close()
     return out
 
 
