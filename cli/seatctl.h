@@ -52,7 +52,6 @@ int cmd_doctor(opts_t *o, sg_conn *c);
 int cmd_explain(opts_t *o, sg_conn *c);
 /* cli/seatctl_audit.c */
 int cmd_audit(opts_t *o, sg_conn *c);
-/* the value of field name of an audit entry, "" when absent */
 /* cli/seatctl_report.c */
 int cmd_report(opts_t *o, sg_conn *c);
 /* cli/seatctl_sync.c */

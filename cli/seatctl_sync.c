@@ -172,20 +172,22 @@ int cmd_sync(opts_t *o, sg_conn *c)
         applied = rc == SG_OK;
     }
     /* the change log, also of a sync that stopped part way: what was
-     * applied, and what was not ("not_applied") */
+     * applied, what was not ("not_applied"), what may be in part ("unknown") */
     char lerr[SG_ERR_MAX];
     int lrc = sg_sync_log(c, &pl, done, !o->dry_run, by, lerr, sizeof(lerr));
-    if (rc == SG_OK && lrc != SG_OK) {
-        rc = lrc;
-        snprintf(err, sizeof(err), "%s", lerr);
-    } else if (rc != SG_OK && done) {
-        fprintf(stderr, "seatctl: sync stopped part way: %s%s%s were applied (each whole); "
-                        "run it again to finish%s%s\n",
+    if (rc != SG_OK && done)
+        fprintf(stderr, "seatctl: sync stopped part way: %s%s%s were applied; "
+                        "run it again to finish\n",
                 done & SG_SYNC_RECORDS ? "user records" : "",
                 done & SG_SYNC_UNASSIGN ? ", seats taken back" : "",
-                done & SG_SYNC_ASSIGN ? ", seats given" : "",
-                lrc == SG_OK ? "" : "; the change log could not be written: ",
-                lrc == SG_OK ? "" : lerr);
+                done & SG_SYNC_ASSIGN ? ", seats given" : "");
+    if (lrc != SG_OK) {
+        if (rc == SG_OK) {
+            rc = lrc;
+            snprintf(err, sizeof(err), "%s", lerr);
+        } else {
+            fprintf(stderr, "seatctl: the change log could not be written: %s\n", lerr);
+        }
     }
     if (json_out)
         print_json(plan_json(&pl, applied));

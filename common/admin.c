@@ -138,14 +138,14 @@ static void keyset_of(keyset *ks, const char *pool, const sg_key *which, int n)
     }
 }
 
-static const char *rstr(const redisReply *r, const char *name)
+const char *sg_reply_str0(const redisReply *r, const char *name)
 {
     const char *v = sg_reply_str(r, name);
     return v ? v : "";
 }
 
 /* Split "\n"-separated text into a malloc'd vector (NULL/"" -> none). */
-static int split_lines(const char *s, char ***out, size_t *n)
+int sg_split_lines(const char *s, char ***out, size_t *n)
 {
     *out = NULL;
     *n = 0;
@@ -713,9 +713,9 @@ int sg_pool_set(sg_conn *c, const sg_pool *p, const char *via, sg_pool_outcome *
             rc = SG_EBACKEND;
             break;
         }
-        const char *status = rstr(r, "status");
+        const char *status = sg_reply_str0(r, "status");
         if (strcmp(status, "refused") == 0) {
-            rc = seterr(err, errlen, SG_EDENIED, "%s", rstr(r, "message"));
+            rc = seterr(err, errlen, SG_EDENIED, "%s", sg_reply_str0(r, "message"));
             freeReplyObject(r);
             if (added) { /* a refused create leaves nothing behind */
                 const char *ex[] = {"EXISTS", ks.k[0]};
@@ -731,9 +731,9 @@ int sg_pool_set(sg_conn *c, const sg_pool *p, const char *via, sg_pool_outcome *
             break;
         }
         if (strcmp(status, "project") == 0) {
-            int flags = strcmp(rstr(r, "flags"), "1") == 0;
+            int flags = strcmp(sg_reply_str0(r, "flags"), "1") == 0;
             char groups[4096];
-            snprintf(groups, sizeof(groups), "%s", rstr(r, "groups"));
+            snprintf(groups, sizeof(groups), "%s", sg_reply_str0(r, "groups"));
             freeReplyObject(r);
             rc = project(c, p->name, groups, flags, via, &count, err, errlen);
             if (rc != SG_OK)
@@ -747,8 +747,8 @@ int sg_pool_set(sg_conn *c, const sg_pool *p, const char *via, sg_pool_outcome *
             rc = SG_OK;
             if (out) {
                 out->created = strcmp(status, "created") == 0;
-                if (split_lines(rstr(r, "revoked"), &out->revoked, &out->nrevoked) != 0 ||
-                    split_lines(rstr(r, "unassigned"), &out->unassigned, &out->nunassigned) !=
+                if (sg_split_lines(sg_reply_str0(r, "revoked"), &out->revoked, &out->nrevoked) != 0 ||
+                    sg_split_lines(sg_reply_str0(r, "unassigned"), &out->unassigned, &out->nunassigned) !=
                         0)
                     rc = seterr(err, errlen, SG_EBACKEND,
                                 "out of memory (the pool was set nevertheless)");
@@ -983,15 +983,15 @@ int sg_assign(sg_conn *c, const char *pool, int assign, const char **users, size
     if (r == NULL)
         return SG_EBACKEND;
     int rc = SG_OK;
-    const char *status = rstr(r, "status");
+    const char *status = sg_reply_str0(r, "status");
     if (strcmp(status, "refused") == 0)
-        rc = seterr(err, errlen, SG_EDENIED, "%s", rstr(r, "message"));
+        rc = seterr(err, errlen, SG_EDENIED, "%s", sg_reply_str0(r, "message"));
     else if (strcmp(status, "no_pool") == 0)
-        rc = seterr(err, errlen, SG_EINPUT, "%s", rstr(r, "message"));
+        rc = seterr(err, errlen, SG_EINPUT, "%s", sg_reply_str0(r, "message"));
     else if (strcmp(status, "ok") != 0)
         rc = seterr(err, errlen, SG_EBACKEND, "redis: unexpected reply to assign");
     else if (converted) {
-        const char *cv = rstr(r, "converted");
+        const char *cv = sg_reply_str0(r, "converted");
         *converted = *cv ? 1 : 0;
         for (const char *p = cv; *p; p++)
             *converted += *p == '\n';
@@ -1033,7 +1033,7 @@ static int user_put(sg_conn *c, const char *const *lines, size_t n, const char *
             *unchanged += (long)sg_reply_ll(r, "unchanged");
         char **ls;
         size_t nl;
-        if (split_lines(rstr(r, "changed"), &ls, &nl) != 0) {
+        if (sg_split_lines(sg_reply_str0(r, "changed"), &ls, &nl) != 0) {
             freeReplyObject(r);
             rc = seterr(err, errlen, SG_EBACKEND, "out of memory");
             break;
@@ -1302,15 +1302,17 @@ int sg_user_get(sg_conn *c, const char *user, sg_user_info *out, char *err, size
 int sg_hmget_all(sg_conn *c, const char *key, char *const *fields, const size_t *lens,
                      size_t n, char **values, char *err, size_t errlen)
 {
-    size_t nb = (n + APPLY_BATCH - 1) / APPLY_BATCH;
-    for (size_t b = 0; b < nb; b++) {
+    size_t nb = (n + APPLY_BATCH - 1) / APPLY_BATCH, queued = 0;
+    int rc = SG_OK;
+    for (size_t b = 0; b < nb; b++, queued++) {
         size_t from = b * APPLY_BATCH, k = n - from < APPLY_BATCH ? n - from : APPLY_BATCH;
         const char **av = malloc(sizeof(*av) * (k + 2));
         size_t *al = malloc(sizeof(*al) * (k + 2));
         if (av == NULL || al == NULL) {
             free(av);
             free(al);
-            return seterr(err, errlen, SG_EBACKEND, "out of memory");
+            rc = seterr(err, errlen, SG_EBACKEND, "out of memory");
+            break;
         }
         av[0] = "HMGET";
         al[0] = 5;
@@ -1323,14 +1325,25 @@ int sg_hmget_all(sg_conn *c, const char *key, char *const *fields, const size_t 
         int q = sg_conn_append(c, (int)k + 2, av, al);
         free(av);
         free(al);
-        if (q != 0)
-            return seterr(err, errlen, SG_EBACKEND, "redis: cannot queue a command");
+        if (q != 0) {
+            rc = seterr(err, errlen, SG_EBACKEND, "redis: cannot queue a command");
+            break;
+        }
     }
-    int rc = SG_OK;
-    for (size_t b = 0; b < nb; b++) {
-        redisReply *r = sg_conn_reply(c, err, errlen);
-        if (r == NULL)
-            return SG_EBACKEND;
+    /* the replies of every batch that went, also after a failure to queue
+     * one: the link stays in step for the next command */
+    for (size_t b = 0; b < queued; b++) {
+        char e2[SG_ERR_MAX];
+        redisReply *r = sg_conn_reply(c, e2, sizeof(e2));
+        if (r == NULL) {
+            if (rc == SG_OK)
+                rc = seterr(err, errlen, SG_EBACKEND, "%s", e2);
+            break;
+        }
+        if (rc != SG_OK) {
+            freeReplyObject(r);
+            continue;
+        }
         size_t from = b * APPLY_BATCH;
         for (size_t j = 0; r->type == REDIS_REPLY_ARRAY && j < r->elements && from + j < n; j++)
             if (r->element[j]->type == REDIS_REPLY_STRING) {

@@ -126,7 +126,10 @@ static int resolve(const char *host, int port, long long deadline, struct addrin
         gai_suspend(wait, 1, &ts); /* EAI_AGAIN (timeout), EAI_INTR: look again */
     }
     if (rc == EAI_INPROGRESS) {
-        if (gai_cancel(&q->cb) == EAI_CANCELED) {
+        int cr = gai_cancel(&q->cb);
+        if (cr == EAI_ALLDONE && gai_error(&q->cb) == 0 && q->cb.ar_result)
+            freeaddrinfo(q->cb.ar_result); /* it finished meanwhile: too late */
+        if (cr == EAI_CANCELED || cr == EAI_ALLDONE) {
             free(q);
         } /* else EAI_NOTCANCELED: the resolver thread still owns q */
         return seterr(err, errlen, "redis %s:%d: name resolution took longer than the timeout",
@@ -265,7 +268,8 @@ static int rebound(redisContext *ctx, long long deadline, int timeout_ms, char *
         seterr(err, errlen, "redis: timed out after %d ms", timeout_ms);
         return -1;
     }
-    if (deadline && redisSetTimeout(ctx, tv_of(t)) != REDIS_OK) {
+    /* always: a step bounded by a deadline may have shortened it before */
+    if (redisSetTimeout(ctx, tv_of(t)) != REDIS_OK) {
         seterr(err, errlen, "redis: cannot set timeout");
         return -1;
     }
@@ -583,6 +587,12 @@ int sg_cmd_slot(int argc, const char **argv, const size_t *argvlen)
             return -1;
         return sg_key_slot(argv[3], arglen(argv, argvlen, 3));
     }
+    if (arg_is(argv, argvlen, 0, "XREAD")) { /* XREAD [COUNT n] [BLOCK ms] STREAMS key... */
+        for (int i = 1; i + 1 < argc; i++)
+            if (arg_is(argv, argvlen, i, "STREAMS"))
+                return sg_key_slot(argv[i + 1], arglen(argv, argvlen, i + 1));
+        return -1;
+    }
     return argc > 1 ? sg_key_slot(argv[1], arglen(argv, argvlen, 1)) : -1;
 }
 
@@ -824,10 +834,11 @@ static redisReply *follow(sg_conn *c, int node, int argc, const char **argv,
         redisContext *ctx = node_ctx(c, to, err, errlen);
         if (ctx == NULL)
             return NULL;
-        if (ask && redisAppendCommand(ctx, "ASKING") != REDIS_OK)
+        if ((ask && redisAppendCommand(ctx, "ASKING") != REDIS_OK) ||
+            redisAppendCommandArgv(ctx, argc, argv, argvlen) != REDIS_OK) {
+            seterr(err, errlen, "redis: cannot queue a command");
             return NULL;
-        if (redisAppendCommandArgv(ctx, argc, argv, argvlen) != REDIS_OK)
-            return NULL;
+        }
         if (ask) {
             redisReply *ok = get_reply(c, ctx, err, errlen);
             if (ok == NULL)
@@ -841,9 +852,26 @@ static redisReply *follow(sg_conn *c, int node, int argc, const char **argv,
     return r;
 }
 
-/* one command to the master of its slot, its redirections followed */
+static redisReply *cluster_exec_in(sg_conn *c, int argc, const char **argv,
+                                   const size_t *argvlen, char *err, size_t errlen);
+
+/* one command within one timeout in all (redirections, dials and the map
+ * included), also for a connection whose commands each have their own
+ * (seatctl) */
 static redisReply *cluster_exec(sg_conn *c, int argc, const char **argv, const size_t *argvlen,
                                 char *err, size_t errlen)
+{
+    if (c->deadline)
+        return cluster_exec_in(c, argc, argv, argvlen, err, errlen);
+    c->deadline = mono_ms() + c->timeout_ms;
+    redisReply *r = cluster_exec_in(c, argc, argv, argvlen, err, errlen);
+    c->deadline = 0;
+    return r;
+}
+
+/* one command to the master of its slot, its redirections followed */
+static redisReply *cluster_exec_in(sg_conn *c, int argc, const char **argv,
+                                   const size_t *argvlen, char *err, size_t errlen)
 {
     int n = route(c, argc, argv, argvlen, err, errlen);
     redisContext *ctx = n >= 0 ? node_ctx(c, n, err, errlen) : NULL;
@@ -965,8 +993,8 @@ int sg_conn_masters(sg_conn *c, int **out, char *err, size_t errlen)
     return n;
 }
 
-struct redisReply *sg_conn_cmd_node(sg_conn *c, int node, int argc, const char **argv,
-                                    char *err, size_t errlen)
+static redisReply *cmd_node_in(sg_conn *c, int node, int argc, const char **argv, char *err,
+                               size_t errlen)
 {
     redisContext *ctx = node_ctx(c, node, err, errlen);
     if (ctx == NULL)
@@ -976,4 +1004,16 @@ struct redisReply *sg_conn_cmd_node(sg_conn *c, int node, int argc, const char *
         return NULL;
     }
     return get_reply(c, ctx, err, errlen);
+}
+
+/* one command to one node, dial included, within one timeout */
+struct redisReply *sg_conn_cmd_node(sg_conn *c, int node, int argc, const char **argv,
+                                    char *err, size_t errlen)
+{
+    if (c->deadline)
+        return cmd_node_in(c, node, argc, argv, err, errlen);
+    c->deadline = mono_ms() + c->timeout_ms;
+    redisReply *r = cmd_node_in(c, node, argc, argv, err, errlen);
+    c->deadline = 0;
+    return r;
 }

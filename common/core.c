@@ -95,17 +95,24 @@ static int cmd_long(sg_cmd *cmd, long v)
     return cmd_arg(cmd, tmp, (size_t)n);
 }
 
+const char *sg_script_verb(int how)
+{
+    return how == SG_CALL_FCALL ? "FCALL" : how == SG_CALL_EVAL ? "EVAL" : "EVALSHA";
+}
+
+const char *sg_script_ref(sg_script s, int how)
+{
+    return how == SG_CALL_FCALL  ? sg_script_fname(s)
+           : how == SG_CALL_EVAL ? sg_script_body(s)
+                                 : sg_script_sha(s);
+}
+
 static int cmd_script(sg_cmd *cmd, sg_script s, int use_eval, int nkeys)
 {
     cmd_init(cmd);
-    int rc;
-    if (use_eval == SG_CALL_FCALL)
-        rc = cmd_static(cmd, "FCALL") || cmd_static(cmd, sg_script_fname(s));
-    else if (use_eval == SG_CALL_EVAL)
-        rc = cmd_static(cmd, "EVAL") || cmd_static(cmd, sg_script_body(s));
-    else
-        rc = cmd_static(cmd, "EVALSHA") || cmd_static(cmd, sg_script_sha(s));
-    return rc ? -1 : cmd_long(cmd, nkeys);
+    if (cmd_static(cmd, sg_script_verb(use_eval)) || cmd_static(cmd, sg_script_ref(s, use_eval)))
+        return -1;
+    return cmd_long(cmd, nkeys);
 }
 
 /* ---- how scripts are called ------------------------------------------------ */
@@ -644,10 +651,8 @@ struct redisReply *sg_script_run(sg_conn *c, sg_script s, int nkeys, int argc, c
     int how = sg_script_call_first();
     redisReply *r = NULL;
     for (;;) {
-        av[0] = how == SG_CALL_FCALL ? "FCALL" : how == SG_CALL_EVAL ? "EVAL" : "EVALSHA";
-        av[1] = how == SG_CALL_FCALL  ? sg_script_fname(s)
-                : how == SG_CALL_EVAL ? sg_script_body(s)
-                                      : sg_script_sha(s);
+        av[0] = sg_script_verb(how);
+        av[1] = sg_script_ref(s, how);
         r = sg_conn_cmd(c, total, av, NULL, err, errlen);
         if (how == SG_CALL_FCALL && !library_tried && r && r->type == REDIS_REPLY_ERROR &&
             strncmp(r->str, "ERR Function not found", 22) == 0) {

@@ -55,6 +55,11 @@ int sg_conn_has_budget(const sg_conn *c);
  * 0 and NULL for one server, -1 on error); a command on one of them. */
 int sg_key_slot(const char *key, size_t len);
 int sg_conn_masters(sg_conn *c, int **out, char *err, size_t errlen);
+/* A script reply's field as a string, "" when absent. */
+const char *sg_reply_str0(const struct redisReply *r, const char *name);
+/* "\n"-separated text into a malloc'd vector (free with sg_strv_free;
+ * NULL/"" -> none, empty lines skipped); -1 out of memory, nothing kept. */
+int sg_split_lines(const char *s, char ***out, size_t *n);
 /* HMGET key fields[0..n) in pipelined batches; values[i] is a malloc'd
  * copy or NULL. lens may be NULL (C strings). */
 int sg_hmget_all(sg_conn *c, const char *key, char *const *fields, const size_t *lens, size_t n,

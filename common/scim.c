@@ -76,11 +76,13 @@ struct sg_scim {
     size_t nmpools;
     int *gave, *took, *took_old; /* per map pool: this request changed it */
     char refused[SG_ERR_MAX];
-    /* the answer of a change refused after its seats changed, given once
-     * they are back (ST_ROLLBACK); rollback_bad: some could not be */
-    int pend_status, rollback_bad;
-    const char *pend_type;
-    char pend_detail[1024];
+    /* a refusal (4xx) after this request gave or took named seats: the
+     * seats go back first (ST_ROLLBACK), then the kept answer is given;
+     * rollback_bad: some could not be put back. took_old_user: whose seat
+     * took_old[] took (a retry reads old_user again). */
+    int rolled, rollback_bad, kept_status;
+    sg_buf kept;
+    char took_old_user[SG_IDENT_MAX + 1];
     /* the records the put changed, the pools, what each watches */
     scim_change *changes;
     size_t nchanges;
@@ -535,6 +537,40 @@ static char *query_param(const char *q, const char *name)
     return NULL;
 }
 
+/* "eq VALUE" after an attribute name (spaces around each), VALUE one JSON
+ * scalar and nothing after it, as filters and PATCH value filters write
+ * it: 0 with *out (the caller puts it), -1 when the operator is not eq, -2
+ * when the value is not one scalar. */
+static int eq_value(const char *q, json_object **out)
+{
+    *out = NULL;
+    while (*q == ' ')
+        q++;
+    if (strncasecmp(q, "eq ", 3) != 0)
+        return -1;
+    q += 3;
+    while (*q == ' ')
+        q++;
+    size_t len = strlen(q);
+    while (len && q[len - 1] == ' ')
+        len--;
+    json_tokener *tok = json_tokener_new();
+    json_object *v = tok ? json_tokener_parse_ex(tok, q, (int)len) : NULL;
+    int ok = v && json_tokener_get_error(tok) == json_tokener_success &&
+             (size_t)json_tokener_get_parse_end(tok) == len &&
+             !json_object_is_type(v, json_type_object) &&
+             !json_object_is_type(v, json_type_array);
+    if (tok)
+        json_tokener_free(tok);
+    if (!ok) {
+        if (v)
+            json_object_put(v);
+        return -2;
+    }
+    *out = v;
+    return 0;
+}
+
 /* `userName eq "value"` (also externalId, id): the only filters the
  * provisioning clients send. 0, or -1 with the detail in err. */
 static int parse_filter(sg_scim *s, const char *f, char *err, size_t errlen)
@@ -552,30 +588,17 @@ static int parse_filter(sg_scim *s, const char *f, char *err, size_t errlen)
                  "or id with eq", (int)(al > 64 ? 64 : al), f);
         return -1;
     }
-    f += al;
-    while (*f == ' ')
-        f++;
-    if (strncasecmp(f, "eq ", 3) != 0) {
+    json_object *v;
+    int rc = eq_value(f + al, &v);
+    if (rc == -1) {
         snprintf(err, errlen, "only the eq operator is supported");
         return -1;
     }
-    f += 3;
-    while (*f == ' ')
-        f++;
-    size_t len = strlen(f);
-    while (len && f[len - 1] == ' ')
-        len--;
-    json_tokener *tok = json_tokener_new();
-    json_object *v = tok ? json_tokener_parse_ex(tok, f, (int)len) : NULL;
-    int ok = v && json_object_is_type(v, json_type_string) &&
-             json_tokener_get_error(tok) == json_tokener_success &&
-             (size_t)json_tokener_get_parse_end(tok) == len;
+    int ok = rc == 0 && json_object_is_type(v, json_type_string);
     if (ok)
         s->fvalue = strdup(json_object_get_string(v));
     if (v)
         json_object_put(v);
-    if (tok)
-        json_tokener_free(tok);
     if (!ok || s->fvalue == NULL) {
         snprintf(err, errlen, "the filter's value must be one quoted string (and nothing after "
                  "it: 'and', 'or' are not supported)");
@@ -835,26 +858,7 @@ static int parse_path(const char *path, scim_path *p, char *err, size_t errlen)
         if (k == 0 || k >= sizeof(p->fattr))
             goto bad;
         snprintf(p->fattr, sizeof(p->fattr), "%.*s", (int)k, q);
-        q += k;
-        while (*q == ' ')
-            q++;
-        if (strncasecmp(q, "eq", 2) != 0 || q[2] != ' ')
-            goto bad;
-        q += 3;
-        while (*q == ' ')
-            q++;
-        size_t vl = strlen(q);
-        while (vl && q[vl - 1] == ' ')
-            vl--;
-        json_tokener *tok = json_tokener_new();
-        p->fvalue = tok ? json_tokener_parse_ex(tok, q, (int)vl) : NULL;
-        int ok = p->fvalue && json_tokener_get_error(tok) == json_tokener_success &&
-                 (size_t)json_tokener_get_parse_end(tok) == vl &&
-                 !json_object_is_type(p->fvalue, json_type_object) &&
-                 !json_object_is_type(p->fvalue, json_type_array);
-        if (tok)
-            json_tokener_free(tok);
-        if (!ok)
+        if (eq_value(q + k, &p->fvalue) != 0)
             goto bad;
         a = close + 1;
     }
@@ -1319,42 +1323,15 @@ static void step_watch(sg_scim *s)
 
 /* ---- replies ---------------------------------------------------------------------- */
 
-static const char *rfield(const redisReply *r, const char *name)
-{
-    const char *v = sg_reply_str(r, name);
-    return v ? v : "";
-}
-
-static int split(const char *s, char ***out, size_t *n)
-{
-    *out = NULL;
-    *n = 0;
-    for (const char *p = s; p && *p;) {
-        const char *nl = strchr(p, '\n');
-        size_t len = nl ? (size_t)(nl - p) : strlen(p);
-        if (len) {
-            char **t = realloc(*out, (*n + 1) * sizeof(char *));
-            if (t == NULL)
-                return -1;
-            *out = t;
-            if ((t[*n] = strndup(p, len)) == NULL)
-                return -1;
-            (*n)++;
-        }
-        p = nl ? nl + 1 : NULL;
-    }
-    return 0;
-}
-
 static void on_get(sg_scim *s, const redisReply *r)
 {
-    const char *st = rfield(r, "status");
-    snprintf(s->owner, sizeof(s->owner), "%s", rfield(r, "owner"));
+    const char *st = sg_reply_str0(r, "status");
+    snprintf(s->owner, sizeof(s->owner), "%s", sg_reply_str0(r, "owner"));
     if (strcmp(st, "ok") == 0) {
         free(s->old_json);
-        s->old_json = strdup(rfield(r, "resource"));
-        snprintf(s->old_user, sizeof(s->old_user), "%s", rfield(r, "user"));
-        snprintf(s->old_ver, sizeof(s->old_ver), "%s", rfield(r, "ver"));
+        s->old_json = strdup(sg_reply_str0(r, "resource"));
+        snprintf(s->old_user, sizeof(s->old_user), "%s", sg_reply_str0(r, "user"));
+        snprintf(s->old_ver, sizeof(s->old_ver), "%s", sg_reply_str0(r, "ver"));
     }
 }
 
@@ -1415,13 +1392,13 @@ static void after_get(sg_scim *s)
 
 static void on_pool_seat(sg_scim *s, const scim_cmd *c, const redisReply *r)
 {
-    const char *st = rfield(r, "status");
+    const char *st = sg_reply_str0(r, "status");
     long long changed = sg_reply_ll(r, "changed");
     size_t i = (size_t)(s->stage == ST_ASSIGN || s->stage == ST_UNDO ? c->tag : c->tag / 2);
     if (i >= s->nmpools)
         return;
     if (strcmp(st, "ok") != 0 && s->stage == ST_ASSIGN) {
-        snprintf(s->refused, sizeof(s->refused), "%s", rfield(r, "message"));
+        snprintf(s->refused, sizeof(s->refused), "%s", sg_reply_str0(r, "message"));
         if (s->refused[0] == '\0')
             snprintf(s->refused, sizeof(s->refused), "pool %s refused the named seat",
                      s->mpools[i]);
@@ -1433,8 +1410,11 @@ static void on_pool_seat(sg_scim *s, const scim_cmd *c, const redisReply *r)
         s->gave[i] = 1;
     else if (s->stage == ST_UNDO)
         s->gave[i] = 0;
-    else if (c->tag % 2)
+    else if (c->tag % 2) {
         s->took_old[i] = 1;
+        if (!s->took_old_user[0])
+            snprintf(s->took_old_user, sizeof(s->took_old_user), "%s", s->old_user);
+    }
     else if (s->gave[i])
         s->gave[i] = 0; /* a retry took back what the first try gave */
     else
@@ -1457,41 +1437,66 @@ static void after_assign(sg_scim *s)
         answer_error(s, 409, NULL, "%s; nothing was changed", s->refused);
 }
 
-/* A change refused after this request gave or took named seats (the put
- * found the User gone or its userName taken, or other requests kept
- * changing it): the seats go back first, then the refusal is answered, so a
- * refused request changes nothing. refuse() keeps the answer; the rollback
- * starts from sg_scim_step, once the batch that refused is done with. */
-static void refuse(sg_scim *s, int status, const char *scim_type, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void refuse(sg_scim *s, int status, const char *scim_type, const char *fmt, ...)
+/* Any refusal (4xx) of a change after this request gave or took named
+ * seats: the put found the User gone or its userName taken, other requests
+ * kept changing it past the retries, or a retry's fresh read was refused
+ * (gone, name taken, no longer valid). The seats go back first, then the
+ * refusal is answered, so a refused request changes nothing. sg_scim_step
+ * starts it once the refusal is answered. */
+static int seats_changed(const sg_scim *s)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(s->pend_detail, sizeof(s->pend_detail), fmt, ap);
-    va_end(ap);
-    s->pend_status = status;
-    s->pend_type = scim_type;
+    for (size_t i = 0; s->gave && i < s->nmpools; i++)
+        if (s->gave[i] || s->took[i] || s->took_old[i])
+            return 1;
+    return 0;
+}
+
+static void finish_rollback(sg_scim *s)
+{
+    sg_buf kept = s->kept;
+    memset(&s->kept, 0, sizeof(s->kept));
+    json_object *o = kept.p ? json_tokener_parse(kept.p) : NULL;
+    sg_buf_free(&kept);
+    if (s->rollback_bad) {
+        snprintf(s->log, sizeof(s->log), "putting back the named seats of a refused change "
+                 "failed; the next change of the User or seatctl sync mends them");
+        json_object *d = o ? jget(o, "detail") : NULL;
+        char detail[1200];
+        snprintf(detail, sizeof(detail), "%s; the named seats it had changed could not all be "
+                 "put back (the next change mends them)", d ? json_object_get_string(d) : "");
+        if (o)
+            json_object_object_add(o, "detail", json_object_new_string(detail));
+    }
+    answer_json(s, s->kept_status, o);
+    if (o)
+        json_object_put(o);
 }
 
 static void start_rollback(sg_scim *s)
 {
+    s->rolled = 1;
+    s->kept_status = s->status;
+    s->kept = s->out;
+    memset(&s->out, 0, sizeof(s->out));
     s->stage = ST_ROLLBACK;
-    for (size_t i = 0; s->gave && i < s->nmpools; i++) {
+    for (size_t i = 0; i < s->nmpools; i++) {
         /* tag: pool * 4 + what (0 give back, 1 take again, 2 the old name's) */
         if ((s->gave[i] && seat_cmd(s, i, "unassign", s->user, (int)i * 4) != 0) ||
             (s->took[i] && seat_cmd(s, i, "assign", s->user, (int)i * 4 + 1) != 0) ||
-            (s->took_old[i] && seat_cmd(s, i, "assign", s->old_user, (int)i * 4 + 2) != 0))
-            return;
+            (s->took_old[i] &&
+             seat_cmd(s, i, "assign", s->took_old_user, (int)i * 4 + 2) != 0)) {
+            s->rollback_bad = 1; /* out of memory: what was queued still goes */
+            break;
+        }
     }
     if (s->ncmds == 0)
-        answer_error(s, s->pend_status, s->pend_type, "%s", s->pend_detail);
+        finish_rollback(s);
 }
 
 static void on_rollback(sg_scim *s, const scim_cmd *c, const redisReply *r)
 {
     size_t i = (size_t)c->tag / 4;
-    if (i >= s->nmpools || strcmp(rfield(r, "status"), "ok") != 0) {
+    if (i >= s->nmpools || strcmp(sg_reply_str0(r, "status"), "ok") != 0) {
         s->rollback_bad = 1;
         return;
     }
@@ -1505,22 +1510,11 @@ static void on_rollback(sg_scim *s, const scim_cmd *c, const redisReply *r)
     }
 }
 
-static void after_rollback(sg_scim *s)
-{
-    if (s->rollback_bad)
-        snprintf(s->log, sizeof(s->log), "putting back the named seats of a refused change "
-                 "failed; the next change of the User or seatctl sync mends them");
-    answer_error(s, s->pend_status, s->pend_type, "%s%s", s->pend_detail,
-                 s->rollback_bad ? "; the named seats it had changed could not all be put "
-                                   "back (the next change mends them)"
-                                 : "");
-}
-
 static void on_put(sg_scim *s, const redisReply *r)
 {
-    const char *st = rfield(r, "status");
+    const char *st = sg_reply_str0(r, "status");
     if (strcmp(st, "missing") == 0) {
-        refuse(s, 404, NULL, "no User %s", s->id);
+        answer_error(s, 404, NULL, "no User %s", s->id);
         return;
     }
     if (strcmp(st, "retry") == 0) {
@@ -1528,7 +1522,7 @@ static void on_put(sg_scim *s, const redisReply *r)
         return;
     }
     if (strcmp(st, "conflict") == 0) {
-        refuse(s, 409, "uniqueness", "userName %s is taken", s->user);
+        answer_error(s, 409, "uniqueness", "userName %s is taken", s->user);
         return;
     }
     if (strcmp(st, "ok") != 0) {
@@ -1538,7 +1532,8 @@ static void on_put(sg_scim *s, const redisReply *r)
     }
     char **ls = NULL, **pools = NULL;
     size_t nl = 0, np = 0;
-    if (split(rfield(r, "changed"), &ls, &nl) != 0 || split(rfield(r, "pools"), &pools, &np) != 0) {
+    if (sg_split_lines(sg_reply_str0(r, "changed"), &ls, &nl) != 0 ||
+        sg_split_lines(sg_reply_str0(r, "pools"), &pools, &np) != 0) {
         sg_strv_free(ls, nl);
         sg_strv_free(pools, np);
         answer_error(s, 500, NULL, "out of memory");
@@ -1582,11 +1577,11 @@ static void on_find(sg_scim *s, const redisReply *r)
 {
     json_object *l = NULL;
     if (s->stage == ST_FIND) {
-        const char *st = rfield(r, "status");
+        const char *st = sg_reply_str0(r, "status");
         int hit = strcmp(st, "ok") == 0;
         l = list_response(hit, s->start);
         if (hit && s->start <= 1 && s->count > 0) {
-            json_object *res = json_tokener_parse(rfield(r, "resource"));
+            json_object *res = json_tokener_parse(sg_reply_str0(r, "resource"));
             if (res)
                 list_add(l, res);
         }
@@ -1594,7 +1589,7 @@ static void on_find(sg_scim *s, const redisReply *r)
         char **ls = NULL;
         size_t nl = 0;
         l = list_response(sg_reply_ll(r, "total"), s->start);
-        if (split(rfield(r, "resources"), &ls, &nl) == 0)
+        if (sg_split_lines(sg_reply_str0(r, "resources"), &ls, &nl) == 0)
             for (size_t i = 0; i < nl; i++) {
                 json_object *res = json_tokener_parse(ls[i]);
                 if (res)
@@ -1621,9 +1616,8 @@ static void queue_get(sg_scim *s)
 static void restart(sg_scim *s)
 {
     if (++s->retries > 3) {
-        refuse(s, 409, NULL, "User %s was changed by other requests meanwhile; try again",
-               s->id);
-        start_rollback(s);
+        answer_error(s, 409, NULL, "User %s was changed by other requests meanwhile; "
+                     "try again", s->id);
         return;
     }
     if (s->res)
@@ -1786,13 +1780,8 @@ void sg_scim_command(const sg_scim *s, int i, int *argc, const char ***argv,
 {
     scim_cmd *c = &s->cmds[i];
     if (c->script >= 0) {
-        sg_script sc = (sg_script)c->script;
-        c->argv[0] = (char *)(c->how == SG_CALL_FCALL  ? "FCALL"
-                              : c->how == SG_CALL_EVAL ? "EVAL"
-                                                       : "EVALSHA");
-        c->argv[1] = (char *)(c->how == SG_CALL_FCALL  ? sg_script_fname(sc)
-                              : c->how == SG_CALL_EVAL ? sg_script_body(sc)
-                                                       : sg_script_sha(sc));
+        c->argv[0] = (char *)sg_script_verb(c->how);
+        c->argv[1] = (char *)sg_script_ref((sg_script)c->script, c->how);
         c->argvlen[0] = strlen(c->argv[0]);
         c->argvlen[1] = strlen(c->argv[1]);
     }
@@ -1824,7 +1813,7 @@ void sg_scim_reply(sg_scim *s, int i, const struct redisReply *r)
     case ST_GET:
     case ST_NAME:
         if (s->stage == ST_NAME)
-            snprintf(s->owner, sizeof(s->owner), "%s", rfield(r, "owner"));
+            snprintf(s->owner, sizeof(s->owner), "%s", sg_reply_str0(r, "owner"));
         else
             on_get(s, r);
         break;
@@ -1851,7 +1840,7 @@ void sg_scim_reply(sg_scim *s, int i, const struct redisReply *r)
     }
 }
 
-int sg_scim_step(sg_scim *s)
+static int step_once(sg_scim *s)
 {
     if (s->stage == ST_DONE) {
         free_cmds(s);
@@ -1890,12 +1879,8 @@ int sg_scim_step(sg_scim *s)
     free_cmds(s);
     if (stage == ST_ROLLBACK) { /* the refusal, whatever the rollback met */
         s->rollback_bad |= s->failed || s->redis_err[0];
-        after_rollback(s);
+        finish_rollback(s);
         return 0;
-    }
-    if (s->pend_status && !s->failed && !s->redis_err[0]) { /* refused by the put */
-        start_rollback(s);
-        return s->stage == ST_DONE ? 0 : (int)s->ncmds;
     }
     if (s->failed || s->redis_err[0]) {
         if (stage == ST_WATCH || stage == ST_APPLY) {
@@ -1954,6 +1939,19 @@ int sg_scim_step(sg_scim *s)
         break;
     }
     return s->stage == ST_DONE ? 0 : (int)s->ncmds;
+}
+
+int sg_scim_step(sg_scim *s)
+{
+    int n = step_once(s);
+    /* refused (4xx) after seats changed: they go back before the answer */
+    if (n == 0 && s->stage == ST_DONE && !s->rolled && s->status >= 400 && s->status < 500 &&
+        seats_changed(s)) {
+        free_cmds(s);
+        start_rollback(s);
+        n = s->stage == ST_DONE ? 0 : (int)s->ncmds;
+    }
+    return n;
 }
 
 int sg_scim_pending(const sg_scim *s)
@@ -2015,5 +2013,6 @@ void sg_scim_free(sg_scim *s)
     sg_strv_free(s->pools, s->npools);
     free(s->fvalue);
     sg_buf_free(&s->out);
+    sg_buf_free(&s->kept);
     free(s);
 }

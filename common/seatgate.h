@@ -223,6 +223,10 @@ const char *sg_library_name(void);
 #define SG_CALL_EVALSHA 0
 #define SG_CALL_EVAL 1
 #define SG_CALL_FCALL 2
+/* The command (FCALL, EVAL, EVALSHA) and its first argument (function
+ * name, body, SHA1) of script s called the way how. */
+const char *sg_script_verb(int how);
+const char *sg_script_ref(sg_script s, int how);
 /* The way to try first: FCALL, or EVALSHA for a minute after a miss. */
 int sg_script_call_first(void);
 /* After reply r to a call made the way how: the way to send it again
@@ -696,6 +700,8 @@ typedef struct {
     long bought, before, after;
     char **assign, **unassign;
     size_t nassign, nunassign;
+    int took_back, gave; /* sg_sync_apply did this pool's unassign, assign (each
+                          * one script: all or nothing) */
 } sg_sync_pool;
 
 typedef struct {
@@ -710,8 +716,9 @@ typedef struct {
 } sg_sync_plan;
 
 /* What sg_sync_apply has done, stage by stage (it stops at the first
- * failure; each stage is all or nothing, and running the sync again
- * finishes the rest). */
+ * failure, and running the sync again finishes the rest). The records go in
+ * batches, so a records stage that stopped may be in part; the named seats
+ * go one pool at a time, each pool whole (sg_sync_pool.took_back, .gave). */
 #define SG_SYNC_RECORDS 1  /* user records, the --full disables included */
 #define SG_SYNC_UNASSIGN 2 /* named seats taken back */
 #define SG_SYNC_ASSIGN 4   /* named seats given */
@@ -722,15 +729,16 @@ typedef struct {
 int sg_sync_plan_make(sg_conn *c, const sg_sync_map *m, const sg_sync_person *people, size_t n,
                       int full, sg_sync_plan *pl, char *err, size_t errlen);
 /* *done: the SG_SYNC_* stages applied, also when it fails part way. */
-int sg_sync_apply(sg_conn *c, const sg_sync_plan *pl, const char *via, int *done, char *err,
+int sg_sync_apply(sg_conn *c, sg_sync_plan *pl, const char *via, int *done, char *err,
                   size_t errlen);
 void sg_sync_plan_free(sg_sync_plan *pl);
 /* The plan as a reviewable change log in the registry's audit stream (pool
  * "_"): one entry per change, the --full disables included, with who asked
- * (by), the rules (reason), before and after; ev "sync" for a change of a
- * stage in done (SG_SYNC_*), else "sync_plan" (a dry run: done 0), with
- * result "not_applied" when a sync that was to apply stopped before it
- * (attempted). */
+ * (by), the rules (reason), before and after; ev "sync" for a change that
+ * was applied (its stage in done, its pool's flag), else "sync_plan" (a dry
+ * run: done 0); when a sync that was to apply (attempted) stopped, a change
+ * it did not make has result "not_applied", and a record of the stage that
+ * stopped "unknown" (its batches may have gone in part). */
 int sg_sync_log(sg_conn *c, const sg_sync_plan *pl, int done, int attempted, const char *by,
                 char *err, size_t errlen);
 

@@ -131,6 +131,13 @@ int sg_sync_person_row(const sg_sync_map *m, const sg_sync_person *p, sg_user_ro
     return 0;
 }
 
+/* a user record as the change log writes it */
+static void rec_text(int disabled, int service, const char *groups, char *buf, size_t len)
+{
+    snprintf(buf, len, "disabled=%d service_account=%d groups=%s", disabled, service,
+             groups[0] ? groups : "-");
+}
+
 int sg_sync_plan_make(sg_conn *c, const sg_sync_map *m, const sg_sync_person *people, size_t n,
                       int full, sg_sync_plan *pl, char *err, size_t errlen)
 {
@@ -297,8 +304,7 @@ int sg_sync_plan_make(sg_conn *c, const sg_sync_map *m, const sg_sync_person *pe
             char groups[SG_CSV_GROUPS_LEN + 8];
             const char *comma = strlen(was[j]) >= 2 ? strchr(was[j] + 2, ',') : NULL;
             canon_groups(comma ? comma : "", groups, sizeof(groups));
-            snprintf(text, sizeof(text), "disabled=0 service_account=%d groups=%s",
-                     was[j][1] == '1', groups[0] ? groups : "-");
+            rec_text(0, was[j][1] == '1', groups, text, sizeof(text));
         }
         size_t k = pl->ndisable;
         if (push(&pl->disable, &pl->ndisable, gone[j]) != 0)
@@ -323,7 +329,7 @@ int sg_sync_plan_make(sg_conn *c, const sg_sync_map *m, const sg_sync_person *pe
     return rc;
 }
 
-int sg_sync_apply(sg_conn *c, const sg_sync_plan *pl, const char *via, int *done, char *err,
+int sg_sync_apply(sg_conn *c, sg_sync_plan *pl, const char *via, int *done, char *err,
                   size_t errlen)
 {
     long changed = 0, same = 0;
@@ -347,16 +353,22 @@ int sg_sync_apply(sg_conn *c, const sg_sync_plan *pl, const char *via, int *done
     free(rows);
     if (rc == SG_OK)
         *done |= SG_SYNC_RECORDS;
-    for (size_t i = 0; rc == SG_OK && i < pl->npools; i++)
-        if (pl->pools[i].nunassign)
-            rc = sg_assign(c, pl->pools[i].pool, 0, (const char **)pl->pools[i].unassign,
-                           pl->pools[i].nunassign, via, NULL, err, errlen);
+    for (size_t i = 0; rc == SG_OK && i < pl->npools; i++) {
+        sg_sync_pool *sp = &pl->pools[i];
+        if (sp->nunassign)
+            rc = sg_assign(c, sp->pool, 0, (const char **)sp->unassign, sp->nunassign, via, NULL,
+                           err, errlen);
+        sp->took_back = rc == SG_OK;
+    }
     if (rc == SG_OK)
         *done |= SG_SYNC_UNASSIGN;
-    for (size_t i = 0; rc == SG_OK && i < pl->npools; i++)
-        if (pl->pools[i].nassign)
-            rc = sg_assign(c, pl->pools[i].pool, 1, (const char **)pl->pools[i].assign,
-                           pl->pools[i].nassign, via, NULL, err, errlen);
+    for (size_t i = 0; rc == SG_OK && i < pl->npools; i++) {
+        sg_sync_pool *sp = &pl->pools[i];
+        if (sp->nassign)
+            rc = sg_assign(c, sp->pool, 1, (const char **)sp->assign, sp->nassign, via, NULL,
+                           err, errlen);
+        sp->gave = rc == SG_OK;
+    }
     if (rc == SG_OK)
         *done |= SG_SYNC_ASSIGN;
     /* the people it manages from now on (only the new ones: a run that
@@ -383,11 +395,6 @@ int sg_sync_apply(sg_conn *c, const sg_sync_plan *pl, const char *via, int *done
 
 /* ---- the change log --------------------------------------------------------------- */
 
-static void rec_text(int disabled, int service, const char *groups, char *buf, size_t len)
-{
-    snprintf(buf, len, "disabled=%d service_account=%d groups=%s", disabled, service,
-             groups[0] ? groups : "-");
-}
 
 /* the log's XADDs go out pipelined, their replies read every 1000 */
 static int log_drain(sg_conn *c, size_t *queued, char *err, size_t errlen)
@@ -427,8 +434,11 @@ int sg_sync_log(sg_conn *c, const sg_sync_plan *pl, int done, int attempted, con
         return seterr(err, errlen, SG_EBACKEND, "redis: TIME failed");
     snprintf(at, sizeof(at), "%lld", now);
     snprintf(minid, sizeof(minid), "%lld", now - 400LL * 86400000);
-#define EV(stage) ((done & (stage)) ? "sync" : "sync_plan")
-#define RESULT(stage) ((done & (stage)) || !attempted ? "ok" : "not_applied")
+    /* the records: applied, not applied, or (the stage that stopped) in part */
+    int recs_done = (done & SG_SYNC_RECORDS) != 0;
+    const char *recs_result = recs_done || !attempted ? "ok" : "unknown";
+#define EV(applied) ((applied) ? "sync" : "sync_plan")
+#define RESULT(applied) ((applied) || !attempted ? "ok" : "not_applied")
     int rc = SG_OK;
     for (size_t i = 0; rc == SG_OK && i < pl->nrows; i++) {
         const sg_sync_change *ch = &pl->changes[i];
@@ -440,9 +450,9 @@ int sg_sync_log(sg_conn *c, const sg_sync_plan *pl, int done, int attempted, con
             rec_text(ch->was_disabled, ch->was_service, ch->old_groups ? ch->old_groups : "", before, sizeof(before));
         rec_text(row->disabled, row->service, row->groups, after, sizeof(after));
         const char *av[] = {"XADD", SG_KEY_REGISTRY_AUDIT, "MINID", "~", minid, "*", "ev",
-                            EV(SG_SYNC_RECORDS), "at", at, "pool", "_", "user", row->user,
+                            EV(recs_done), "at", at, "pool", "_", "user", row->user,
                             "via", "sync", "host", host, "by", by ? by : "", "result",
-                            RESULT(SG_SYNC_RECORDS), "reason",
+                            recs_result, "reason",
                             ch->rules[0] ? ch->rules : "no_rule", "seat", "none", "before",
                             before, "after", after};
         rc = log_append(c, (int)(sizeof(av) / sizeof(av[0])), av, &queued, err, errlen);
@@ -455,9 +465,9 @@ int sg_sync_log(sg_conn *c, const sg_sync_plan *pl, int done, int attempted, con
         if (g)
             snprintf(after, sizeof(after), "disabled=1%s", g);
         const char *av[] = {"XADD", SG_KEY_REGISTRY_AUDIT, "MINID", "~", minid, "*", "ev",
-                            EV(SG_SYNC_RECORDS), "at", at, "pool", "_", "user", pl->disable[i],
+                            EV(recs_done), "at", at, "pool", "_", "user", pl->disable[i],
                             "via", "sync", "host", host, "by", by ? by : "", "result",
-                            RESULT(SG_SYNC_RECORDS), "reason", "absent_from_export", "seat",
+                            recs_result, "reason", "absent_from_export", "seat",
                             "none", "before", was ? was : "-", "after", after};
         rc = log_append(c, (int)(sizeof(av) / sizeof(av[0])), av, &queued, err, errlen);
     }
@@ -476,10 +486,10 @@ int sg_sync_log(sg_conn *c, const sg_sync_plan *pl, int done, int attempted, con
             const char *rules = j >= 0 ? pl->changes[j].rules : "";
             char what[SG_POOL_MAX + 32];
             snprintf(what, sizeof(what), "named seat of %s", sp->pool);
-            int stage = give ? SG_SYNC_ASSIGN : SG_SYNC_UNASSIGN;
+            int applied = give ? sp->gave : sp->took_back;
             const char *av[] = {"XADD", SG_KEY_REGISTRY_AUDIT, "MINID", "~", minid, "*", "ev",
-                                EV(stage), "at", at, "pool", "_", "user", u, "via", "sync",
-                                "host", host, "by", by ? by : "", "result", RESULT(stage),
+                                EV(applied), "at", at, "pool", "_", "user", u, "via", "sync",
+                                "host", host, "by", by ? by : "", "result", RESULT(applied),
                                 "reason",
                                 give ? (rules[0] ? rules : "no_rule")
                                      : (rules[0] ? "no_rule_names_the_pool" : "left_or_inactive"),

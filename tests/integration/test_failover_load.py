@@ -158,6 +158,9 @@ def test_sentinel_failover_under_load(tmp_path, nginx, how):
         now = int(time.time() * 1000)
         left = new.zrangebyscore("sg:{tech}:leases", now, "+inf")
         assert left == [], left
+        # and a decision sees it: every seat of the pool can be taken again
+        for i in range(FLOATING):
+            helpers.run_seatctl(replica.url, "acquire", "tech", "after%d" % i, check=EX_OK)
     finally:
         replica.stop()
         master.stop()

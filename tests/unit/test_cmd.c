@@ -1030,6 +1030,27 @@ static void test_cluster_redirect(void **state)
     assert_int_equal(sg_cluster_redirect(NULL, &ask, &slot, host, sizeof(host), &port), -1);
 }
 
+/* the slot a command goes to: its first key (a script's first KEYS, a
+ * stream read's first stream), none for commands without keys */
+static void test_cmd_slot(void **state)
+{
+    (void)state;
+    int pool = sg_pool_slot("tech");
+    const char *get[] = {"HGET", "sg:{tech}:conf", "hot"};
+    assert_int_equal(sg_cmd_slot(3, get, NULL), pool);
+    const char *fc[] = {"FCALL", "sg_x_decide", "1", "sg:{tech}:leases", "op"};
+    assert_int_equal(sg_cmd_slot(5, fc, NULL), pool);
+    const char *fc0[] = {"FCALL", "sg_x_decide", "0", "op"};
+    assert_int_equal(sg_cmd_slot(4, fc0, NULL), -1);
+    const char *xr[] = {"XREAD", "BLOCK", "1000", "COUNT", "10", "STREAMS", "sg:{tech}:audit",
+                        "$"};
+    assert_int_equal(sg_cmd_slot(8, xr, NULL), pool);
+    const char *xr_bad[] = {"XREAD", "BLOCK", "1000"};
+    assert_int_equal(sg_cmd_slot(3, xr_bad, NULL), -1);
+    const char *ping[] = {"PING"};
+    assert_int_equal(sg_cmd_slot(1, ping, NULL), -1);
+}
+
 static redisReply *range(long long lo, long long hi, const char *host, long long port)
 {
     redisReply *e = fake_array(3), *m = fake_array(2);
@@ -2127,6 +2148,7 @@ int main(void)
         cmocka_unit_test(test_decide_cmd_fcall),
         cmocka_unit_test(test_cluster_redirect),
         cmocka_unit_test(test_cluster_slots_each),
+        cmocka_unit_test(test_cmd_slot),
         cmocka_unit_test(test_script_call_ladder),
         cmocka_unit_test(test_decide_cmd_copies_inputs),
         cmocka_unit_test(test_decide_cmd_reuse),

@@ -32,6 +32,7 @@ typedef struct {
     char sent[4096];
     const char *put_status; /* the put's answer */
     const char *took;       /* "changed" of an unassign ("0": the user held no seat) */
+    const char *owner_later; /* who has the userName when read again after a put */
     int puts;
 } script_t;
 
@@ -67,7 +68,8 @@ static sg_scim *run(script_t *t, const char *method, const char *path, const cha
                 r = fake_kv(kv, 6);
             } else if (op) { /* get: no such resource, no owner of the name */
                 snprintf(t->sent + k, sizeof(t->sent) - k, "%s\n", op);
-                const char *kv[] = {"status", "ok", "resource", "", "owner", ""};
+                const char *owner = t->puts && t->owner_later ? t->owner_later : "";
+                const char *kv[] = {"status", "ok", "resource", "", "owner", owner};
                 r = fake_kv(kv, 6);
             } else if (mode) {
                 snprintf(t->sent + k, sizeof(t->sent) - k, "%s %s %s\n", mode,
@@ -109,7 +111,8 @@ static void test_refused_put_gives_the_seat_back(void **state)
     assert_int_equal(sg_scim_status(s), 409);
     assert_non_null(strstr(body_of(s), "userName jdoe is taken"));
     assert_non_null(strstr(body_of(s), "uniqueness"));
-    const char *give = strstr(t.sent, "assign p1 jdoe\n");
+    const char *give =
+        strncmp(t.sent, "assign", 6) == 0 ? t.sent : strstr(t.sent, "\nassign p1 jdoe\n");
     const char *put = strstr(t.sent, "put\n");
     const char *back = strstr(t.sent, "unassign p1 jdoe\n");
     assert_non_null(give);
@@ -142,6 +145,23 @@ static void test_retries_used_up_give_the_seat_back(void **state)
     assert_int_equal(t.puts, 4);
     size_t n = strlen(t.sent);
     const char *tail = "put\nunassign p1 jdoe\n";
+    assert_true(n > strlen(tail));
+    assert_string_equal(t.sent + n - strlen(tail), tail);
+    sg_scim_free(s);
+}
+
+/* the put asks for a retry, and the fresh read finds the userName taken
+ * meanwhile: the seat the first try gave goes back before the 409 */
+static void test_refusal_after_a_retry_gives_the_seat_back(void **state)
+{
+    (void)state;
+    script_t t = {.put_status = "retry", .owner_later = "other-id"};
+    sg_scim *s = run(&t, "POST", "/Users", lead);
+    assert_int_equal(sg_scim_status(s), 409);
+    assert_non_null(strstr(body_of(s), "uniqueness"));
+    assert_int_equal(t.puts, 1);
+    size_t n = strlen(t.sent);
+    const char *tail = "\nunassign p1 jdoe\n";
     assert_true(n > strlen(tail));
     assert_string_equal(t.sent + n - strlen(tail), tail);
     sg_scim_free(s);
@@ -192,6 +212,7 @@ int main(void)
         cmocka_unit_test(test_retries_used_up_give_the_seat_back),
         cmocka_unit_test(test_refusal_without_seats_sends_nothing_more),
         cmocka_unit_test(test_refused_put_gives_a_taken_seat_again),
+        cmocka_unit_test(test_refusal_after_a_retry_gives_the_seat_back),
         cmocka_unit_test(test_accepted_put_keeps_the_seat),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
