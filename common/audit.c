@@ -139,6 +139,36 @@ static int emit(const redisReply *item, const char *pool, const sg_audit_query *
     return fn(ud, &e);
 }
 
+/* An XREAD reply: its entries emitted in order, each stream's last id kept.
+ * Returns how many entries came; *stop when fn asked to stop. */
+static size_t follow_reply(const redisReply *r, stream_t *s, size_t n, const sg_audit_query *q,
+                           sg_audit_fn fn, void *ud, int *stop)
+{
+    size_t got = 0;
+    for (size_t j = 0; r->type == REDIS_REPLY_ARRAY && j < r->elements && !*stop; j++) {
+        const redisReply *st = r->element[j];
+        if (st->type != REDIS_REPLY_ARRAY || st->elements != 2 ||
+            st->element[0]->type != REDIS_REPLY_STRING ||
+            st->element[1]->type != REDIS_REPLY_ARRAY)
+            continue;
+        stream_t *which = NULL;
+        for (size_t i = 0; i < n && which == NULL; i++)
+            if (strcmp(s[i].key, st->element[0]->str) == 0)
+                which = &s[i];
+        if (which == NULL)
+            continue;
+        for (size_t m = 0; m < st->element[1]->elements && !*stop; m++) {
+            const redisReply *item = st->element[1]->element[m];
+            if (item->type != REDIS_REPLY_ARRAY || item->elements != 2)
+                continue;
+            *stop = emit(item, which->pool, q, fn, ud);
+            snprintf(which->last, sizeof(which->last), "%s", item->element[0]->str);
+            got++;
+        }
+    }
+    return got;
+}
+
 int sg_audit_read(sg_conn *c, const sg_audit_query *q, sg_audit_fn fn, void *ud, char *err,
                   size_t errlen)
 {
@@ -178,7 +208,17 @@ int sg_audit_read(sg_conn *c, const sg_audit_query *q, sg_audit_fn fn, void *ud,
         if (++best->next >= best->batch->elements)
             rc = refill(c, best, until, err, errlen);
     }
-    /* follow: new entries of the same streams as they come */
+    /* follow: new entries of the same streams as they come (Redis Cluster:
+     * polled stream by stream, see below) */
+    int cluster = 0;
+    if (rc == SG_OK && !stop && q->follow) {
+        int *masters = NULL;
+        int nmasters = sg_conn_masters(c, &masters, err, errlen);
+        free(masters);
+        if (nmasters < 0)
+            rc = SG_EBACKEND;
+        cluster = nmasters > 0;
+    }
     int block = sg_conn_timeout_ms(c) / 2;
     if (block < 50)
         block = 50;
@@ -226,6 +266,27 @@ int sg_audit_read(sg_conn *c, const sg_audit_query *q, sg_audit_fn fn, void *ud,
             nanosleep(&pause, NULL);
             continue;
         }
+        if (cluster) {
+            /* one XREAD may name the streams of one slot only, and each
+             * pool is a slot of its own: every stream is asked in turn,
+             * without blocking, and the pause comes when none had news */
+            size_t got = 0;
+            for (size_t i = 0; i < n && rc == SG_OK && !stop; i++) {
+                const char *av[] = {"XREAD", "COUNT", "1000", "STREAMS", s[i].key, s[i].last};
+                redisReply *r = sg_cmdv(c, err, errlen, 6, av);
+                if (r == NULL) {
+                    rc = SG_EBACKEND;
+                    break;
+                }
+                got += follow_reply(r, s, n, q, fn, ud, &stop);
+                freeReplyObject(r);
+            }
+            if (rc == SG_OK && !stop && got == 0) {
+                struct timespec pause = {block / 1000, (long)(block % 1000) * 1000000L};
+                nanosleep(&pause, NULL);
+            }
+            continue;
+        }
         const char **av = malloc(sizeof(*av) * (2 * n + 6));
         if (av == NULL) {
             rc = seterr(err, errlen, SG_EBACKEND, "out of memory");
@@ -246,20 +307,7 @@ int sg_audit_read(sg_conn *c, const sg_audit_query *q, sg_audit_fn fn, void *ud,
             rc = SG_EBACKEND;
             break;
         }
-        for (size_t j = 0; r->type == REDIS_REPLY_ARRAY && j < r->elements && !stop; j++) {
-            const redisReply *st = r->element[j];
-            stream_t *which = NULL;
-            for (size_t i = 0; i < n; i++)
-                if (strcmp(s[i].key, st->element[0]->str) == 0)
-                    which = &s[i];
-            if (which == NULL)
-                continue;
-            for (size_t m = 0; m < st->element[1]->elements && !stop; m++) {
-                const redisReply *item = st->element[1]->element[m];
-                stop = emit(item, which->pool, q, fn, ud);
-                snprintf(which->last, sizeof(which->last), "%s", item->element[0]->str);
-            }
-        }
+        (void)follow_reply(r, s, n, q, fn, ud, &stop);
         freeReplyObject(r);
     }
     for (size_t i = 0; i < n; i++)

@@ -673,6 +673,43 @@ ngx_http_seatgate_cluster_refresh_handler(ngx_event_t *ev)
 }
 
 
+/* up: a slot map that serves every slot, and a ready link to each master
+ * of it (a master whose link is down fails the decisions of its slots) */
+
+ngx_uint_t
+ngx_http_seatgate_cluster_up(ngx_http_seatgate_cluster_t *cl)
+{
+    ngx_int_t   s, n;
+    u_char      checked[NGX_HTTP_SEATGATE_CLUSTER_NODES];
+
+    if (!cl->mapped || cl->covered < NGX_HTTP_SEATGATE_CLUSTER_SLOTS) {
+        return 0;
+    }
+
+    ngx_memzero(checked, sizeof(checked));
+
+    for (s = 0; s < NGX_HTTP_SEATGATE_CLUSTER_SLOTS; s++) {
+        n = cl->slots[s];
+
+        if (n < 0 || (ngx_uint_t) n >= cl->nnodes) {
+            return 0;
+        }
+
+        if (checked[n]) {
+            continue;
+        }
+
+        if (cl->nodes[n].link.state != NGX_HTTP_SEATGATE_REDIS_READY) {
+            return 0;
+        }
+
+        checked[n] = 1;
+    }
+
+    return 1;
+}
+
+
 void
 ngx_http_seatgate_cluster_exit(ngx_http_seatgate_cluster_t *cl)
 {

@@ -167,6 +167,7 @@ ngx_int_t ngx_http_seatgate_cluster_submit(ngx_http_seatgate_cluster_t *cl,
 ngx_int_t ngx_http_seatgate_cluster_redirect(ngx_http_seatgate_redis_t *rd,
     ngx_http_seatgate_redis_op_t *op, redisReply *reply);
 void ngx_http_seatgate_cluster_exit(ngx_http_seatgate_cluster_t *cl);
+ngx_uint_t ngx_http_seatgate_cluster_up(ngx_http_seatgate_cluster_t *cl);
 
 
 #endif /* _NGX_HTTP_SEATGATE_REDIS_H_INCLUDED_ */

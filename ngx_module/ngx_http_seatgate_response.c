@@ -155,6 +155,7 @@ ngx_http_seatgate_metrics_resume(ngx_http_request_t *r)
     ngx_str_t                        body;
     ngx_buf_t                       *b;
     ngx_uint_t                       i, j, k, up, sub, npools;
+    ngx_http_seatgate_redis_t       *cmd;
     ngx_atomic_uint_t                cum;
     ngx_http_seatgate_stats_t       *st;
     ngx_http_seatgate_pool_stats_t  *ps;
@@ -250,13 +251,15 @@ ngx_http_seatgate_metrics_resume(ngx_http_request_t *r)
     sub = 0;
 
     if (ngx_http_seatgate_worker) {
-        up = (ngx_http_seatgate_worker->cmd.state
-              == NGX_HTTP_SEATGATE_REDIS_READY);
+        cmd = &ngx_http_seatgate_worker->cmd;
+        up = cmd->cluster ? ngx_http_seatgate_cluster_up(cmd->cluster)
+                          : (cmd->state == NGX_HTTP_SEATGATE_REDIS_READY);
         sub = ngx_http_seatgate_covered(ngx_current_msec);
     }
 
     SG_HELP("redis_up", "gauge",
-            "1 when the answering worker's Redis link is up.");
+            "1 when the answering worker's Redis link is up (Cluster: a "
+            "map of every slot and a link to each of its masters).");
     p = ngx_sprintf(p, "seatgate_redis_up %ui\n", up);
 
     SG_HELP("revocation_subscription_up", "gauge",

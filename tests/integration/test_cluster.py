@@ -105,6 +105,53 @@ def test_decisions_and_admin_across_masters(cl):
     ok(admin, "doctor")
 
 
+def test_audit_follow_across_masters(cl):
+    """seatctl audit --follow over every pool of a cluster: one XREAD cannot
+    name streams of several slots (CROSSSLOT), so the streams are followed
+    one by one; new entries of pools on every master come through."""
+    import json
+    import select
+    admin, decide = cl.url("admin"), cl.url("decide")
+    pools = pools_on_masters(cl)
+    for p in pools:
+        ok(admin, "pool", "set", p, "--floating", "2")
+    f = subprocess.Popen([SEATCTL, "--redis", admin, "--timeout", "400", "audit", "--follow"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=helpers.seatctl_env())
+    try:
+        seen, buf = [], b""
+
+        def until(pred, secs=10):
+            nonlocal buf
+            deadline = time.monotonic() + secs
+            while time.monotonic() < deadline:
+                if not select.select([f.stdout], [], [], 0.2)[0]:
+                    assert f.poll() is None, f.stderr.read().decode()
+                    continue
+                chunk = os.read(f.stdout.fileno(), 65536)
+                assert chunk, f.stderr.read().decode()
+                buf += chunk
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    seen.append(json.loads(line))
+                if pred():
+                    return True
+            return False
+
+        assert until(lambda: {e["pool"] for e in seen if e["ev"] == "pool_created"} ==
+                     set(pools)), seen
+        for p in pools:   # after the history: these come through the follow loop
+            ok(decide, "acquire", p, "zoe")
+        assert until(lambda: {e["pool"] for e in seen if e["ev"] == "grant"} == set(pools)), \
+            [(e["pool"], e["ev"]) for e in seen]
+        assert f.poll() is None, "--follow stopped"
+    finally:
+        f.kill()
+        f.wait(5)
+        f.stdout.close()
+        f.stderr.close()
+
+
 def test_pam_logins_follow_the_cluster(cl, tmp_path):
     from test_pam import Pam, expect
     admin = cl.url("admin")
@@ -308,8 +355,15 @@ def test_nginx_follows_a_master_failover(cl, nginx):
     ok(admin, "pool", "set", pool, "--floating", "50")
     ng = portal(nginx, cl, [pool], zone=None, timeout="300ms")
     assert get(ng, pool, "fay").status_code == 200
+    assert ng.metrics()["seatgate_redis_up"] == 1
     victim = kill_master_of(cl, pool)
     t0, worst, n = time.monotonic(), 0.0, 0
+    # a master of the map is gone: the worker says its Redis is not up
+    # (the seed link it asked the map of may well still be)
+    down_seen = False
+    while time.monotonic() - t0 < 2 and not down_seen:
+        down_seen = ng.metrics()["seatgate_redis_up"] == 0
+        time.sleep(0.02)
     while True:
         t = time.monotonic()
         r = get(ng, pool, "gil")
@@ -324,6 +378,11 @@ def test_nginx_follows_a_master_failover(cl, nginx):
           % (recovery, n, 1000 * worst))
     assert worst < 1.5            # every request answered within its timeout
     assert in_use(admin, pool) == 2     # fay's seat survived on the replica, gil got one
+    assert down_seen, "seatgate_redis_up stayed 1 with a master of the map dead"
+    t1 = time.monotonic()
+    while ng.metrics()["seatgate_redis_up"] != 1:
+        assert time.monotonic() - t1 < 10, ng.tail()
+        time.sleep(0.1)
     victim.start()
     cl.wait_ok()
     cl.wait_replicas()
