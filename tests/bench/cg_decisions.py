@@ -35,6 +35,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import redis  # noqa: E402
 
 import helpers  # noqa: E402
+from bench_model import LEAST  # noqa: E402
 
 ORDER = ["decide", "release", "pool_commit", "pool_delete", "assign", "user_put",
          "user_apply", "fsck", "usage", "scim"]
@@ -191,6 +192,13 @@ def scale():
         # issue 9's yardstick, in the same Redis: a trivial script, 1 key
         triv = g.r.script_load("return 1")
         trivial, _ = g.run("EVALSHA", triv, [(["sg:{small}:leases"], [])] * N)
+        # the least each decision can send, whatever the schema (bench_model.py)
+        g.r.hset("sg:{small}:least", mapping={"conf": g.r.hget("sg:{small}:conf", "hot"),
+                                              "u": "00,a,b,", "n": "1"})
+        least = []
+        for label, bound, body in LEAST:
+            k, _ = g.run("EVALSHA", g.r.script_load(body), [(["sg:{small}:least"], [])] * N)
+            least.append((label, bound, k))
     finally:
         g.close()
     print("instructions per decision (redis-server under callgrind, %d calls a batch)" % N)
@@ -206,6 +214,10 @@ def scale():
         print("  %-42s %9.1fx  <= %dx %s" % (what + ": worst pool / trivial", worst / trivial,
                                              bound, "PASS" if worst <= bound * trivial
                                              else "FAIL"))
+    print("the least a decision can send (no logic; settings, user and seat in one HMGET):")
+    for label, bound, k in least:
+        print("  %-48s %7.1fk %5.1fx  <= %dx %s" % (label, k, k / trivial, bound,
+                                                   "PASS" if k <= bound * trivial else "FAIL"))
     ok = True
     for k, what in enumerate(("named renewal", "floating renewal", "new grant", "denial")):
         vals = [res[(p[0], k)] for p in pools]

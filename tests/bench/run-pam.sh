@@ -54,6 +54,24 @@ PEER="$(cd "$(dirname "$0")" && pwd)/peer-pam-exec.sh"
 PEER="$PEER $REDIS_URL bench $DECIDE $RELEASE"
 printf 'account required pam_exec.so quiet %s\nsession required pam_exec.so quiet %s\n' \
     "$PEER" "$PEER" >"$DIR/pam.d/peer"
+# The least a Redis-backed module can do for a login of this shape
+# (tests/bench/pam_floor.c): one trivial script a phase, account and open on
+# one connection, close on its own; "2 round trips" sends nothing at account
+# (a seat taken at open and freed at close, the least a seat can cost).
+FLOOR_MOD=
+if [ -f "$B/pam_floor.so" ]; then
+    FLOOR_MOD=$B/pam_floor.so
+    SHA1=$(redis-cli -p "$REDIS_PORT" script load 'return 1')
+    fl() { # $1 service, $2 where, $3 extra argument for account
+        printf 'account required %s %s sha=%s %s\nsession required %s %s sha=%s\n' \
+            "$FLOOR_MOD" "$2" "$SHA1" "$3" "$FLOOR_MOD" "$2" "$SHA1" >"$DIR/pam.d/$1"
+    }
+    fl floortcp "port=$REDIS_PORT" ""
+    if [ -n "${REDIS_SOCK:-}" ]; then
+        fl floorunix "sock=$REDIS_SOCK" ""
+        fl floorunix2 "sock=$REDIS_SOCK" skip=account
+    fi
+fi
 
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 # $1 = service; sets RATE LP50 LP99 AP50 AP99 (medians over the rounds)
@@ -100,6 +118,19 @@ if [ -n "${REDIS_SOCK:-}" ]; then
 else
     U50=$T50; U99=$T99; UR=$TR
 fi
+if [ -n "$FLOOR_MOD" ]; then
+    measure floortcp
+    M3T50=$LP50; M3T99=$LP99
+    row "least Redis module, 3 trivial calls, TCP" "$RATE" "$LP50" "$LP99"
+    if [ -n "${REDIS_SOCK:-}" ]; then
+        measure floorunix
+        M3U50=$LP50; M3U99=$LP99
+        row "least Redis module, 3 trivial calls, Unix" "$RATE" "$LP50" "$LP99"
+        measure floorunix2
+        M2U50=$LP50; M2U99=$LP99
+        row "least Redis module, 2 trivial calls, Unix" "$RATE" "$LP50" "$LP99"
+    fi
+fi
 measure peer 1
 PR=$RATE
 row "libpam + pam_exec + redis-cli (the peer)" "$RATE" "$LP50" "$LP99"
@@ -108,4 +139,9 @@ row "Redis server time per login (3 scripts)" "$(awk -v u=$((u1 - u0)) -v n=$((n
 echo "  (Redis alone spends $(awk -v u=$((u1 - u0)) -v n=$((n1 - n0)) -v f="$F50" 'BEGIN { printf "%.1f", 3 * u / n / 1000 / f }')x the floor's p50 on each login)"
 echo "  seatgate p50 / floor p50: TCP $(ratio "$T50" "$F50")x, Unix $(ratio "$U50" "$F50")x (target <= 3x: $(verdict "$U50" "$F50" 3))"
 echo "  seatgate p99 / floor p99: TCP $(ratio "$T99" "$F99")x, Unix $(ratio "$U99" "$F99")x (target <= 2.5x: $(verdict "$U99" "$F99" 2.5))"
+if [ -n "${M2U50:-}" ]; then
+    echo "  least Redis module / floor, p50: TCP 3 calls $(ratio "$M3T50" "$F50")x, Unix 3 calls $(ratio "$M3U50" "$F50")x, Unix 2 calls $(ratio "$M2U50" "$F50")x"
+    echo "  least Redis module / floor, p99: TCP 3 calls $(ratio "$M3T99" "$F99")x, Unix 3 calls $(ratio "$M3U99" "$F99")x, Unix 2 calls $(ratio "$M2U99" "$F99")x"
+    echo "  (round trips and connections alone, with scripts that do nothing: what no design of this shape can beat here)"
+fi
 echo "  seatgate logins/s / peer: TCP $(ratio "$TR" "$PR")x, Unix $(ratio "$UR" "$PR")x (target >= 50x: $(awk -v a="$UR" -v b="$PR" 'BEGIN { print (a >= 50 * b) ? "PASS" : "FAIL" }'))"
