@@ -213,12 +213,25 @@ def test_a_pools_slot_moves_while_decisions_run(cl):
     for t in threads:
         t.start()
     time.sleep(0.5)
-    migrate_slot(cl, slot, src, dst, between=lambda: time.sleep(0.1))
+    for port in (src, dst):
+        cl.node(port).client().config_resetstat()
+    migrate_slot(cl, slot, src, dst, between=lambda: time.sleep(0.2))
     time.sleep(0.5)
     stop.set()
     for t in threads:
         t.join()
     assert cl.master_of_slot(slot)[0] == dst
+    # the calls did meet the move: the masters answered some of them with a
+    # redirection (INFO errorstats), which the clients followed (below)
+    redirects = {}
+    for port in (src, dst):
+        st = cl.node(port).client().info("errorstats")
+        for kind in ("ASK", "MOVED", "TRYAGAIN"):
+            v = st.get("errorstat_" + kind, "count=0")   # "count=N" or {"count": N}
+            n = v.get("count", 0) if isinstance(v, dict) else int(v.split("=")[1])
+            redirects[kind] = redirects.get(kind, 0) + n
+    print("\nredirections met during the move: %s" % redirects)
+    assert sum(redirects.values()) > 0, redirects
     # every call answered: a grant or "all seats in use", never an error
     errors = [r for r in results if r[0] not in (EX_OK, 1)]
     assert not errors, errors[:5]

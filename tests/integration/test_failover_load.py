@@ -4,8 +4,10 @@ decision cache), pamtester logins and seatctl acquire/release run in
 threads; the master is failed over (SENTINEL FAILOVER, as for maintenance)
 or killed (SIGKILL); the load goes on until every client works against the
 new master. Printed and checked: requests answered, worst latency against
-each client's timeout, seats oversold (live leases beyond the pool's
-capacity: 0) and seats leaked (leases of sessions that were closed). Sentinel
+each client's timeout, seats oversold (live leases on the new master beyond
+the pool's capacity: 0; what the old master granted in the switch itself is
+lost with its data, so an oversell that lasted only that moment cannot be
+seen here) and seats leaked (leases of sessions that were closed). Sentinel
 does not fence the old master: a release that reaches it between the
 replica's promotion and its own demotion is lost, as in a crash, so a few
 seats may leak; they go when reap finds the PAM login gone or their lease
