@@ -179,11 +179,24 @@ static int cmd_kv(sg_cmd *cmd, const char *name, const char *value)
     return cmd_str(cmd, name) || cmd_str(cmd, value);
 }
 
-static int cmd_kvu(sg_cmd *cmd, const char *name, unsigned long long v)
+static int empty(const char *s)
+{
+    return s == NULL || *s == '\0';
+}
+
+/* Optional arguments are left out when empty or 0, which the scripts read
+ * as absent (the same meaning): each argument costs a call about 1k
+ * instructions in Redis (parsed, made an object, made a Lua string). */
+static int cmd_kv_opt(sg_cmd *cmd, const char *name, const char *value)
+{
+    return empty(value) ? 0 : cmd_kv(cmd, name, value);
+}
+
+static int cmd_kvu_opt(sg_cmd *cmd, const char *name, unsigned long long v)
 {
     char tmp[32];
     snprintf(tmp, sizeof(tmp), "%llu", v);
-    return cmd_kv(cmd, name, tmp);
+    return v == 0 ? 0 : cmd_kv(cmd, name, tmp);
 }
 
 static int cmd_kvl(sg_cmd *cmd, const char *name, long long v)
@@ -191,11 +204,6 @@ static int cmd_kvl(sg_cmd *cmd, const char *name, long long v)
     char tmp[32];
     snprintf(tmp, sizeof(tmp), "%lld", v);
     return cmd_kv(cmd, name, tmp);
-}
-
-static int empty(const char *s)
-{
-    return s == NULL || *s == '\0';
 }
 
 int sg_request_validate(const sg_request *rq, char *err, size_t errlen)
@@ -244,11 +252,13 @@ int sg_decide_cmd(const sg_request *rq, int use_eval, sg_cmd *cmd)
         cmd_decide_keys(cmd, rq->pool, sa) ||
         cmd_kv(cmd, "op", rq->op == SG_OP_ACQUIRE ? "acquire" : "check") ||
         cmd_kv(cmd, "pool", rq->pool) || cmd_kv(cmd, "user", rq->user) ||
-        cmd_kv(cmd, "obo", rq->on_behalf_of) || cmd_kv(cmd, "feature", rq->feature) ||
-        cmd_kv(cmd, "session", rq->session) || cmd_kvl(cmd, "lease", rq->ttl_s) ||
-        cmd_kv(cmd, "via", empty(rq->via) ? "cli" : rq->via) || cmd_kv(cmd, "host", rq->host) ||
-        cmd_kvl(cmd, "pid", rq->pid) || cmd_kvu(cmd, "pstart", rq->pstart) ||
-        cmd_kv(cmd, "client", rq->client))
+        cmd_kv(cmd, "via", empty(rq->via) ? "cli" : rq->via) ||
+        cmd_kv_opt(cmd, "obo", rq->on_behalf_of) || cmd_kv_opt(cmd, "feature", rq->feature) ||
+        cmd_kv_opt(cmd, "session", rq->session) ||
+        cmd_kvu_opt(cmd, "lease", rq->ttl_s > 0 ? (unsigned long long)rq->ttl_s : 0) ||
+        cmd_kv_opt(cmd, "host", rq->host) ||
+        cmd_kvu_opt(cmd, "pid", rq->pid > 0 ? (unsigned long long)rq->pid : 0) ||
+        cmd_kvu_opt(cmd, "pstart", rq->pstart) || cmd_kv_opt(cmd, "client", rq->client))
         return -1;
     return 0;
 }
@@ -271,8 +281,8 @@ int sg_release_cmd(const char *pool, const char *user, const char *session, cons
         return -1;
     if (cmd_script(cmd, SG_SCRIPT_RELEASE, use_eval, SG_DECIDE_NKEYS) ||
         cmd_decide_keys(cmd, pool, "") || cmd_kv(cmd, "pool", pool) ||
-        cmd_kv(cmd, "user", user) || cmd_kv(cmd, "session", session) ||
-        cmd_kv(cmd, "via", empty(via) ? "cli" : via) || cmd_kv(cmd, "host", host))
+        cmd_kv(cmd, "user", user) || cmd_kv(cmd, "via", empty(via) ? "cli" : via) ||
+        cmd_kv_opt(cmd, "session", session) || cmd_kv_opt(cmd, "host", host))
         return -1;
     return 0;
 }

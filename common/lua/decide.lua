@@ -1,8 +1,9 @@
 -- decide: one seat decision, atomically.
 -- KEYS: the pool's leases sess sessidx sessinfo gcount hg fold lastused stats
 --       and mux (the service account's window, or a placeholder of the pool)
--- A: op (check|acquire) pool user obo feature session lease (s, 0 = the
---    pool's idle timeout) via host pid pstart client
+-- A: op (check|acquire) pool user via, and when they apply obo feature
+--    session lease (s; absent = the pool's idle timeout) host pid pstart
+--    client (the C side leaves out the empty ones and the zeros)
 -- Reply: result reason seat user (effective) in_use floating capacity named
 --        expires_ms ttl_ms overdraft now (server time, ms)
 -- "check" writes nothing. "acquire" takes or renews the seat; state changes

@@ -1,7 +1,7 @@
 -- release: end one session of a user, or all of them (logout, PAM close,
 -- reap, admin force release).
 -- KEYS: as decide (leases sess sessidx sessinfo gcount hg fold lastused stats mux)
--- A: pool user session ('' = every session of the user) via host
+-- A: pool user via, and session (absent = every session of the user) host
 -- Reply: sessions (ended), seat (1 when the floating seat went)
 -- The seat is held exactly while one of the user's sessions is live: ending
 -- one session recomputes the seat's expiry from the sessions left.

@@ -14,13 +14,13 @@ account) op=check; sess='' ;;
 open_session) op=acquire; sess="exec-$PPID" ;;
 close_session)
     redis-cli -u "$SG_URL" FCALL "$SG_RELEASE" 10 $KEYS pool "$SG_POOL" user "$PAM_USER" \
-        session "exec-$PPID" via pam host "$(hostname)" >/dev/null
+        via pam session "exec-$PPID" host "$(hostname)" >/dev/null
     exit 0 ;;
 *) exit 0 ;;
 esac
 out=$(redis-cli -u "$SG_URL" FCALL "$SG_DECIDE" 10 $KEYS op $op pool "$SG_POOL" \
-    user "$PAM_USER" obo '' feature '' session "$sess" lease 43200 via pam \
-    host "$(hostname)" pid "$PPID" pstart 0 client '')
+    user "$PAM_USER" via pam ${sess:+session "$sess"} lease 43200 host "$(hostname)" \
+    pid "$PPID")
 case "$out" in
 *granted_*) exit 0 ;;
 *) exit 1 ;;

@@ -132,7 +132,7 @@ done >"$DIR/htpasswd"
 
 # the Lua peer: the module's acquire, argument for argument (common/core.c
 # sg_decide_cmd: the ten keys of sg_decide_keys and mux with an empty service
-# account, then the named arguments; the reply is read by name)
+# account, then the named arguments that are set; the reply is read by name)
 cat >"$DIR/lua/sgbench.lua" <<EOF
 local redis = require "$RESTY"
 redis.add_commands("fcall")
@@ -150,9 +150,8 @@ local function call(red, cmd, script, user, client)
     return red[cmd](red, script, 10,
         K .. "leases", K .. "sess", K .. "sessidx", K .. "sessinfo", K .. "gcount",
         K .. "hg", K .. "fold", K .. "lastused", K .. "stats", K .. "mux:",
-        "op", "acquire", "pool", POOL, "user", user, "obo", "", "feature", "",
-        "session", "", "lease", "0", "via", "nginx", "host", HOST, "pid", "0",
-        "pstart", "0", "client", client)
+        "op", "acquire", "pool", POOL, "user", user, "via", "nginx", "host", HOST,
+        "client", client)
 end
 
 function M.check()

@@ -36,7 +36,7 @@ PIP=$(echo $pips | tr ' ' '\n' | median)
 # (the library was loaded by seatctl pool set above), as libseatgate calls it
 FN=$(sed -n 's/^    "\(sg_[0-9a-f]\{12\}_decide\)",$/\1/p' "$B/gen/scripts.c" | head -1)
 K="sg:{bench}"
-ARGS="FCALL $FN 10 $K:leases $K:sess $K:sessidx $K:sessinfo $K:gcount $K:hg $K:fold $K:lastused $K:stats $K:mux: op acquire pool bench user bench0 obo '' feature '' session '' lease 0 via bench host bench pid 0 pstart 0 client ''"
+ARGS="FCALL $FN 10 $K:leases $K:sess $K:sessidx $K:sessinfo $K:gcount $K:hg $K:fold $K:lastused $K:stats $K:mux: op acquire pool bench user bench0 via bench host bench"
 rb() { # $1 = pipeline depth
     vals=""
     for _ in $(seq "$ROUNDS"); do

@@ -421,9 +421,12 @@ def decide_call(pool, user, op="acquire", obo="", session="", lease=0, via="cli"
     """(keys, args) of one decision, as sg_decide_cmd builds them."""
     keys = ["sg:{%s}:%s" % (pool, k) for k in DECIDE_KEYS]
     keys.append("sg:{%s}:mux:%s" % (pool, user if obo else ""))
-    args = ["op", op, "pool", pool, "user", user, "obo", obo, "feature", feature,
-            "session", session, "lease", str(lease), "via", via, "host", host,
-            "pid", str(pid), "pstart", str(pstart), "client", client]
+    args = ["op", op, "pool", pool, "user", user, "via", via or "cli"]
+    for name, v in (("obo", obo), ("feature", feature), ("session", session),
+                    ("lease", lease), ("host", host), ("pid", pid), ("pstart", pstart),
+                    ("client", client)):
+        if v not in ("", 0, None):    # left out when empty or 0, as the core does
+            args += [name, str(v)]
     return keys, args
 
 

@@ -3,7 +3,8 @@
  * replies are built by hand.
  *
  * The script boundary is named: a decision or release declares 10 keys
- * (sg_decide_keys, then the mux key) and passes name/value pairs in ARGV;
+ * (sg_decide_keys, then the mux key) and passes name/value pairs in ARGV,
+ * leaving out the optional ones that are empty or 0;
  * the scripts answer with flat name/value arrays read by name. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -34,12 +35,13 @@ static const char *const decide_key_suffix[SG_DECIDE_NKEYS - 1] = {
     "leases", "sess", "sessidx", "sessinfo", "gcount", "hg", "fold", "lastused", "stats",
 };
 
-/* the named arguments, in the order the builders send them */
+/* the named arguments, in the order the builders send them (the optional
+ * ones only when set) */
 static const char *const decide_arg_names[] = {
-    "op",    "pool", "user", "obo", "feature", "session",
-    "lease", "via",  "host", "pid", "pstart",  "client",
+    "op",      "pool",  "user", "via", "obo",    "feature",
+    "session", "lease", "host", "pid", "pstart", "client",
 };
-static const char *const release_arg_names[] = {"pool", "user", "session", "via", "host"};
+static const char *const release_arg_names[] = {"pool", "user", "via", "session", "host"};
 
 /* the names sg_decision_parse reads */
 static const char *const decision_str_names[] = {"result", "reason", "seat", "user"};
@@ -817,9 +819,24 @@ static void check_args(const sg_cmd *cmd, const char *const *names, const char *
     }
 }
 
-static void check_decide_args(const sg_cmd *cmd, const char *const *values)
+/* A decision's named arguments as alternating name, value (n pairs): these
+ * exactly, in the builder's order. */
+static void check_pairs(const sg_cmd *cmd, const char *const *nv, size_t n)
 {
-    check_args(cmd, decide_arg_names, values, NELEM(decide_arg_names));
+    const char *names[16], *values[16];
+    assert_true(n <= 16);
+    for (size_t i = 0; i < n; i++) {
+        names[i] = nv[2 * i];
+        values[i] = nv[2 * i + 1];
+    }
+    check_args(cmd, names, values, n);
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++, at++) {
+        while (at < NELEM(decide_arg_names) && strcmp(decide_arg_names[at], names[i]) != 0)
+            at++;
+        if (at == NELEM(decide_arg_names))
+            fail_msg("argument %s unknown or out of order", names[i]);
+    }
 }
 
 static sg_request full_request(void)
@@ -867,32 +884,34 @@ static void test_decide_cmd_evalsha(void **state)
     assert_int_equal(sg_request_validate(&rq, err, sizeof(err)), 0);
     sg_cmd cmd;
     assert_int_equal(sg_decide_cmd(&rq, 0, &cmd), 0);
-    assert_int_equal(cmd.argc, 3 + 10 + 2 * 12);
+    assert_int_equal(cmd.argc, 3 + 10 + 2 * 11);
     check_argv_lengths(&cmd);
     check_script(&cmd, SG_SCRIPT_DECIDE, 0);
     check_keys(&cmd, "technicians", "");
     static const char *const want[] = {
-        "acquire", "technicians",       "alice", "",          "cmdb",     "tty1-4242", "600",
-        "pam",     "jump1.example.com", "4242",  "987654321", "10.0.0.9",
+        "op",      "acquire",   "pool",   "technicians",       "user", "alice",
+        "via",     "pam",       "feature", "cmdb",             "session", "tty1-4242",
+        "lease",   "600",       "host",   "jump1.example.com", "pid",  "4242",
+        "pstart",  "987654321", "client", "10.0.0.9",
     };
-    check_decide_args(&cmd, want);
+    check_pairs(&cmd, want, NELEM(want) / 2);
+    assert_null(arg_value(&cmd, "obo")); /* none: left out */
 }
 
 static void test_decide_cmd_check_and_defaults(void **state)
 {
     (void)state;
-    /* absent strings are "", via defaults to cli, numbers to 0 */
+    /* absent strings and zero numbers are left out; via defaults to cli */
     sg_request rq = {.op = SG_OP_CHECK, .pool = "p", .user = "bob"};
     sg_cmd cmd;
     assert_int_equal(sg_decide_cmd(&rq, 0, &cmd), 0);
-    assert_int_equal(cmd.argc, 37);
+    assert_int_equal(cmd.argc, 3 + 10 + 2 * 4);
     check_argv_lengths(&cmd);
     check_script(&cmd, SG_SCRIPT_DECIDE, 0);
     check_keys(&cmd, "p", "");
-    static const char *const want[] = {"check", "p",   "bob", "",  "",  "",
-                                       "0",     "cli", "",    "0", "0", ""};
-    check_decide_args(&cmd, want);
-    /* "" strings are sent as "" like NULL ones */
+    static const char *const want[] = {"op", "check", "pool", "p", "user", "bob", "via", "cli"};
+    check_pairs(&cmd, want, NELEM(want) / 2);
+    /* "" strings are left out like NULL ones */
     rq.on_behalf_of = "";
     rq.feature = "";
     rq.session = "";
@@ -900,7 +919,7 @@ static void test_decide_cmd_check_and_defaults(void **state)
     rq.client = "";
     assert_int_equal(sg_decide_cmd(&rq, 0, &cmd), 0);
     check_keys(&cmd, "p", "");
-    check_decide_args(&cmd, want);
+    check_pairs(&cmd, want, NELEM(want) / 2);
     /* any op but acquire is a check */
     rq.op = SG_OP_ACQUIRE;
     assert_int_equal(sg_decide_cmd(&rq, 0, &cmd), 0);
@@ -933,9 +952,12 @@ static void test_decide_cmd_numbers(void **state)
     rq.pid = 0;
     rq.pstart = 0;
     assert_int_equal(sg_decide_cmd(&rq, 0, &cmd), 0);
-    check_arg(&cmd, "lease", "0");
-    check_arg(&cmd, "pid", "0");
-    check_arg(&cmd, "pstart", "0");
+    assert_null(arg_value(&cmd, "lease")); /* absent: the pool's idle timeout */
+    assert_null(arg_value(&cmd, "pid"));
+    assert_null(arg_value(&cmd, "pstart"));
+    rq.pid = -5; /* no process: never sent */
+    assert_int_equal(sg_decide_cmd(&rq, 0, &cmd), 0);
+    assert_null(arg_value(&cmd, "pid"));
     check_argv_lengths(&cmd);
 }
 
@@ -956,19 +978,20 @@ static void test_decide_cmd_on_behalf_of(void **state)
     assert_int_equal(sg_decide_cmd(&rq, 0, &cmd), 0);
     check_argv_lengths(&cmd);
     check_keys(&cmd, "technicians", "svc-teams");
-    static const char *const want[] = {"acquire", "technicians", "svc-teams", "carol", "",
-                                       "",        "0",           "nginx",     "web1",  "0",
-                                       "0",       "192.0.2.1"};
-    check_decide_args(&cmd, want);
+    static const char *const want[] = {"op",   "acquire",   "pool", "technicians",
+                                       "user", "svc-teams", "via",  "nginx",
+                                       "obo",  "carol",     "host", "web1",
+                                       "client", "192.0.2.1"};
+    check_pairs(&cmd, want, NELEM(want) / 2);
     /* an empty on-behalf-of is no on-behalf-of: the mux key of nobody */
     rq.on_behalf_of = "";
     assert_int_equal(sg_decide_cmd(&rq, 0, &cmd), 0);
     check_keys(&cmd, "technicians", "");
-    check_arg(&cmd, "obo", "");
+    assert_null(arg_value(&cmd, "obo"));
     rq.on_behalf_of = NULL;
     assert_int_equal(sg_decide_cmd(&rq, 0, &cmd), 0);
     check_keys(&cmd, "technicians", "");
-    check_arg(&cmd, "obo", "");
+    assert_null(arg_value(&cmd, "obo"));
     /* a service account whose name holds braces keeps the pool's slot */
     rq.user = "{svc}";
     rq.on_behalf_of = "carol";
@@ -1201,17 +1224,17 @@ static void test_decide_cmd_reuse(void **state)
     assert_int_equal(sg_decide_cmd(&rq, 1, &cmd), 0);
     size_t used = cmd.used;
     assert_int_equal(sg_release_cmd("p", "bob", NULL, NULL, NULL, 0, &cmd), 0);
-    assert_int_equal(cmd.argc, ARGS_AT + 2 * 5);
+    assert_int_equal(cmd.argc, ARGS_AT + 2 * 3);
     assert_true(cmd.used < used);
     check_script(&cmd, SG_SCRIPT_RELEASE, 0);
     check_keys(&cmd, "p", "");
     rq = (sg_request){.op = SG_OP_CHECK, .pool = "q", .user = "dan"};
     assert_int_equal(sg_decide_cmd(&rq, 0, &cmd), 0);
-    assert_int_equal(cmd.argc, ARGS_AT + 2 * 12);
+    assert_int_equal(cmd.argc, ARGS_AT + 2 * 4);
     check_script(&cmd, SG_SCRIPT_DECIDE, 0);
     check_keys(&cmd, "q", "");
     check_arg(&cmd, "user", "dan");
-    check_arg(&cmd, "feature", "");
+    assert_null(arg_value(&cmd, "feature"));
     check_argv_lengths(&cmd);
 }
 
@@ -1253,30 +1276,25 @@ static void test_decide_cmd_longest_inputs(void **state)
     assert_int_equal(sg_decide_cmd(&rq, 0, &cmd), 0);
     check_argv_lengths(&cmd);
     check_keys(&cmd, pool, user);
-    const char *want[] = {"acquire",
-                          pool,
-                          user,
-                          obo,
-                          feat,
-                          sess,
-                          "31536000",
-                          "nginx",
-                          host,
-                          "2147483647",
-                          "18446744073709551",
-                          "2001:db8::1234:5678:9abc:def0"};
-    check_decide_args(&cmd, want);
+    const char *want[] = {"op",      "acquire", "pool",    pool,
+                          "user",    user,      "via",     "nginx",
+                          "obo",     obo,       "feature", feat,
+                          "session", sess,      "lease",   "31536000",
+                          "host",    host,      "pid",     "2147483647",
+                          "pstart",  "18446744073709551",
+                          "client",  "2001:db8::1234:5678:9abc:def0"};
+    check_pairs(&cmd, want, NELEM(want) / 2);
     /* the same with EVAL */
     assert_int_equal(sg_decide_cmd(&rq, 1, &cmd), 0);
     check_argv_lengths(&cmd);
     check_script(&cmd, SG_SCRIPT_DECIDE, 1);
     check_keys(&cmd, pool, user);
-    check_decide_args(&cmd, want);
+    check_pairs(&cmd, want, NELEM(want) / 2);
     /* and the longest release */
     assert_int_equal(sg_release_cmd(pool, user, sess, "nginx", host, 0, &cmd), 0);
     check_argv_lengths(&cmd);
     check_keys(&cmd, pool, "");
-    const char *rwant[] = {pool, user, sess, "nginx", host};
+    const char *rwant[] = {pool, user, "nginx", sess, host};
     check_args(&cmd, release_arg_names, rwant, NELEM(release_arg_names));
 }
 
@@ -1303,12 +1321,13 @@ static void test_decide_cmd_too_large(void **state)
     assert_int_equal(sg_release_cmd("p", "u", "", big, "h", 1, cmd), -1);
     assert_true(cmd->used <= sizeof(cmd->buf));
 
-    /* the boundary, exactly: the client is the last argument, so with an
-     * empty client the buffer has room for sizeof(buf) - used more bytes */
+    /* the boundary, exactly: the client is the last argument, so with no
+     * client the buffer has room for its name and value: sizeof(buf) - used
+     * bytes, less "client" and the two NULs */
     rq = full_request();
     rq.client = "";
     assert_int_equal(sg_decide_cmd(&rq, 0, cmd), 0);
-    size_t room = sizeof(cmd->buf) - cmd->used;
+    size_t room = sizeof(cmd->buf) - cmd->used - strlen("client") - 2;
     assert_true(room < n);
     big[room] = '\0';
     rq.client = big;
@@ -1335,22 +1354,23 @@ static void test_release_cmd(void **state)
     assert_int_equal(cmd.argc, 3 + 10 + 2 * 5);
     check_script(&cmd, SG_SCRIPT_RELEASE, 0);
     check_keys(&cmd, "technicians", "");
-    static const char *const want[] = {"technicians", "alice", "tty1", "pam", "jump1"};
+    static const char *const want[] = {"technicians", "alice", "pam", "tty1", "jump1"};
     check_args(&cmd, release_arg_names, want, NELEM(release_arg_names));
     assert_null(arg_value(&cmd, "op"));
     assert_null(arg_value(&cmd, "obo"));
 
-    /* defaults: session NULL = every session (""), via cli, host "" */
+    /* defaults: session NULL or "" = every session (left out), via cli,
+     * no host (left out) */
     sg_cmd ev;
     assert_int_equal(sg_release_cmd("p", "bob", NULL, NULL, NULL, 1, &ev), 0);
     check_argv_lengths(&ev);
     check_script(&ev, SG_SCRIPT_RELEASE, 1);
     assert_non_null(strstr(ev.argv[1], "-- release:"));
     check_keys(&ev, "p", "");
-    static const char *const want2[] = {"p", "bob", "", "cli", ""};
-    check_args(&ev, release_arg_names, want2, NELEM(release_arg_names));
+    static const char *const want2[] = {"p", "bob", "cli"};
+    check_args(&ev, release_arg_names, want2, NELEM(want2));
     assert_int_equal(sg_release_cmd("p", "bob", "", "cli", "", 0, &cmd), 0);
-    check_args(&cmd, release_arg_names, want2, NELEM(release_arg_names));
+    check_args(&cmd, release_arg_names, want2, NELEM(want2));
     /* EVAL and EVALSHA send the same keys and arguments */
     assert_int_equal(ev.argc, cmd.argc);
     for (int i = 2; i < ev.argc; i++)
