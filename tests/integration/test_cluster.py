@@ -206,7 +206,8 @@ def test_a_pools_slot_moves_while_decisions_run(cl):
         while not stop.is_set():
             t = time.monotonic()
             p = run(decide, "acquire", pool, "u%d_%d" % (i, n % 12))
-            results.append((p.returncode, time.monotonic() - t, p.stderr.strip()))
+            results.append((p.returncode, time.monotonic() - t, p.stderr.strip(),
+                            p.stdout.strip()))
             n += 1
 
     threads = [threading.Thread(target=decide_loop, args=(i,)) for i in range(4)]
@@ -235,6 +236,10 @@ def test_a_pools_slot_moves_while_decisions_run(cl):
     # every call answered: a grant or "all seats in use", never an error
     errors = [r for r in results if r[0] not in (EX_OK, 1)]
     assert not errors, errors[:5]
+    # and a denial only ever for want of a seat: a decision that ran where
+    # the pool's settings had not arrived yet would deny "unknown_pool"
+    wrong = [r for r in results if r[0] == 1 and "all_floating_in_use" not in r[3]]
+    assert not wrong, wrong[:5]
     assert len(results) > 20
     assert max(r[1] for r in results) < 3.5          # within the 3 s timeout
     # nothing oversold: exactly the 5 floating seats are held
