@@ -81,18 +81,20 @@ end
 -- the pool's settings; false when the pool is absent. The fields that
 -- decisions read (CONF_HOT) are also kept packed in the field "hot" (tab-
 -- separated, in CONF_HOT order; written by conf_pack() in the scripts that
--- change them) and read with one HGET: each field of a hash costs a
--- decision a lookup and a conversion into Lua (~0.4 us), the packed copy
--- one. A pool without "hot" (older versions) is read field by field; a hash
--- edited by hand is found by doctor (hot_drift). The other fields are read
--- on first use (one HGET each) and remembered for the rest of the call.
+-- change them) and read with the stamp "updated" in one HMGET: each field of
+-- a hash costs a decision a lookup and a conversion into Lua (~0.4 us), the
+-- packed copy one. A pool without "hot" (older versions), or whose stamp
+-- moved since it was packed (a settings change by an older seatctl), is
+-- read field by field; a hash edited by hand without moving the stamp is
+-- found by doctor (hot_drift). The other fields are read on first use (one
+-- HGET each) and remembered for the rest of the call.
 local CONF_HOT = {'state', 'named', 'floating', 'overdraft', 'idle', 'max_lease', 'include',
     'exclude', 'test_clock', 'countg', 'deny_fold', 'audit_retention', 'usage_bucket',
-    'usage_retention'}
+    'usage_retention', 'updated'}
 -- one capture a field of CONF_HOT (a library's top level may call no global)
 local F = '([^\t]*)\t'
 local HOT_PATTERN = '^' .. F .. F .. F .. F .. F .. F .. F .. F .. F .. F .. F .. F .. F ..
-    '([^\t]*)$'
+    F .. '([^\t]*)$'
 -- The hot settings of a pool, parsed, are kept across calls of a loaded
 -- library (at most CONFC_MAX pools), keyed by the packed string itself: a
 -- call whose HGET returns the same string (Lua compares interned strings by
@@ -114,19 +116,25 @@ local function conf()
     if POOL == '_' then return false end  -- the registry has no settings
     if CONF == nil then
         COLD = nil
-        local packed = redis.call('HGET', K('conf'), 'hot')
+        -- the packed copy holds the "updated" stamp it was made from: a
+        -- settings change that did not pack (a seatctl from before the packed
+        -- copy, in a rolling upgrade) moves the stamp, and the copy is passed
+        -- over for the fields themselves
+        local got = redis.call('HMGET', K('conf'), 'hot', 'updated')
+        local packed, upd = got[1], got[2] or ''
         local e = packed and CONFC[POOL]
-        if e and e[1] == packed then
+        if e and e[1] == packed and e[3] == upd then
             CONF = e[2]
             return CONF
         end
-        local st, nm, fl, od, id, ml, inc, exc, tc, cg, df, ar, ub, ur
+        local st, nm, fl, od, id, ml, inc, exc, tc, cg, df, ar, ub, ur, pu
         if packed then
-            st, nm, fl, od, id, ml, inc, exc, tc, cg, df, ar, ub, ur =
+            st, nm, fl, od, id, ml, inc, exc, tc, cg, df, ar, ub, ur, pu =
                 string.match(packed, HOT_PATTERN)
+            if pu ~= upd then st = nil end
         end
         if not st then
-            packed = nil  -- not packed: read field by field, not kept
+            packed = nil  -- not packed, or stale: read field by field, not kept
             local raw = redis.call('HMGET', K('conf'), unpack(CONF_HOT))
             for i = 1, #CONF_HOT do raw[i] = raw[i] or '' end
             st, nm, fl, od, id, ml, inc, exc, tc, cg, df, ar, ub, ur = unpack(raw)
@@ -145,7 +153,7 @@ local function conf()
                     if CONFC_N >= CONFC_MAX then CONFC, CONFC_N = {}, 0 end
                     CONFC_N = CONFC_N + 1
                 end
-                CONFC[POOL] = {packed, CONF}
+                CONFC[POOL] = {packed, CONF, upd}
             end
         end
     end

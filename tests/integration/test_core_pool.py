@@ -173,7 +173,8 @@ def test_packed_settings_follow_pool_set_and_doctor_finds_hand_edits(seatctl, rd
     field; a hand-edited hash is drift that doctor reports and --fix packs."""
     seatctl("pool", "set", "p", "--floating", "1", check=EX_OK)
     hot = rdb.hget("sg:{p}:conf", "hot").split("\t")
-    assert hot[:3] == ["ready", "0", "1"] and len(hot) == 14, hot
+    assert hot[:3] == ["ready", "0", "1"] and len(hot) == 15, hot
+    assert hot[14] == rdb.hget("sg:{p}:conf", "updated")    # the stamp it was made from
     seatctl("acquire", "p", "alice", check=EX_OK)
     seatctl("acquire", "p", "bob", check=EX_DENIED)
     seatctl("pool", "set", "p", "--floating", "2", check=EX_OK)
@@ -194,3 +195,26 @@ def test_packed_settings_follow_pool_set_and_doctor_finds_hand_edits(seatctl, rd
     seatctl("doctor", "--fix", check=EX_OK)
     seatctl("acquire", "p", "dave", check=EX_OK)
     assert seatctl("doctor", check=EX_OK).out.strip() == "doctor: no drift found"
+
+
+def test_a_settings_change_by_an_older_seatctl_counts_at_once(seatctl, rdb):
+    """An older seatctl (from before the packed copy, in a rolling upgrade)
+    writes the fields and the "updated" stamp, not "hot": decisions must not
+    follow the stale copy (here a shrink) but the fields."""
+    seatctl("pool", "set", "p", "--floating", "3", check=EX_OK)
+    for u in ("alice", "bob"):
+        seatctl("acquire", "p", u, check=EX_OK)
+    hot = rdb.hget("sg:{p}:conf", "hot")
+    # what such a seatctl's pool set --floating 2 writes
+    stamp = str(int(rdb.hget("sg:{p}:conf", "updated")) + 1)
+    rdb.hset("sg:{p}:conf", mapping={"floating": "2", "updated": stamp})
+    assert rdb.hget("sg:{p}:conf", "hot") == hot
+    res = seatctl("acquire", "p", "carol", check=EX_DENIED)     # 2 seats, both held
+    assert "denied_exhausted" in res.out, res.out
+    seatctl("release", "p", "bob", check=EX_OK)
+    # doctor finds the copy stale and packs it again
+    assert "hot_drift" in seatctl("doctor", check=EX_DENIED).out
+    seatctl("doctor", "--fix", check=EX_OK)
+    assert rdb.hget("sg:{p}:conf", "hot").split("\t")[2] == "2"
+    seatctl("acquire", "p", "carol", check=EX_OK)
+    assert "denied_exhausted" in seatctl("acquire", "p", "dave", check=EX_DENIED).out
