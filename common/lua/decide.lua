@@ -124,7 +124,7 @@ end
 local function grant(result, reason, seat, od, held)
     if not acquire then
         local exp = 0
-        if seat == 'floating' then exp = num(redis.call('ZSCORE', K('leases'), eff), 0) end
+        if seat == 'floating' then exp = held or num(redis.call('ZSCORE', K('leases'), eff), 0) end
         return answer(result, reason, seat, exp, od)
     end
     local m = eff .. '\0' .. session
@@ -250,10 +250,12 @@ if rules then
         end
     end
 end
+-- held: this user's lapsed lease (or 0), read above; a purge that dropped
+-- it since is met by seat_drop's own read
 if in_use + unmet < floating then
-    return grant('granted_floating', 'floating_seat', 'floating', 0)
+    return grant('granted_floating', 'floating_seat', 'floating', 0, held)
 end
 if in_use + unmet < capacity then
-    return grant('granted_floating', 'overdraft', 'floating', 1)
+    return grant('granted_floating', 'overdraft', 'floating', 1, held)
 end
 return deny('denied_exhausted', 'reserved_for_group')

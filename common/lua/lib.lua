@@ -366,9 +366,10 @@ local function count_out(u)
 end
 
 -- Frees u's floating seat, if any, and audits it as ev with the fields f.
--- Returns the lease's expiry, or false when u held no floating seat.
-local function seat_drop(u, ev, f)
-    local score = redis.call('ZSCORE', K('leases'), u)
+-- Returns the lease's expiry, or false when u held no floating seat. score:
+-- the lease's score when the caller has just read it (saves the read).
+local function seat_drop(u, ev, f, score)
+    score = score or redis.call('ZSCORE', K('leases'), u)
     if not score then return false end
     redis.call('ZREM', K('leases'), u)
     count_out(u)
@@ -382,8 +383,9 @@ end
 
 -- The seat follows the sessions: after a session of u ended, the seat's
 -- expiry becomes the latest expiry of u's live sessions, or the seat goes.
--- Lapsed sessions met on the way are removed. f: audit fields if it goes.
-local function seat_recompute(u, ev, f)
+-- Lapsed sessions met on the way are removed. f: audit fields if it goes;
+-- score: the lease's score when the caller has just read it.
+local function seat_recompute(u, ev, f, score)
     local best = 0
     for _, m in ipairs(sessions_of(u)) do
         local e = tonumber(redis.call('ZSCORE', K('sess'), m) or 0)
@@ -398,11 +400,12 @@ local function seat_recompute(u, ev, f)
         redis.call('ZADD', K('leases'), 'XX', istr(best), u)
         return best
     end
+    score = score or redis.call('ZSCORE', K('leases'), u)
     if ev == 'expire' then
-        local score = tonumber(redis.call('ZSCORE', K('leases'), u) or 0)
-        if score > now() then f.at = now() elseif score > 0 then f.at = score end
+        local sc = tonumber(score or 0)
+        if sc > now() then f.at = now() elseif sc > 0 then f.at = sc end
     end
-    seat_drop(u, ev, f)
+    seat_drop(u, ev, f, score)
     return 0
 end
 

@@ -18,8 +18,9 @@ else
         sess_del(m, nil, tonumber(e))
         n = 1
     end
-    if redis.call('ZSCORE', K('leases'), user) then
-        if seat_recompute(user, 'release', f) == 0 then seat = 1 end
+    local score = redis.call('ZSCORE', K('leases'), user)
+    if score then
+        if seat_recompute(user, 'release', f, score) == 0 then seat = 1 end
     end
 end
 if n > 0 and seat == 0 then
