@@ -50,16 +50,8 @@ for _, m in ipairs(info) do
         if fix then redis.call('HDEL', K('sessinfo'), m) end
     end
 end
-local sess = redis.call('ZRANGEBYSCORE', K('sess'), '(' .. now(), '+inf', 'WITHSCORES')
-for i = 1, #sess, 2 do
-    local m = sess[i]
-    local z = string.find(m, '\0', 1, true)
-    if z then
-        local u = string.sub(m, 1, z - 1)
-        local e = tonumber(sess[i + 1])
-        if not sess_live[u] or sess_live[u] < e then sess_live[u] = e end
-    end
-end
+latest_per_user(redis.call('ZRANGEBYSCORE', K('sess'), '(' .. now(), '+inf', 'WITHSCORES'),
+    sess_live)
 
 -- leases follow sessions; group counts follow leases
 local holders = redis.call('ZRANGEBYSCORE', K('leases'), '(' .. now(), '+inf', 'WITHSCORES')

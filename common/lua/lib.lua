@@ -415,21 +415,28 @@ end
 -- live: the caller counted the live leases; then lapsed ones are looked
 -- for only when some exist (ZCOUNT: cheaper than the ranged read).
 local PURGE_MAX = '16'
+
+-- The latest score of each user in a WITHSCORES list of "user\0session"
+-- members, into the table t (made when nil).
+local function latest_per_user(list, t)
+    t = t or {}
+    for i = 1, #list, 2 do
+        local z = string.find(list[i], '\0', 1, true)
+        if z then
+            local u, e = string.sub(list[i], 1, z - 1), tonumber(list[i + 1])
+            if not t[u] or t[u] < e then t[u] = e end
+        end
+    end
+    return t
+end
+
 local function purge(live)
     local gone = redis.call('ZRANGEBYSCORE', K('sess'), '-inf', nows(), 'WITHSCORES',
         'LIMIT', '0', PURGE_MAX)
-    local users = {}
     for i = 1, #gone, 2 do
-        local m = gone[i]
-        sess_del(m, tonumber(gone[i + 1]), tonumber(gone[i + 1]))
-        local z = string.find(m, '\0', 1, true)
-        if z then
-            local u = string.sub(m, 1, z - 1)
-            local at = tonumber(gone[i + 1])
-            if not users[u] or users[u] < at then users[u] = at end
-        end
+        sess_del(gone[i], tonumber(gone[i + 1]), tonumber(gone[i + 1]))
     end
-    for u, at in pairs(users) do
+    for u, at in pairs(latest_per_user(gone)) do
         seat_recompute(u, 'expire', {at = at, result = 'released', reason = 'lease_expired',
             pid = ''})
     end
