@@ -1977,6 +1977,20 @@ int sg_doctor(sg_conn *c, int fix, sg_doctor_fn fn, void *ud, long *findings, ch
         if (fix && sg_library_load(c, err, errlen) != 0)
             return SG_EBACKEND;
     }
+    /* libraries of other builds: an older build's binaries still call theirs
+     * in a rolling upgrade (and fall back to EVALSHA once it is gone) */
+    long others = 0;
+    if (sg_library_others(c, fix, &others, err, errlen) != 0)
+        return SG_EBACKEND;
+    if (others > 0) {
+        (*findings)++;
+        if (fn)
+            fn(ud, "", "library_old",
+               "function libraries of other builds (older binaries call them until they are "
+               "upgraded, then nothing does); deleted with --fix, after which older binaries "
+               "run the scripts as EVALSHA",
+               others);
+    }
     char **confs = NULL, **pools = NULL;
     size_t nconf = 0, np = 0;
     int rc = sg_scan_keys(c, "sg:{*}:conf", &confs, &nconf, err, errlen);

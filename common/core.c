@@ -759,3 +759,61 @@ int sg_library_load(sg_conn *c, char *err, size_t errlen)
 {
     return each_master(c, library_load_on, 0, err, errlen);
 }
+
+/* The seatgate libraries of other builds on one node (-1: the connection's
+ * own): counted, and deleted when fix. */
+static int libraries_other_on(sg_conn *c, int node, int fix, long *count, char *err,
+                              size_t errlen)
+{
+    const char *av[] = {"FUNCTION", "LIST", "LIBRARYNAME", "seatgate_*"};
+    redisReply *r = node < 0 ? sg_conn_cmd(c, 4, av, NULL, err, errlen)
+                             : sg_conn_cmd_node(c, node, 4, av, err, errlen);
+    if (r == NULL)
+        return -1;
+    int rc = 0;
+    if (r->type != REDIS_REPLY_ARRAY) {
+        snprintf(err, errlen, "redis: %s", r->type == REDIS_REPLY_ERROR ? r->str : "bad reply");
+        rc = -1;
+    }
+    for (size_t i = 0; rc == 0 && i < r->elements; i++) {
+        const redisReply *lib = r->element[i];
+        const char *name = NULL;
+        for (size_t j = 0; lib->type == REDIS_REPLY_ARRAY && j + 1 < lib->elements; j += 2)
+            if (lib->element[j]->type == REDIS_REPLY_STRING &&
+                strcmp(lib->element[j]->str, "library_name") == 0 &&
+                lib->element[j + 1]->type == REDIS_REPLY_STRING)
+                name = lib->element[j + 1]->str;
+        /* LIBRARYNAME is a glob: ours are seatgate_ and 12 hex digits */
+        if (name == NULL || strncmp(name, "seatgate_", 9) != 0 || strlen(name) != 21 ||
+            strspn(name + 9, "0123456789abcdef") != 12 || strcmp(name, sg_library_name()) == 0)
+            continue;
+        (*count)++;
+        if (!fix)
+            continue;
+        const char *dv[] = {"FUNCTION", "DELETE", name};
+        redisReply *d = node < 0 ? sg_conn_cmd(c, 3, dv, NULL, err, errlen)
+                                 : sg_conn_cmd_node(c, node, 3, dv, err, errlen);
+        if (d == NULL || d->type == REDIS_REPLY_ERROR) {
+            if (d)
+                snprintf(err, errlen, "redis: FUNCTION DELETE %s: %s", name, d->str);
+            rc = -1;
+        }
+        freeReplyObject(d);
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+int sg_library_others(sg_conn *c, int fix, long *count, char *err, size_t errlen)
+{
+    *count = 0;
+    int *masters = NULL;
+    int nm = sg_conn_masters(c, &masters, err, errlen);
+    if (nm < 0)
+        return -1;
+    int rc = libraries_other_on(c, nm ? masters[0] : -1, fix, count, err, errlen);
+    for (int m = 1; rc == 0 && m < nm; m++)
+        rc = libraries_other_on(c, masters[m], fix, count, err, errlen);
+    free(masters);
+    return rc;
+}

@@ -238,6 +238,10 @@ int sg_library_load(sg_conn *c, char *err, size_t errlen);
 /* 1 when this build's library is loaded (on every master), 0 when not,
  * -1 with err. */
 int sg_library_loaded(sg_conn *c, char *err, size_t errlen);
+/* The seatgate function libraries of other builds (on every master),
+ * counted into *count and deleted when fix: 0, or -1 (err set). Older
+ * binaries that call one fall back to EVALSHA once it is gone. */
+int sg_library_others(sg_conn *c, int fix, long *count, char *err, size_t errlen);
 /* Whether sg_script_run may load a missing library (default on; seatctl
  * doctor without --fix turns it off: it only reports). */
 void sg_library_autoload(int on);

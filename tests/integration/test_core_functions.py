@@ -108,6 +108,29 @@ def test_doctor_reports_and_loads_a_missing_library(seatctl, seatctl_json, rdb):
     assert seatctl("doctor", check=EX_OK).out.strip() == "doctor: no drift found"
 
 
+def test_doctor_deletes_the_libraries_of_other_builds(seatctl, seatctl_json, rdb):
+    """An upgrade leaves the older build's library behind (its binaries call
+    it until they are upgraded): doctor reports it, --fix deletes it (and
+    only seatgate libraries of other builds), decisions go on."""
+    seatctl("pool", "set", "p", "--floating", "2", check=EX_OK)
+    ours = lib_names(rdb)
+    old = "seatgate_0123456789ab"
+    rdb.function_load("#!lua name=%s\nredis.register_function('sg_0123456789ab_decide', "
+                      "function() return 1 end)" % old)
+    rdb.function_load("#!lua name=seatgate_mine\nredis.register_function('mine', "
+                      "function() return 1 end)")           # not one of ours
+    rdb.function_load("#!lua name=other\nredis.register_function('other', "
+                      "function() return 1 end)")
+    rc, j, _ = seatctl_json("doctor")
+    assert rc == helpers.EX_DENIED
+    assert [(f["finding"], f["count"]) for f in j["findings"]] == [("library_old", 1)], j
+    assert old in libraries(rdb)                  # doctor without --fix changes nothing
+    seatctl("doctor", "--fix", check=EX_OK)
+    assert sorted(libraries(rdb)) == sorted(ours + ["seatgate_mine", "other"])
+    assert seatctl("doctor", check=EX_OK).out.strip() == "doctor: no drift found"
+    seatctl("acquire", "p", "alice", check=EX_OK)
+
+
 def test_the_library_sees_every_settings_change_at_once(seatctl, rdb):
     """The loaded library keeps a pool's parsed hot settings between calls,
     keyed by their packed string: a pool set changes the string and the next
