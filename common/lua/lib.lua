@@ -358,6 +358,10 @@ local function count_in(u, groups)
 end
 
 local function count_out(u)
+    -- a pool whose rules count no group has no hg entries (a change of the
+    -- counted groups rebuilds them, and doctor checks them)
+    local c = conf()
+    if c and (c.countg or ',') == ',' then return end
     local hg = redis.call('HGET', K('hg'), u)
     if hg then
         for g in string.gmatch(hg, '[^,]+') do redis.call('HINCRBY', K('gcount'), g, -1) end
