@@ -690,8 +690,9 @@ struct redisReply *sg_script_run(sg_conn *c, sg_script s, int nkeys, int argc, c
 
 /* FUNCTION LOAD on one node (-1: the connection's own); a library already
  * there ("already exists") is loaded. */
-static int library_load_on(sg_conn *c, int node, char *err, size_t errlen)
+static int library_load_on(sg_conn *c, int node, void *ud, char *err, size_t errlen)
 {
+    (void)ud;
     const char *av[] = {"FUNCTION", "LOAD", sg_library_body()};
     redisReply *r = node < 0 ? sg_conn_cmd(c, 3, av, NULL, err, errlen)
                              : sg_conn_cmd_node(c, node, 3, av, err, errlen);
@@ -707,8 +708,9 @@ static int library_load_on(sg_conn *c, int node, char *err, size_t errlen)
 }
 
 /* Is this build's library on one node (-1: the connection's own)? */
-static int library_on(sg_conn *c, int node, char *err, size_t errlen)
+static int library_on(sg_conn *c, int node, void *ud, char *err, size_t errlen)
 {
+    (void)ud;
     const char *av[] = {"FUNCTION", "LIST", "LIBRARYNAME", sg_library_name()};
     redisReply *r = node < 0 ? sg_conn_cmd(c, 4, av, NULL, err, errlen)
                              : sg_conn_cmd_node(c, node, 4, av, err, errlen);
@@ -734,37 +736,42 @@ static int library_on(sg_conn *c, int node, char *err, size_t errlen)
     return rc;
 }
 
-/* fn on the connection's node, or on every master of a Cluster while it
- * returns ok; its last answer */
-static int each_master(sg_conn *c, int (*fn)(sg_conn *, int, char *, size_t), int ok, char *err,
-                       size_t errlen)
+/* fn on the connection's node (-1), or on every master of a Cluster while
+ * it returns ok; its last answer */
+static int each_master(sg_conn *c, int (*fn)(sg_conn *, int, void *, char *, size_t), int ok,
+                       void *ud, char *err, size_t errlen)
 {
     int *masters = NULL;
     int nm = sg_conn_masters(c, &masters, err, errlen);
     if (nm < 0)
         return -1;
-    int rc = fn(c, nm ? masters[0] : -1, err, errlen);
+    int rc = fn(c, nm ? masters[0] : -1, ud, err, errlen);
     for (int m = 1; rc == ok && m < nm; m++)
-        rc = fn(c, masters[m], err, errlen);
+        rc = fn(c, masters[m], ud, err, errlen);
     free(masters);
     return rc;
 }
 
 int sg_library_loaded(sg_conn *c, char *err, size_t errlen)
 {
-    return each_master(c, library_on, 1, err, errlen);
+    return each_master(c, library_on, 1, NULL, err, errlen);
 }
 
 int sg_library_load(sg_conn *c, char *err, size_t errlen)
 {
-    return each_master(c, library_load_on, 0, err, errlen);
+    return each_master(c, library_load_on, 0, NULL, err, errlen);
 }
 
 /* The seatgate libraries of other builds on one node (-1: the connection's
  * own): counted, and deleted when fix. */
-static int libraries_other_on(sg_conn *c, int node, int fix, long *count, char *err,
-                              size_t errlen)
+struct others {
+    int fix;
+    long count;
+};
+
+static int libraries_other_on(sg_conn *c, int node, void *ud, char *err, size_t errlen)
 {
+    struct others *o = ud;
     const char *av[] = {"FUNCTION", "LIST", "LIBRARYNAME", "seatgate_*"};
     redisReply *r = node < 0 ? sg_conn_cmd(c, 4, av, NULL, err, errlen)
                              : sg_conn_cmd_node(c, node, 4, av, err, errlen);
@@ -787,8 +794,8 @@ static int libraries_other_on(sg_conn *c, int node, int fix, long *count, char *
         if (name == NULL || strncmp(name, "seatgate_", 9) != 0 || strlen(name) != 21 ||
             strspn(name + 9, "0123456789abcdef") != 12 || strcmp(name, sg_library_name()) == 0)
             continue;
-        (*count)++;
-        if (!fix)
+        o->count++;
+        if (!o->fix)
             continue;
         const char *dv[] = {"FUNCTION", "DELETE", name};
         redisReply *d = node < 0 ? sg_conn_cmd(c, 3, dv, NULL, err, errlen)
@@ -806,14 +813,8 @@ static int libraries_other_on(sg_conn *c, int node, int fix, long *count, char *
 
 int sg_library_others(sg_conn *c, int fix, long *count, char *err, size_t errlen)
 {
-    *count = 0;
-    int *masters = NULL;
-    int nm = sg_conn_masters(c, &masters, err, errlen);
-    if (nm < 0)
-        return -1;
-    int rc = libraries_other_on(c, nm ? masters[0] : -1, fix, count, err, errlen);
-    for (int m = 1; rc == 0 && m < nm; m++)
-        rc = libraries_other_on(c, masters[m], fix, count, err, errlen);
-    free(masters);
+    struct others o = {fix, 0};
+    int rc = each_master(c, libraries_other_on, 0, &o, err, errlen);
+    *count = o.count;
     return rc;
 }
