@@ -1,8 +1,10 @@
 /* make bench only: the least a Redis-backed PAM module can do for a login,
  * to print beside pam_seatgate.so (tests/bench/run-pam.sh). It keeps the
  * shape of a seat-taking login and drops everything else: no config, no
- * identity, no script worth the name. Each hook that talks to Redis sends
- * one EVALSHA of a trivial script (`return 1`) and reads the reply.
+ * identity, no decision logic. Each hook that talks to Redis sends one
+ * EVALSHA and reads the reply: of sha= (a trivial script, `return 1`), or
+ * per hook of check=, open= and close= (run-pam.sh passes the least each
+ * decision can send, the commands of bench_model.py's LEAST rows).
  *
  *   account  required pam_floor.so sock=PATH|port=N sha=SHA [skip=account]
  *   session  required pam_floor.so sock=PATH|port=N sha=SHA
@@ -24,7 +26,7 @@
 #define DATA "pam_floor_conn"
 
 typedef struct {
-    const char *sock, *sha;
+    const char *sock, *sha, *check, *open, *close;
     int port, skip_account;
 } args_t;
 
@@ -38,6 +40,12 @@ static void parse(int argc, const char **argv, args_t *a)
             a->port = atoi(argv[i] + 5);
         else if (strncmp(argv[i], "sha=", 4) == 0)
             a->sha = argv[i] + 4;
+        else if (strncmp(argv[i], "check=", 6) == 0)
+            a->check = argv[i] + 6;
+        else if (strncmp(argv[i], "open=", 5) == 0)
+            a->open = argv[i] + 5;
+        else if (strncmp(argv[i], "close=", 6) == 0)
+            a->close = argv[i] + 6;
         else if (strcmp(argv[i], "skip=account") == 0)
             a->skip_account = 1;
     }
@@ -57,9 +65,10 @@ static redisContext *connect_to(const args_t *a)
     return c;
 }
 
-static int call(redisContext *c, const args_t *a)
+static int call(redisContext *c, const args_t *a, const char *sha)
 {
-    redisReply *r = redisCommand(c, "EVALSHA %s 0", a->sha ? a->sha : "");
+    sha = sha ? sha : a->sha;
+    redisReply *r = redisCommand(c, "EVALSHA %s 0", sha ? sha : "");
     int ok = r != NULL && r->type == REDIS_REPLY_INTEGER;
     freeReplyObject(r);
     return ok ? PAM_SUCCESS : PAM_SERVICE_ERR;
@@ -82,7 +91,7 @@ PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const c
     redisContext *c = connect_to(&a);
     if (c == NULL)
         return PAM_SERVICE_ERR;
-    int rc = call(c, &a);
+    int rc = call(c, &a, a.check);
     if (pam_set_data(pamh, DATA, c, conn_free) != PAM_SUCCESS)
         redisFree(c);
     return rc;
@@ -100,7 +109,7 @@ PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, cons
     int own = c == NULL;
     if (own && (c = connect_to(&a)) == NULL)
         return PAM_SESSION_ERR;
-    int rc = call(c, &a);
+    int rc = call(c, &a, a.open);
     if (own)
         redisFree(c);
     else
@@ -117,7 +126,7 @@ PAM_EXTERN int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc, con
     redisContext *c = connect_to(&a);
     if (c == NULL)
         return PAM_SESSION_ERR;
-    int rc = call(c, &a);
+    int rc = call(c, &a, a.close);
     redisFree(c);
     return rc == PAM_SUCCESS ? PAM_SUCCESS : PAM_SESSION_ERR;
 }
