@@ -1764,57 +1764,61 @@ int sg_reap(sg_conn *c, const char *host_id, const char *host, sg_reap_fn fn, vo
 /* ---- doctor ------------------------------------------------------------------ */
 
 /* every key matching pattern (SCAN; on every master of a cluster), malloc'd */
+struct scan_keys {
+    const char *pattern;
+    char **v;
+    size_t k, cap;
+};
+
+static int scan_keys_on(sg_conn *c, int node, void *ud, char *err, size_t errlen)
+{
+    struct scan_keys *st = ud;
+    char cursor[32] = "0";
+    int rc = SG_OK;
+    do {
+        const char *av[] = {"SCAN", cursor, "MATCH", st->pattern, "COUNT", "1000"};
+        redisReply *r = sg_conn_cmd_at(c, node, 6, av, err, errlen);
+        if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            if (r && r->type == REDIS_REPLY_ERROR)
+                seterr(err, errlen, SG_EBACKEND, "redis: %s", r->str);
+            if (r)
+                freeReplyObject(r);
+            return SG_EBACKEND;
+        }
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+        redisReply *keys = r->element[1];
+        for (size_t i = 0; rc == SG_OK && i < keys->elements; i++) {
+            if (st->k + 1 >= st->cap) {
+                size_t cap = st->cap ? st->cap * 2 : 64;
+                char **nv = realloc(st->v, sizeof(*nv) * cap);
+                if (nv == NULL) {
+                    rc = seterr(err, errlen, SG_EBACKEND, "out of memory");
+                    break;
+                }
+                st->v = nv;
+                st->cap = cap;
+            }
+            if ((st->v[st->k] = strndup(keys->element[i]->str, keys->element[i]->len)) == NULL)
+                rc = seterr(err, errlen, SG_EBACKEND, "out of memory");
+            else
+                st->k++;
+        }
+        freeReplyObject(r);
+    } while (rc == SG_OK && strcmp(cursor, "0") != 0);
+    return rc;
+}
+
 int sg_scan_keys(sg_conn *c, const char *pattern, char ***out, size_t *n, char *err,
                  size_t errlen)
 {
-    char **v = NULL;
-    size_t k = 0, cap = 0;
-    int *masters = NULL;
-    int nm = sg_conn_masters(c, &masters, err, errlen);
-    if (nm < 0)
-        return SG_EBACKEND;
-    int rc = SG_OK;
-    for (int m = 0; rc == SG_OK && m < (nm ? nm : 1); m++) {
-        char cursor[32] = "0";
-        do {
-            const char *av[] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"};
-            redisReply *r = nm ? sg_conn_cmd_node(c, masters[m], 6, av, err, errlen)
-                               : cmdv(c, err, errlen, 6, av);
-            if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-                if (r && r->type == REDIS_REPLY_ERROR)
-                    seterr(err, errlen, SG_EBACKEND, "redis: %s", r->str);
-                if (r)
-                    freeReplyObject(r);
-                rc = SG_EBACKEND;
-                break;
-            }
-            snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
-            redisReply *keys = r->element[1];
-            for (size_t i = 0; rc == SG_OK && i < keys->elements; i++) {
-                if (k + 1 >= cap) {
-                    cap = cap ? cap * 2 : 64;
-                    char **nv = realloc(v, sizeof(*v) * cap);
-                    if (nv == NULL) {
-                        rc = seterr(err, errlen, SG_EBACKEND, "out of memory");
-                        break;
-                    }
-                    v = nv;
-                }
-                if ((v[k] = strndup(keys->element[i]->str, keys->element[i]->len)) == NULL)
-                    rc = seterr(err, errlen, SG_EBACKEND, "out of memory");
-                else
-                    k++;
-            }
-            freeReplyObject(r);
-        } while (rc == SG_OK && strcmp(cursor, "0") != 0);
-    }
-    free(masters);
+    struct scan_keys st = {pattern, NULL, 0, 0};
+    int rc = sg_each_master(c, scan_keys_on, SG_OK, &st, err, errlen);
     if (rc != SG_OK) {
-        sg_strv_free(v, k);
-        return rc;
+        sg_strv_free(st.v, st.k);
+        return rc < 0 ? SG_EBACKEND : rc;
     }
-    *out = v;
-    *n = k;
+    *out = st.v;
+    *n = st.k;
     return SG_OK;
 }
 

@@ -688,14 +688,20 @@ struct redisReply *sg_script_run(sg_conn *c, sg_script s, int nkeys, int argc, c
     return r;
 }
 
+struct redisReply *sg_conn_cmd_at(sg_conn *c, int node, int argc, const char **argv, char *err,
+                                  size_t errlen)
+{
+    return node < 0 ? sg_conn_cmd(c, argc, argv, NULL, err, errlen)
+                    : sg_conn_cmd_node(c, node, argc, argv, err, errlen);
+}
+
 /* FUNCTION LOAD on one node (-1: the connection's own); a library already
  * there ("already exists") is loaded. */
 static int library_load_on(sg_conn *c, int node, void *ud, char *err, size_t errlen)
 {
     (void)ud;
     const char *av[] = {"FUNCTION", "LOAD", sg_library_body()};
-    redisReply *r = node < 0 ? sg_conn_cmd(c, 3, av, NULL, err, errlen)
-                             : sg_conn_cmd_node(c, node, 3, av, err, errlen);
+    redisReply *r = sg_conn_cmd_at(c, node, 3, av, err, errlen);
     if (r == NULL)
         return -1;
     int rc = 0;
@@ -712,8 +718,7 @@ static int library_on(sg_conn *c, int node, void *ud, char *err, size_t errlen)
 {
     (void)ud;
     const char *av[] = {"FUNCTION", "LIST", "LIBRARYNAME", sg_library_name()};
-    redisReply *r = node < 0 ? sg_conn_cmd(c, 4, av, NULL, err, errlen)
-                             : sg_conn_cmd_node(c, node, 4, av, err, errlen);
+    redisReply *r = sg_conn_cmd_at(c, node, 4, av, err, errlen);
     if (r == NULL)
         return -1;
     int rc = -1;
@@ -736,10 +741,8 @@ static int library_on(sg_conn *c, int node, void *ud, char *err, size_t errlen)
     return rc;
 }
 
-/* fn on the connection's node (-1), or on every master of a Cluster while
- * it returns ok; its last answer */
-static int each_master(sg_conn *c, int (*fn)(sg_conn *, int, void *, char *, size_t), int ok,
-                       void *ud, char *err, size_t errlen)
+int sg_each_master(sg_conn *c, int (*fn)(sg_conn *, int, void *, char *, size_t), int ok,
+                   void *ud, char *err, size_t errlen)
 {
     int *masters = NULL;
     int nm = sg_conn_masters(c, &masters, err, errlen);
@@ -754,12 +757,12 @@ static int each_master(sg_conn *c, int (*fn)(sg_conn *, int, void *, char *, siz
 
 int sg_library_loaded(sg_conn *c, char *err, size_t errlen)
 {
-    return each_master(c, library_on, 1, NULL, err, errlen);
+    return sg_each_master(c, library_on, 1, NULL, err, errlen);
 }
 
 int sg_library_load(sg_conn *c, char *err, size_t errlen)
 {
-    return each_master(c, library_load_on, 0, NULL, err, errlen);
+    return sg_each_master(c, library_load_on, 0, NULL, err, errlen);
 }
 
 /* The seatgate libraries of other builds on one node (-1: the connection's
@@ -773,8 +776,7 @@ static int libraries_other_on(sg_conn *c, int node, void *ud, char *err, size_t 
 {
     struct others *o = ud;
     const char *av[] = {"FUNCTION", "LIST", "LIBRARYNAME", "seatgate_*"};
-    redisReply *r = node < 0 ? sg_conn_cmd(c, 4, av, NULL, err, errlen)
-                             : sg_conn_cmd_node(c, node, 4, av, err, errlen);
+    redisReply *r = sg_conn_cmd_at(c, node, 4, av, err, errlen);
     if (r == NULL)
         return -1;
     int rc = 0;
@@ -798,8 +800,7 @@ static int libraries_other_on(sg_conn *c, int node, void *ud, char *err, size_t 
         if (!o->fix)
             continue;
         const char *dv[] = {"FUNCTION", "DELETE", name};
-        redisReply *d = node < 0 ? sg_conn_cmd(c, 3, dv, NULL, err, errlen)
-                                 : sg_conn_cmd_node(c, node, 3, dv, err, errlen);
+        redisReply *d = sg_conn_cmd_at(c, node, 3, dv, err, errlen);
         if (d == NULL || d->type == REDIS_REPLY_ERROR) {
             if (d)
                 snprintf(err, errlen, "redis: FUNCTION DELETE %s: %s", name, d->str);
@@ -814,7 +815,7 @@ static int libraries_other_on(sg_conn *c, int node, void *ud, char *err, size_t 
 int sg_library_others(sg_conn *c, int fix, long *count, char *err, size_t errlen)
 {
     struct others o = {fix, 0};
-    int rc = each_master(c, libraries_other_on, 0, &o, err, errlen);
+    int rc = sg_each_master(c, libraries_other_on, 0, &o, err, errlen);
     *count = o.count;
     return rc;
 }

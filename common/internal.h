@@ -66,6 +66,14 @@ int sg_hmget_all(sg_conn *c, const char *key, char *const *fields, const size_t 
                  char **values, char *err, size_t errlen);
 struct redisReply *sg_conn_cmd_node(sg_conn *c, int node, int argc, const char **argv,
                                     char *err, size_t errlen);
+/* The same on node, or routed as usual when node is -1 (one server). */
+struct redisReply *sg_conn_cmd_at(sg_conn *c, int node, int argc, const char **argv, char *err,
+                                  size_t errlen);
+/* fn on the connection's own node (node -1) or on every master of a
+ * Cluster, while it returns ok; its last answer, or -1 (err set) when the
+ * masters cannot be listed. ud is passed through. */
+int sg_each_master(sg_conn *c, int (*fn)(sg_conn *c, int node, void *ud, char *err, size_t errlen),
+                   int ok, void *ud, char *err, size_t errlen);
 
 /* Does a user record matter to a pool that watches the groups ",a,b,"
  * (disabled, a service account, or in a watched group)? */
