@@ -756,15 +756,30 @@ static int refresh_slots(sg_conn *c, char *err, size_t errlen)
     return -1;
 }
 
-/* the map read within one timeout, for a connection whose commands each
- * have their own (seatctl): every node asked shares it */
-static int refresh_bounded(sg_conn *c, char *err, size_t errlen)
+/* One step within one timeout in all, also on a connection whose commands
+ * each have their own (seatctl): a deadline is set for the step unless the
+ * connection already runs under one (a login's budget). deadline_own()
+ * says whether it set one; deadline_drop() takes it away again. */
+static int deadline_own(sg_conn *c)
 {
     if (c->deadline)
-        return refresh_slots(c, err, errlen);
+        return 0;
     c->deadline = mono_ms() + c->timeout_ms;
+    return 1;
+}
+
+static void deadline_drop(sg_conn *c, int own)
+{
+    if (own)
+        c->deadline = 0;
+}
+
+/* the map read within one timeout: every node asked shares it */
+static int refresh_bounded(sg_conn *c, char *err, size_t errlen)
+{
+    int own = deadline_own(c);
     int rc = refresh_slots(c, err, errlen);
-    c->deadline = 0;
+    deadline_drop(c, own);
     return rc;
 }
 
@@ -861,11 +876,9 @@ static redisReply *cluster_exec_in(sg_conn *c, int argc, const char **argv,
 static redisReply *cluster_exec(sg_conn *c, int argc, const char **argv, const size_t *argvlen,
                                 char *err, size_t errlen)
 {
-    if (c->deadline)
-        return cluster_exec_in(c, argc, argv, argvlen, err, errlen);
-    c->deadline = mono_ms() + c->timeout_ms;
+    int own = deadline_own(c);
     redisReply *r = cluster_exec_in(c, argc, argv, argvlen, err, errlen);
-    c->deadline = 0;
+    deadline_drop(c, own);
     return r;
 }
 
@@ -1010,10 +1023,8 @@ static redisReply *cmd_node_in(sg_conn *c, int node, int argc, const char **argv
 struct redisReply *sg_conn_cmd_node(sg_conn *c, int node, int argc, const char **argv,
                                     char *err, size_t errlen)
 {
-    if (c->deadline)
-        return cmd_node_in(c, node, argc, argv, err, errlen);
-    c->deadline = mono_ms() + c->timeout_ms;
+    int own = deadline_own(c);
     redisReply *r = cmd_node_in(c, node, argc, argv, err, errlen);
-    c->deadline = 0;
+    deadline_drop(c, own);
     return r;
 }

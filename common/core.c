@@ -713,6 +713,17 @@ static int library_load_on(sg_conn *c, int node, void *ud, char *err, size_t err
     return rc;
 }
 
+/* The name of one library of a FUNCTION LIST reply, or NULL. */
+static const char *library_name_of(const redisReply *lib)
+{
+    for (size_t j = 0; lib->type == REDIS_REPLY_ARRAY && j + 1 < lib->elements; j += 2)
+        if (lib->element[j]->type == REDIS_REPLY_STRING &&
+            strcmp(lib->element[j]->str, "library_name") == 0 &&
+            lib->element[j + 1]->type == REDIS_REPLY_STRING)
+            return lib->element[j + 1]->str;
+    return NULL;
+}
+
 /* Is this build's library on one node (-1: the connection's own)? */
 static int library_on(sg_conn *c, int node, void *ud, char *err, size_t errlen)
 {
@@ -726,13 +737,9 @@ static int library_on(sg_conn *c, int node, void *ud, char *err, size_t errlen)
         /* LIBRARYNAME is a pattern: the name must match exactly */
         rc = 0;
         for (size_t i = 0; i < r->elements; i++) {
-            const redisReply *lib = r->element[i];
-            for (size_t j = 0; lib->type == REDIS_REPLY_ARRAY && j + 1 < lib->elements; j += 2)
-                if (lib->element[j]->type == REDIS_REPLY_STRING &&
-                    strcmp(lib->element[j]->str, "library_name") == 0 &&
-                    lib->element[j + 1]->type == REDIS_REPLY_STRING &&
-                    strcmp(lib->element[j + 1]->str, sg_library_name()) == 0)
-                    rc = 1;
+            const char *name = library_name_of(r->element[i]);
+            if (name && strcmp(name, sg_library_name()) == 0)
+                rc = 1;
         }
     } else {
         snprintf(err, errlen, "redis: %s", r->type == REDIS_REPLY_ERROR ? r->str : "bad reply");
@@ -785,13 +792,7 @@ static int libraries_other_on(sg_conn *c, int node, void *ud, char *err, size_t 
         rc = -1;
     }
     for (size_t i = 0; rc == 0 && i < r->elements; i++) {
-        const redisReply *lib = r->element[i];
-        const char *name = NULL;
-        for (size_t j = 0; lib->type == REDIS_REPLY_ARRAY && j + 1 < lib->elements; j += 2)
-            if (lib->element[j]->type == REDIS_REPLY_STRING &&
-                strcmp(lib->element[j]->str, "library_name") == 0 &&
-                lib->element[j + 1]->type == REDIS_REPLY_STRING)
-                name = lib->element[j + 1]->str;
+        const char *name = library_name_of(r->element[i]);
         /* LIBRARYNAME is a glob: ours are seatgate_ and 12 hex digits */
         if (name == NULL || strncmp(name, "seatgate_", 9) != 0 || strlen(name) != 21 ||
             strspn(name + 9, "0123456789abcdef") != 12 || strcmp(name, sg_library_name()) == 0)
