@@ -30,25 +30,21 @@ void sg_lower(char *s)
 }
 #define lower sg_lower
 
-/* ",a,b," membership, without case when the list was lowered */
-static int in_list(const char *list, const char *item)
-{
-    size_t n = strlen(item);
-    if (n == 0)
-        return 0; /* lists never hold an empty item */
-    for (const char *p = list; p && (p = strstr(p, item)) != NULL; p++)
-        if (p > list && p[-1] == ',' && p[n] == ',')
-            return 1;
-    return 0;
-}
-
-/* the same for an item given as n bytes at item (not NUL-terminated) */
+/* ",a,b," membership of an item given as n bytes at item (not
+ * NUL-terminated), without case when the list was lowered */
 static int in_list_n(const char *list, const char *item, size_t n)
 {
     for (const char *p = list; p && (p = strchr(p, ',')) != NULL && p[1]; p++)
         if (strncmp(p + 1, item, n) == 0 && p[1 + n] == ',')
             return 1;
     return 0;
+}
+
+/* the same for a string (lists never hold an empty item) */
+static int in_list(const char *list, const char *item)
+{
+    size_t n = strlen(item);
+    return n > 0 && in_list_n(list, item, n);
 }
 
 /* "a, b ,c" -> ",a,b,c," (lowered when low); each item checked by valid.

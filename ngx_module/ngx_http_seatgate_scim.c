@@ -231,10 +231,30 @@ ngx_http_seatgate_scim_body(ngx_http_request_t *r)
 
     len = 0;
 
-    if (r->request_body) {
-        for (cl = r->request_body->bufs; cl; cl = cl->next) {
-            len += (size_t) ngx_buf_size(cl->buf);
+    for (cl = r->request_body ? r->request_body->bufs : NULL; cl;
+         cl = cl->next)
+    {
+        b = cl->buf;
+
+        if (ngx_buf_size(b) == 0) {
+            continue;
         }
+
+        /* refused before anything is allocated for it */
+
+        if (!ngx_buf_in_memory(b)) {
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "seatgate: SCIM body refused: larger than "
+                          "client_body_buffer_size");
+            ngx_http_finalize_request(r,
+                ngx_http_seatgate_scim_error(r,
+                    NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                    "the body is larger than this endpoint reads "
+                    "(client_body_buffer_size)"));
+            return;
+        }
+
+        len += (size_t) (b->last - b->pos);
     }
 
     body = ngx_pnalloc(r->pool, len + 1);
@@ -250,23 +270,9 @@ ngx_http_seatgate_scim_body(ngx_http_request_t *r)
     {
         b = cl->buf;
 
-        if (ngx_buf_size(b) == 0) {
-            continue;
+        if (ngx_buf_size(b) != 0) {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
         }
-
-        if (!ngx_buf_in_memory(b)) {
-            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                          "seatgate: SCIM body refused: larger than "
-                          "client_body_buffer_size");
-            ngx_http_finalize_request(r,
-                ngx_http_seatgate_scim_error(r,
-                    NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                    "the body is larger than this endpoint reads "
-                    "(client_body_buffer_size)"));
-            return;
-        }
-
-        p = ngx_cpymem(p, b->pos, b->last - b->pos);
     }
 
     *p = '\0';

@@ -53,4 +53,15 @@ static inline redisReply *fake_kv(const char *const *kv, size_t n)
     return r;
 }
 
+/* The value after name in a command's name/value arguments, or NULL (a
+ * command the core sent, read back by a fake machine). */
+static inline const char *fake_arg(int argc, const char **argv, const size_t *len,
+                                   const char *name)
+{
+    for (int i = 0; i + 1 < argc; i++)
+        if (strlen(name) == len[i] && memcmp(argv[i], name, len[i]) == 0)
+            return argv[i + 1];
+    return NULL;
+}
+
 #endif

@@ -31,15 +31,6 @@ static const char map_text[] = "[source]\nuser = login\nattr job = job\nscim job
                                "[rule b]\nif dept = svc\nservice_account = yes\n";
 static sg_sync_map map;
 
-/* a flat name/value array, as the scripts reply */
-static const char *arg(int argc, const char **argv, const size_t *len, const char *name)
-{
-    for (int i = 0; i + 1 < argc; i++)
-        if (strlen(name) == len[i] && memcmp(argv[i], name, len[i]) == 0)
-            return argv[i + 1];
-    return NULL;
-}
-
 static void check_json(const char *s)
 {
     json_object *o = json_tokener_parse(s);
@@ -85,15 +76,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             const size_t *len;
             sg_scim_command(s, i, &argc, &argv, &len);
             CHECK(argc >= 2);
-            const char *op = arg(argc, argv, len, "op");
-            const char *mode = arg(argc, argv, len, "mode");
+            const char *op = fake_arg(argc, argv, len, "op");
+            const char *mode = fake_arg(argc, argv, len, "mode");
             redisReply *r;
             if (op && strcmp(op, "get") == 0) {
                 const char *kv[] = {"status", "ok", "resource", parts[2], "user", "u1",
                                     "owner", ""};
                 r = fake_kv(kv, 8);
             } else if (op && (strcmp(op, "put") == 0 || strcmp(op, "delete") == 0)) {
-                const char *res = arg(argc, argv, len, "resource");
+                const char *res = fake_arg(argc, argv, len, "resource");
                 if (strcmp(op, "put") == 0) {
                     json_object *o = json_tokener_parse(res);
                     CHECK(o != NULL);

@@ -10,6 +10,7 @@ same Redis starter and seatctl runner.
 """
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -433,3 +434,26 @@ def decide_call(pool, user, op="acquire", obo="", session="", lease=0, via="cli"
 def reply_dict(reply):
     """A script's flat name/value reply as a dict."""
     return {reply[i]: reply[i + 1] for i in range(0, len(reply), 2)}
+
+
+def read_until(proc, pred, deadline):
+    """Lines of proc's stdout until pred(parsed line) holds or the deadline."""
+    buf, seen = b"", []
+    fd = proc.stdout.fileno()
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if not r:
+            if proc.poll() is not None:
+                break
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        buf += chunk
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            e = json.loads(line)
+            seen.append(e)
+            if pred(e):
+                return seen, True
+    return seen, False

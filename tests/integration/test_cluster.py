@@ -109,8 +109,6 @@ def test_audit_follow_across_masters(cl):
     """seatctl audit --follow over every pool of a cluster: one XREAD cannot
     name streams of several slots (CROSSSLOT), so the streams are followed
     one by one; new entries of pools on every master come through."""
-    import json
-    import select
     admin, decide = cl.url("admin"), cl.url("decide")
     pools = pools_on_masters(cl)
     for p in pools:
@@ -119,24 +117,14 @@ def test_audit_follow_across_masters(cl):
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          env=helpers.seatctl_env())
     try:
-        seen, buf = [], b""
+        seen = []
 
         def until(pred, secs=10):
-            nonlocal buf
-            deadline = time.monotonic() + secs
-            while time.monotonic() < deadline:
-                if not select.select([f.stdout], [], [], 0.2)[0]:
-                    assert f.poll() is None, f.stderr.read().decode()
-                    continue
-                chunk = os.read(f.stdout.fileno(), 65536)
-                assert chunk, f.stderr.read().decode()
-                buf += chunk
-                while b"\n" in buf:
-                    line, buf = buf.split(b"\n", 1)
-                    seen.append(json.loads(line))
-                if pred():
-                    return True
-            return False
+            """read entries into seen until pred() holds over all of them"""
+            _, done = helpers.read_until(f, lambda e: seen.append(e) or pred(),
+                                         time.monotonic() + secs)
+            assert f.poll() is None, f.stderr.read().decode()
+            return done
 
         assert until(lambda: {e["pool"] for e in seen if e["ev"] == "pool_created"} ==
                      set(pools)), seen

@@ -6,16 +6,14 @@ import csv
 import datetime
 import io
 import json
-import os
 import re
-import select
 import subprocess
 import time
 
 import pytest
 
 import helpers
-from helpers import EX_DENIED, EX_OK, EX_USAGE, db_snapshot, leases
+from helpers import EX_DENIED, EX_OK, EX_USAGE, db_snapshot, leases, read_until
 
 RFC3339_MS_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 CSV_COLUMNS = ["time", "at", "pool", "ev", "user", "obo", "via", "host", "pid", "client",
@@ -680,29 +678,6 @@ def test_audit_registry_stream_has_pool_underscore(seatctl, rdb):
     assert [(e["ev"], e["user"]) for e in reg] == [("user_set", "erin"), ("user_set", "erin")]
     assert "groups=,ops," in reg[0]["reason"] and "disabled=1" in reg[1]["reason"]
     assert jsonl(seatctl("audit", "--user", "erin", check=EX_OK).out) == reg
-
-
-def read_until(proc, pred, deadline):
-    """Lines of proc's stdout until pred(parsed line) holds or the deadline."""
-    buf, seen = b"", []
-    fd = proc.stdout.fileno()
-    while time.monotonic() < deadline:
-        r, _, _ = select.select([fd], [], [], 0.2)
-        if not r:
-            if proc.poll() is not None:
-                break
-            continue
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            break
-        buf += chunk
-        while b"\n" in buf:
-            line, buf = buf.split(b"\n", 1)
-            e = json.loads(line)
-            seen.append(e)
-            if pred(e):
-                return seen, True
-    return seen, False
 
 
 class Follower:

@@ -62,14 +62,15 @@ def test_the_shipped_redis_settings_load(tmp_path):
     try:
         r = redis.Redis(port=port, username="probe", password="probe-pw",
                         decode_responses=True)
+        up = False
         for _ in range(100):
             try:
-                r.ping()
+                up = r.ping()
                 break
             except redis.exceptions.ConnectionError:
                 import time
                 time.sleep(0.05)
-        assert proc.poll() is None, "redis-server did not start with the snippet"
+        assert up and proc.poll() is None, "redis-server did not start with the snippet"
         cfg = r.config_get("*-max-listpack-entries")
         assert cfg["hash-max-listpack-entries"] == "16", cfg
         assert cfg["zset-max-listpack-entries"] == "16", cfg

@@ -19,14 +19,6 @@
 static const char map_text[] = "[source]\nuser = login\nattr job = job\nscim job = title\n"
                                "[rule a]\nif job = lead\ngroups = g1\nnamed = p1\n";
 
-static const char *arg(int argc, const char **argv, const size_t *len, const char *name)
-{
-    for (int i = 0; i + 1 < argc; i++)
-        if (strlen(name) == len[i] && memcmp(argv[i], name, len[i]) == 0)
-            return argv[i + 1];
-    return NULL;
-}
-
 /* what the machine sent, one line a command: "put", "assign p1 u", ... */
 typedef struct {
     char sent[4096];
@@ -35,6 +27,14 @@ typedef struct {
     const char *owner_later; /* who has the userName when read again after a put */
     int puts;
 } script_t;
+
+/* what the machine sent ends with tail */
+static void assert_sent_ends_with(const script_t *t, const char *tail)
+{
+    size_t n = strlen(t->sent);
+    assert_true(n > strlen(tail));
+    assert_string_equal(t->sent + n - strlen(tail), tail);
+}
 
 static sg_scim *run(script_t *t, const char *method, const char *path, const char *body)
 {
@@ -58,7 +58,8 @@ static sg_scim *run(script_t *t, const char *method, const char *path, const cha
             const char **argv;
             const size_t *len;
             sg_scim_command(s, i, &argc, &argv, &len);
-            const char *op = arg(argc, argv, len, "op"), *mode = arg(argc, argv, len, "mode");
+            const char *op = fake_arg(argc, argv, len, "op");
+            const char *mode = fake_arg(argc, argv, len, "mode");
             redisReply *r;
             size_t k = strlen(t->sent);
             if (op && strcmp(op, "put") == 0) {
@@ -73,7 +74,7 @@ static sg_scim *run(script_t *t, const char *method, const char *path, const cha
                 r = fake_kv(kv, 6);
             } else if (mode) {
                 snprintf(t->sent + k, sizeof(t->sent) - k, "%s %s %s\n", mode,
-                         arg(argc, argv, len, "pool"), arg(argc, argv, len, "users"));
+                         fake_arg(argc, argv, len, "pool"), fake_arg(argc, argv, len, "users"));
                 int un = strcmp(mode, "unassign") == 0;
                 const char *kv[] = {"status", "ok", "changed", un && t->took ? t->took : "1"};
                 r = fake_kv(kv, 4);
@@ -143,10 +144,7 @@ static void test_retries_used_up_give_the_seat_back(void **state)
     assert_int_equal(sg_scim_status(s), 409);
     assert_non_null(strstr(body_of(s), "changed by other requests"));
     assert_int_equal(t.puts, 4);
-    size_t n = strlen(t.sent);
-    const char *tail = "put\nunassign p1 jdoe\n";
-    assert_true(n > strlen(tail));
-    assert_string_equal(t.sent + n - strlen(tail), tail);
+    assert_sent_ends_with(&t, "put\nunassign p1 jdoe\n");
     sg_scim_free(s);
 }
 
@@ -160,10 +158,7 @@ static void test_refusal_after_a_retry_gives_the_seat_back(void **state)
     assert_int_equal(sg_scim_status(s), 409);
     assert_non_null(strstr(body_of(s), "uniqueness"));
     assert_int_equal(t.puts, 1);
-    size_t n = strlen(t.sent);
-    const char *tail = "\nunassign p1 jdoe\n";
-    assert_true(n > strlen(tail));
-    assert_string_equal(t.sent + n - strlen(tail), tail);
+    assert_sent_ends_with(&t, "\nunassign p1 jdoe\n");
     sg_scim_free(s);
 }
 
@@ -174,9 +169,7 @@ static void test_refusal_without_seats_sends_nothing_more(void **state)
     script_t t = {.put_status = "conflict", .took = "0"};
     sg_scim *s = run(&t, "POST", "/Users", agent);
     assert_int_equal(sg_scim_status(s), 409);
-    size_t n = strlen(t.sent);
-    assert_string_equal(t.sent + n - strlen("unassign p1 jdoe\nput\n"),
-                        "unassign p1 jdoe\nput\n");
+    assert_sent_ends_with(&t, "unassign p1 jdoe\nput\n");
     sg_scim_free(s);
 }
 
